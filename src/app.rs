@@ -1,0 +1,138 @@
+//! Builds the shop from a [`Config`] (store, queue, job handlers, HTTP router) and runs it
+//! until shutdown: workers, schedules and the server share one cancellation token and one
+//! task tracker, so SIGTERM drains in-flight work before exit.
+
+use crate::catalog;
+use crate::config::{Config, Secret};
+use crate::domain::Currency;
+use crate::jobs::{JobSettings, ShopJobs, UpdateProcessor};
+use crate::messenger::{LogMessenger, Messenger};
+use crate::queue::{Queue, QueueOptions, Schedules, schedules};
+use crate::store::{Clock, Store, StoreOptions};
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What every request handler and job can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub queue: Queue,
+    pub config: Arc<Config>,
+    pub admin_token: Secret,
+}
+
+/// Replaceable parts (tests swap them).
+#[derive(Default)]
+pub struct Parts {
+    pub clock: Option<Clock>,
+    pub messenger: Option<Arc<dyn Messenger>>,
+    pub updates: Option<Arc<dyn UpdateProcessor>>,
+}
+
+/// The assembled shop.
+pub struct App {
+    pub state: AppState,
+}
+
+impl App {
+    /// Opens the store (importing the demo catalogue into an empty one when configured) and
+    /// wires the queue and handlers.
+    pub async fn build(config: Config, parts: Parts) -> anyhow::Result<App> {
+        config.validate()?;
+        let opts = StoreOptions {
+            max_batch: config.max_batch,
+            gather: Duration::from_micros(config.gather_us),
+            clock: parts.clock.unwrap_or(Clock::System),
+        };
+        let path = config.db_path();
+        let store = tokio::task::spawn_blocking(move || Store::open(&path, opts))
+            .await?
+            .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+        if config.demo_catalog && store.products().await?.is_empty() {
+            let cur = Currency::parse(&config.currency)?;
+            let cat = catalog::parse_json(catalog::DEMO_CATALOG, cur)
+                .context("the embedded demo catalogue")?;
+            let sum = store.write(move |tx| catalog::apply(tx, &cat)).await?;
+            tracing::info!(
+                products = sum.products_created,
+                stock = sum.stock_added,
+                "empty database: imported the demo catalogue (set LAVKA_DEMO_CATALOG=false to start empty)"
+            );
+        }
+        let admin_token = config.resolve_admin_token()?;
+        let messenger = parts
+            .messenger
+            .unwrap_or_else(|| Arc::new(LogMessenger::new(store.clone())));
+        let handler = Arc::new(ShopJobs {
+            store: store.clone(),
+            messenger,
+            updates: parts.updates,
+            settings: JobSettings {
+                admin_chat_ids: config.admin_ids.clone(),
+                default_lang: config.lang(),
+                backups_dir: config.backups_dir(),
+                snapshots_keep: config.snapshots_keep,
+                done_retention: Duration::from_secs(config.done_job_retention_hours * 3600),
+                outbox_keep: config.outbox_keep,
+            },
+        });
+        let queue = Queue::new(
+            store.clone(),
+            handler,
+            QueueOptions {
+                concurrency: config.workers,
+                backoff_base: Duration::from_millis(config.job_backoff_base_ms),
+                backoff_cap: Duration::from_secs(config.job_backoff_cap_secs),
+                ..QueueOptions::default()
+            },
+        );
+        Ok(App {
+            state: AppState {
+                store,
+                queue,
+                config: Arc::new(config),
+                admin_token,
+            },
+        })
+    }
+
+    /// Serves HTTP on `listener` and runs workers and schedules until `cancel` fires.
+    pub async fn run(self, listener: TcpListener, cancel: CancellationToken) -> anyhow::Result<()> {
+        let state = self.state;
+        let addr = listener.local_addr()?;
+        let addr_file = state.config.addr_file();
+        std::fs::write(&addr_file, format!("http://{addr}\n"))
+            .context("writing the address file")?;
+        let tracker = TaskTracker::new();
+        if state.config.workers > 0 {
+            state.queue.spawn_workers(&tracker, cancel.clone());
+        }
+        let sched = if state.config.scheduler {
+            Some(
+                Schedules::start(state.queue.clone(), schedules(&state.config.snapshot_cron))
+                    .await?,
+            )
+        } else {
+            None
+        };
+        tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "Lavka is listening on http://{addr}");
+        let router = crate::http::router(state.clone());
+        let c = cancel.clone();
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { c.cancelled().await })
+            .await;
+        cancel.cancel();
+        if let Some(s) = sched {
+            s.shutdown().await;
+        }
+        tracker.close();
+        tracker.wait().await;
+        let _ = std::fs::remove_file(&addr_file);
+        tracing::info!("stopped");
+        served.context("HTTP server")
+    }
+}

@@ -1,0 +1,262 @@
+//! `lavka bench`: built-in benchmarks on fresh temporary stores with durable commits. They
+//! print numbers; tests never assert on them.
+
+use crate::domain::{Currency, JobKind, JobRecord, Product, ProductId, StockItem, StockState};
+use crate::queue::{Handler, JobError, Queue, QueueOptions, RunOutcome};
+use crate::store::jobs::{EnqueueOpts, enqueue};
+use crate::store::orders::{Payment, complete_purchase, reserve_product_for_purchase};
+use crate::store::products::{add_stock, upsert_product};
+use crate::store::{Store, StoreOptions};
+use anyhow::Context;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Milliseconds for one small synchronous write (8 KiB + fdatasync), averaged over 50.
+pub fn fsync_ms(dir: &std::path::Path) -> f64 {
+    let path = dir.join("fsync-probe");
+    let Ok(mut f) = std::fs::File::create(&path) else {
+        return -1.0;
+    };
+    let buf = [0u8; 8192];
+    let t = Instant::now();
+    for _ in 0..50 {
+        if f.write_all(&buf).and_then(|_| f.sync_data()).is_err() {
+            return -1.0;
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    t.elapsed().as_secs_f64() * 1000.0 / 50.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Concurrent reserve → complete purchases for `seconds` by `buyers` tasks.
+pub async fn store(buyers: usize, seconds: u64) -> anyhow::Result<Value> {
+    let dir = tempfile::tempdir()?;
+    let fsync_before = fsync_ms(dir.path());
+    let store = Store::open(&dir.path().join("bench.redb"), StoreOptions::default())?;
+    let pid = ProductId::parse("bench-key")?;
+    let product = Product {
+        id: pid.clone(),
+        title: "Bench key".into(),
+        description: String::new(),
+        category: "bench".into(),
+        tags: vec![],
+        price: 10_000,
+        currency: Currency::RUB,
+        discount_percent: 0,
+        discount_until: None,
+        fulfillment_hours: None,
+        supplier: None,
+        active: true,
+        updated_at: 0,
+    };
+    store
+        .write(move |tx| upsert_product(tx, product.clone()))
+        .await?;
+    // Enough stock that buyers never run out: well above the fastest rate seen.
+    let items = (seconds * 20_000).clamp(20_000, 2_000_000);
+    let mut next = 0u64;
+    while next < items {
+        let chunk: Vec<String> = (next..(next + 5000).min(items))
+            .map(|i| format!("KEY-{i:09}"))
+            .collect();
+        next += chunk.len() as u64;
+        let p = pid.clone();
+        store.write(move |tx| add_stock(tx, &p, &chunk)).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for b in 0..buyers {
+        let store = store.clone();
+        let pid = pid.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let p = pid.clone();
+                let user = b as i64 + 1;
+                let order = store
+                    .write(move |tx| reserve_product_for_purchase(tx, user, &p, 1, 900_000))
+                    .await?;
+                let pay = Payment {
+                    provider: "bench".into(),
+                    external_id: format!("{b}-{n}"),
+                    amount: order.amount,
+                    currency: order.currency,
+                };
+                let oid = order.id;
+                store
+                    .write(move |tx| complete_purchase(tx, oid, &pay))
+                    .await?;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                n += 1;
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let report = store.check().await?;
+    let p = pid.clone();
+    let sold_items: Vec<StockItem> = store.stock_items(p).await?;
+    let sold = sold_items
+        .iter()
+        .filter(|i| i.state == StockState::Sold)
+        .count();
+    let oversold = sold.saturating_sub(lat.len())
+        + report
+            .violations
+            .iter()
+            .filter(|v| v.contains("several"))
+            .count();
+    let stats = store.writer_stats();
+    let commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
+    let ops = stats.ops.load(std::sync::atomic::Ordering::Relaxed);
+    let fsync_after = fsync_ms(dir.path());
+    Ok(json!({
+        "buyers": buyers,
+        "seconds": round2(elapsed),
+        "purchases": lat.len(),
+        "purchases_per_sec": (lat.len() as f64 / elapsed).round(),
+        "p50_ms": round2(percentile(&lat, 0.5)),
+        "p99_ms": round2(percentile(&lat, 0.99)),
+        "oversold": oversold,
+        "invariants": if report.ok() { "ok".to_string() } else { format!("{} violations", report.violations.len()) },
+        "ops_per_commit": round2(ops as f64 / commits.max(1) as f64),
+        "fsync_ms_before": round2(fsync_before),
+        "fsync_ms_after": round2(fsync_after),
+    }))
+}
+
+struct Stamp {
+    done: Mutex<HashMap<u64, Instant>>,
+}
+
+#[async_trait::async_trait]
+impl Handler for Stamp {
+    async fn handle(&self, _job: &JobRecord) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+/// Enqueue → run → ack of `jobs` no-op jobs with `concurrency` workers.
+pub async fn queue(jobs: u64, concurrency: usize) -> anyhow::Result<Value> {
+    let dir = tempfile::tempdir()?;
+    let fsync_before = fsync_ms(dir.path());
+    let store = Store::open(&dir.path().join("bench.redb"), StoreOptions::default())?;
+    let handler = Arc::new(Stamp {
+        done: Mutex::new(HashMap::new()),
+    });
+    let q = Queue::new(
+        store.clone(),
+        handler.clone(),
+        QueueOptions {
+            concurrency,
+            ..Default::default()
+        },
+    );
+    let enqueued: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let started = Instant::now();
+    // The producer enqueues in chunks of 100 jobs per transaction, concurrently with workers.
+    let producer = {
+        let store = store.clone();
+        let enqueued = enqueued.clone();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while n < jobs {
+                let k = 100.min(jobs - n);
+                let first = n;
+                let ids = store
+                    .write(move |tx| {
+                        (first..first + k)
+                            .map(|i| {
+                                enqueue(tx, JobKind::Noop { n: i }, EnqueueOpts::default())
+                                    .map(|e| e.id)
+                            })
+                            .collect::<crate::Result<Vec<u64>>>()
+                    })
+                    .await?;
+                let now = Instant::now();
+                {
+                    let mut m = enqueued.lock().expect("lock");
+                    for id in ids {
+                        m.insert(id, now);
+                    }
+                }
+                n += k;
+                tokio::task::yield_now().await;
+            }
+            anyhow::Ok(())
+        })
+    };
+    let mut workers = Vec::new();
+    let done_count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for _ in 0..concurrency {
+        let q = q.clone();
+        let h = handler.clone();
+        let done_count = done_count.clone();
+        workers.push(tokio::spawn(async move {
+            loop {
+                if done_count.load(std::sync::atomic::Ordering::Relaxed) >= jobs {
+                    return anyhow::Ok(());
+                }
+                match q.run_once().await? {
+                    RunOutcome::Ran { id, .. } => {
+                        h.done.lock().expect("lock").insert(id, Instant::now());
+                        done_count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    _ => tokio::time::sleep(Duration::from_micros(200)).await,
+                }
+            }
+        }));
+    }
+    producer.await?.context("producer")?;
+    for w in workers {
+        w.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let enq = enqueued.lock().expect("lock");
+    let done = handler.done.lock().expect("lock");
+    let mut lat: Vec<f64> = done
+        .iter()
+        .filter_map(|(id, t)| {
+            enq.get(id)
+                .map(|e| t.saturating_duration_since(*e).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let stats = store.writer_stats();
+    let commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
+    let ops = stats.ops.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(json!({
+        "jobs": done.len(),
+        "concurrency": concurrency,
+        "seconds": round2(elapsed),
+        "jobs_per_sec": (done.len() as f64 / elapsed).round(),
+        "p50_ms": round2(percentile(&lat, 0.5)),
+        "p99_ms": round2(percentile(&lat, 0.99)),
+        "ops_per_commit": round2(ops as f64 / commits.max(1) as f64),
+        "fsync_ms_before": round2(fsync_before),
+        "fsync_ms_after": round2(fsync_ms(dir.path())),
+    }))
+}

@@ -1,0 +1,277 @@
+//! One `Config`: built-in defaults < `lavka.toml` < `LAVKA_*` environment variables <
+//! command-line flags. Secrets are held in [`Secret`], whose `Debug` and `Serialize` mask them.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A secret string: never printed.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "***" })
+    }
+}
+
+/// Shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN: usize = 16;
+
+/// Everything configurable. Every field has a working default.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory of the database, indexes and backups.
+    pub data_dir: PathBuf,
+    /// Address the HTTP server listens on.
+    pub listen: String,
+    /// Shop name shown to customers.
+    pub shop_name: String,
+    /// Shop currency (ISO code) for imports without one.
+    pub currency: String,
+    /// Language for customers whose language is unknown: "ru" or "en".
+    pub default_lang: String,
+    /// Bearer token of the admin API (at least 16 characters). Unset: one is generated on
+    /// first start and kept in `<data_dir>/admin-token`.
+    pub admin_token: Option<Secret>,
+    /// Telegram chat ids of the shop's admins (alerts, admin commands).
+    pub admin_ids: Vec<i64>,
+    /// How long a reservation waits for payment, seconds.
+    pub reservation_ttl_secs: u64,
+    /// Job workers running at once (0: none; jobs run only when asked, as in tests).
+    pub workers: usize,
+    /// First retry delay of a failed job, milliseconds (doubles each attempt, with jitter).
+    pub job_backoff_base_ms: u64,
+    /// Longest retry delay of a failed job, seconds.
+    pub job_backoff_cap_secs: u64,
+    /// Finished jobs are kept this long, hours.
+    pub done_job_retention_hours: u64,
+    /// Outbox messages kept for the admin.
+    pub outbox_keep: u64,
+    /// Most write operations in one group commit.
+    pub max_batch: usize,
+    /// Extra time the writer waits to gather a batch, microseconds (0: none).
+    pub gather_us: u64,
+    /// When the daily snapshot runs (cron with seconds, UTC).
+    pub snapshot_cron: String,
+    /// Snapshots kept in `<data_dir>/backups`.
+    pub snapshots_keep: usize,
+    /// Largest request body accepted, bytes.
+    pub body_limit_bytes: usize,
+    /// Import the demo catalogue when the database is empty.
+    pub demo_catalog: bool,
+    /// Run the periodic jobs (expiry, refunds, pruning, snapshots).
+    pub scheduler: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("data"),
+            listen: "127.0.0.1:8080".into(),
+            shop_name: "Lavka".into(),
+            currency: "RUB".into(),
+            default_lang: "ru".into(),
+            admin_token: None,
+            admin_ids: Vec::new(),
+            reservation_ttl_secs: 15 * 60,
+            workers: 4,
+            job_backoff_base_ms: 1000,
+            job_backoff_cap_secs: 3600,
+            done_job_retention_hours: 24 * 7,
+            outbox_keep: 10_000,
+            max_batch: 256,
+            gather_us: 0,
+            snapshot_cron: "0 30 3 * * *".into(),
+            snapshots_keep: 7,
+            body_limit_bytes: 2 * 1024 * 1024,
+            demo_catalog: true,
+            scheduler: true,
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if it exists; `lavka.toml` in the working directory when
+    /// not given), then `LAVKA_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        use figment::Figment;
+        use figment::providers::{Env, Format, Serialized, Toml};
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        let path = file
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("lavka.toml"));
+        if path.exists() {
+            fig = fig.merge(Toml::file(&path));
+        } else if file.is_some() {
+            return Err(Error::bad(format!(
+                "config file {} does not exist",
+                path.display()
+            )));
+        }
+        // Only variables that name a field: other LAVKA_* variables (LAVKA_CONFIG, test
+        // switches) are not configuration.
+        let known: Vec<String> = match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        fig = fig.merge(
+            Env::prefixed("LAVKA_").filter(move |k| known.iter().any(|f| f.as_str() == k.as_str())),
+        );
+        let cfg: Config = fig
+            .extract()
+            .map_err(|e| Error::bad(format!("configuration: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Defaults for tests: a data dir, port 0, a known admin token, no demo catalogue.
+    pub fn for_tests(dir: &Path) -> Config {
+        Config {
+            data_dir: dir.to_path_buf(),
+            listen: "127.0.0.1:0".into(),
+            admin_token: Some(Secret::new("test-admin-token-0123456789")),
+            demo_catalog: false,
+            scheduler: false,
+            workers: 0,
+            job_backoff_base_ms: 100,
+            ..Config::default()
+        }
+    }
+
+    /// Checks values that would otherwise fail later and obscurely.
+    pub fn validate(&self) -> Result<()> {
+        crate::domain::Currency::parse(&self.currency)?;
+        if crate::texts::Lang::parse(&self.default_lang).is_none() {
+            return Err(Error::bad("default_lang must be \"ru\" or \"en\""));
+        }
+        if let Some(t) = &self.admin_token
+            && t.expose().trim().len() < MIN_ADMIN_TOKEN
+        {
+            return Err(Error::bad(format!(
+                "admin_token must be at least {MIN_ADMIN_TOKEN} characters; the admin API will not start with a short token"
+            )));
+        }
+        if self.reservation_ttl_secs == 0 {
+            return Err(Error::bad("reservation_ttl_secs must be positive"));
+        }
+        if self.max_batch == 0 {
+            return Err(Error::bad("max_batch must be positive"));
+        }
+        Ok(())
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("lavka.redb")
+    }
+    pub fn backups_dir(&self) -> PathBuf {
+        self.data_dir.join("backups")
+    }
+    /// Where a running server writes the address it listens on.
+    pub fn addr_file(&self) -> PathBuf {
+        self.data_dir.join("lavka.addr")
+    }
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.data_dir.join("admin-token")
+    }
+    pub fn lang(&self) -> crate::texts::Lang {
+        crate::texts::Lang::parse(&self.default_lang).unwrap_or(crate::texts::Lang::Ru)
+    }
+
+    /// The admin token: configured, else the one kept in the data dir (created if missing).
+    pub fn resolve_admin_token(&self) -> Result<Secret> {
+        if let Some(t) = &self.admin_token {
+            return Ok(t.clone());
+        }
+        let path = self.admin_token_file();
+        if let Ok(t) = std::fs::read_to_string(&path) {
+            let t = t.trim().to_string();
+            if t.len() >= MIN_ADMIN_TOKEN {
+                return Ok(Secret(t));
+            }
+        }
+        let token: String = (0..32)
+            .map(|_| {
+                let chars = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+                chars[fastrand::usize(..chars.len())] as char
+            })
+            .collect();
+        std::fs::create_dir_all(&self.data_dir)?;
+        write_private(&path, &token)?;
+        Ok(Secret(token))
+    }
+
+    /// The admin token for a client command (backup, check) talking to a running server.
+    pub fn client_admin_token(&self) -> Option<Secret> {
+        self.admin_token.clone().or_else(|| {
+            std::fs::read_to_string(self.admin_token_file())
+                .ok()
+                .map(|t| Secret(t.trim().to_string()))
+        })
+    }
+}
+
+fn write_private(path: &Path, content: &str) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        f.write_all(content.as_bytes())?;
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::write(path, content)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_in_debug_and_json() {
+        let c = Config {
+            admin_token: Some(Secret::new("very-secret-token-123")),
+            ..Config::default()
+        };
+        assert!(!format!("{c:?}").contains("very-secret"));
+        assert!(!serde_json::to_string(&c).unwrap().contains("very-secret"));
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused() {
+        let c = Config {
+            admin_token: Some(Secret::new("short")),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}

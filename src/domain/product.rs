@@ -1,0 +1,207 @@
+//! Products, suppliers, stock items and the availability view.
+
+use super::{Currency, Millis, OrderId};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// A product id: 1–64 ASCII letters, digits, `-`, `_` or `.` (it travels in callback data).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ProductId(String);
+
+impl ProductId {
+    pub fn parse(s: &str) -> Result<Self> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
+        if !ok {
+            return Err(Error::bad(format!(
+                "product id must be 1-64 characters of a-z, 0-9, '-', '_', '.', got {s:?}"
+            )));
+        }
+        Ok(ProductId(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for ProductId {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        ProductId::parse(&s)
+    }
+}
+impl From<ProductId> for String {
+    fn from(p: ProductId) -> String {
+        p.0
+    }
+}
+impl std::fmt::Display for ProductId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A product as the shop owner defines it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    pub id: ProductId,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Price in minor units of `currency`.
+    pub price: i64,
+    pub currency: Currency,
+    #[serde(default)]
+    pub discount_percent: u8,
+    /// The discount ends at this moment (unix ms); `None` = no end.
+    #[serde(default)]
+    pub discount_until: Option<Millis>,
+    /// Present: can be pre-ordered and a supplier delivers within this many hours.
+    #[serde(default)]
+    pub fulfillment_hours: Option<u32>,
+    #[serde(default)]
+    pub supplier: Option<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+    #[serde(default)]
+    pub updated_at: Millis,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Product {
+    /// Checks the rules every stored product obeys.
+    pub fn validate(&self) -> Result<()> {
+        if self.title.trim().is_empty() {
+            return Err(Error::bad(format!("product {}: title is empty", self.id)));
+        }
+        if self.title.chars().count() > 200 {
+            return Err(Error::bad(format!(
+                "product {}: title longer than 200",
+                self.id
+            )));
+        }
+        if self.description.chars().count() > 4000 {
+            return Err(Error::bad(format!(
+                "product {}: description longer than 4000",
+                self.id
+            )));
+        }
+        if self.price < 0 {
+            return Err(Error::bad(format!(
+                "product {}: price is negative",
+                self.id
+            )));
+        }
+        if self.price > 1_000_000_000_00 {
+            return Err(Error::bad(format!(
+                "product {}: price is too large",
+                self.id
+            )));
+        }
+        if self.discount_percent > 100 {
+            return Err(Error::bad(format!(
+                "product {}: discount_percent must be 0-100",
+                self.id
+            )));
+        }
+        if let Some(h) = self.fulfillment_hours
+            && (h == 0 || h > 24 * 365)
+        {
+            return Err(Error::bad(format!(
+                "product {}: fulfillment_hours must be 1-8760",
+                self.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// The discount in force at `now`.
+    pub fn discount_at(&self, now: Millis) -> u8 {
+        match self.discount_until {
+            Some(until) if until < now => 0,
+            _ => self.discount_percent,
+        }
+    }
+
+    /// The unit price after the discount in force at `now`.
+    pub fn final_price_at(&self, now: Millis) -> i64 {
+        super::money::apply_discount(self.price, self.discount_at(now))
+    }
+
+    pub fn can_preorder(&self) -> bool {
+        self.active && self.fulfillment_hours.is_some()
+    }
+}
+
+/// A supplier who fulfils pre-orders.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Supplier {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub telegram_chat_id: Option<i64>,
+}
+
+/// Where a stock item is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StockState {
+    Available,
+    Reserved,
+    Sold,
+    /// Withdrawn by the owner; never sold.
+    Removed,
+}
+
+/// One deliverable unit: a key, an account, a link.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StockItem {
+    pub id: u64,
+    pub product_id: ProductId,
+    pub content: String,
+    pub state: StockState,
+    #[serde(default)]
+    pub order_id: Option<OrderId>,
+    pub added_at: Millis,
+}
+
+/// One row of the availability view (the former `available_stock_with_discounts`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Availability {
+    pub product_id: ProductId,
+    pub title: String,
+    pub active: bool,
+    /// Items in stock right now (not reserved, not sold).
+    pub available: u64,
+    pub price: i64,
+    pub discount_percent: u8,
+    pub final_price: i64,
+    pub currency: Currency,
+    /// Can be ordered now: in stock, or pre-orderable.
+    pub can_fulfill: bool,
+    /// Hours a supplier needs for a pre-order, when pre-orderable.
+    pub fulfillment_hours: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn product_ids_are_validated() {
+        assert!(ProductId::parse("win11-pro").is_ok());
+        assert!(ProductId::parse("").is_err());
+        assert!(ProductId::parse("with space").is_err());
+        assert!(ProductId::parse("кириллица").is_err());
+        assert!(ProductId::parse(&"x".repeat(65)).is_err());
+    }
+}

@@ -1,0 +1,113 @@
+//! The crate's one error type. Domain rejections (4xx-like) are raised by store operations
+//! *before* they write anything; everything else is an internal failure.
+
+/// Result with the crate error by default.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every failure Lavka reports.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input is malformed or violates a rule; the message is for the user.
+    #[error("{0}")]
+    BadInput(String),
+    /// The thing asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request conflicts with the current state (wrong order state, already done...).
+    #[error("{0}")]
+    Conflict(String),
+    /// Not enough stock to reserve.
+    #[error("out of stock: {0}")]
+    OutOfStock(String),
+    /// Not enough balance to pay.
+    #[error("insufficient balance: need {need}, have {have}")]
+    InsufficientBalance { need: i64, have: i64 },
+    /// Missing or wrong credentials.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The database file is newer than this binary understands, or otherwise unusable.
+    #[error("{0}")]
+    Schema(String),
+    /// Storage engine failure.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// An outbound call failed in a way worth retrying.
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else that is our fault.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A rejection decided by validation (no state was changed), as opposed to a failure.
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            Error::BadInput(_)
+                | Error::NotFound(_)
+                | Error::Conflict(_)
+                | Error::OutOfStock(_)
+                | Error::InsufficientBalance { .. }
+                | Error::Unauthorized
+        )
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Storage(_) | Error::Unavailable(_))
+    }
+
+    /// A short stable code for APIs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadInput(_) => "bad_input",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::OutOfStock(_) => "out_of_stock",
+            Error::InsufficientBalance { .. } => "insufficient_balance",
+            Error::Unauthorized => "unauthorized",
+            Error::Schema(_) => "schema",
+            Error::Storage(_) => "storage",
+            Error::Unavailable(_) => "unavailable",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    pub fn bad(msg: impl Into<String>) -> Self {
+        Error::BadInput(msg.into())
+    }
+    pub fn conflict(msg: impl Into<String>) -> Self {
+        Error::Conflict(msg.into())
+    }
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Error::NotFound(what.into())
+    }
+    pub fn internal(msg: impl std::fmt::Display) -> Self {
+        Error::Internal(msg.to_string())
+    }
+}
+
+macro_rules! storage_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self { Error::Storage(e.to_string()) }
+        }
+    )*};
+}
+storage_from!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::CompactionError,
+    std::io::Error
+);
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Internal(format!("encoding: {e}"))
+    }
+}

@@ -1,0 +1,531 @@
+//! The admin API under `/admin/api`, guarded by a bearer token compared in constant time.
+
+use super::error::{ApiError, ApiResult, JsonBody};
+use crate::app::AppState;
+use crate::catalog;
+use crate::domain::{
+    Currency, JobState, OrderId, OrderKind, OrderStatus, Product, ProductId, UserId,
+};
+use crate::error::Error;
+use crate::store::orders::{OrderFilter, Payment};
+use crate::store::{Tx, ledger, orders as ops, products as pops};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+/// Lets the request through only with `Authorization: Bearer <admin token>`.
+pub async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let want = s.admin_token.expose().as_bytes();
+    if given.is_empty() || !bool::from(given.as_bytes().ct_eq(want)) {
+        metrics::counter!("lavka_admin_unauthorized_total").increment(1);
+        return ApiError(Error::Unauthorized).into_response();
+    }
+    next.run(req).await
+}
+
+/// Parses an optional JSON body (empty means none).
+fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<Option<T>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| Error::bad(format!("body: {e}")).into())
+}
+
+fn pid(id: &str) -> ApiResult<ProductId> {
+    Ok(ProductId::parse(id)?)
+}
+
+fn currency(s: &AppState) -> Currency {
+    Currency::parse(&s.config.currency).unwrap_or(Currency::RUB)
+}
+
+pub async fn list_products(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let products = s.store.products().await?;
+    let avail = s.store.available_stock_with_discounts().await?;
+    let rows: Vec<Value> = products
+        .into_iter()
+        .zip(avail)
+        .map(|(p, a)| json!({ "product": p, "availability": a }))
+        .collect();
+    Ok(Json(json!({ "products": rows })))
+}
+
+pub async fn get_product(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = pid(&id)?;
+    let p = s.store.product(id.clone()).await?;
+    let a = s.store.availability(id).await?;
+    Ok(Json(json!({ "product": p, "availability": a })))
+}
+
+/// Body: one product in the catalogue format (price in major units unless
+/// `"price_units": "minor"` is given next to it).
+pub async fn upsert_product(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(mut body): JsonBody<Value>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let obj = body
+        .as_object_mut()
+        .ok_or_else(|| Error::bad("the body must be a JSON object"))?;
+    let price_units = obj.remove("price_units");
+    let cur = obj.remove("currency");
+    match obj.get("id") {
+        None => {
+            obj.insert("id".into(), Value::String(id.clone()));
+        }
+        Some(Value::String(given)) if *given == id => {}
+        Some(_) => {
+            return Err(Error::bad("the id in the body differs from the id in the path").into());
+        }
+    }
+    let mut cat = json!({ "products": [body] });
+    if let Some(u) = price_units {
+        cat["price_units"] = u;
+    }
+    if let Some(c) = cur {
+        cat["currency"] = c;
+    }
+    let parsed = catalog::parse_json(&cat.to_string(), currency(&s))?;
+    let product: Product = parsed
+        .products
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::bad("no product"))?;
+    let p2 = product.clone();
+    let created = s
+        .store
+        .write(move |tx| pops::upsert_product(tx, p2.clone()))
+        .await?;
+    let code = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        code,
+        Json(json!({ "product": product, "created": created })),
+    ))
+}
+
+async fn set_active(s: AppState, id: String, active: bool) -> ApiResult<Json<Value>> {
+    let id = pid(&id)?;
+    let p = s
+        .store
+        .write(move |tx| pops::set_product_active(tx, &id, active))
+        .await?;
+    Ok(Json(json!({ "product": p })))
+}
+
+pub async fn activate_product(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_active(s, id, true).await
+}
+
+pub async fn deactivate_product(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_active(s, id, false).await
+}
+
+pub async fn list_stock(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let items = s.store.stock_items(pid(&id)?).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// Body: `{"items": ["...", ...]}` as JSON, or plain text with one item per line.
+pub async fn add_stock(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> ApiResult<Json<Value>> {
+    let id = pid(&id)?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let items: Vec<String> = if is_json {
+        #[derive(Deserialize)]
+        struct Items {
+            items: Vec<String>,
+        }
+        serde_json::from_str::<Items>(&body)
+            .map_err(|e| Error::bad(format!("body: {e}")))?
+            .items
+    } else {
+        body.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    if items.is_empty() {
+        return Err(Error::bad("no stock items in the body").into());
+    }
+    let added = s
+        .store
+        .write(move |tx| pops::add_stock(tx, &id, &items))
+        .await?;
+    Ok(Json(json!(added)))
+}
+
+pub async fn remove_stock(
+    State(s): State<AppState>,
+    Path(item): Path<u64>,
+) -> ApiResult<Json<Value>> {
+    let item = s
+        .store
+        .write(move |tx| pops::remove_stock_item(tx, item))
+        .await?;
+    Ok(Json(
+        json!({ "removed": item.id, "product_id": item.product_id }),
+    ))
+}
+
+/// Body: a catalogue in the JSON import format.
+pub async fn import(State(s): State<AppState>, body: String) -> ApiResult<Json<Value>> {
+    let cat = catalog::parse_json(&body, currency(&s))?;
+    let sum = s.store.write(move |tx| catalog::apply(tx, &cat)).await?;
+    Ok(Json(json!(sum)))
+}
+
+#[derive(Deserialize)]
+pub struct OrdersQuery {
+    status: Option<String>,
+    user: Option<UserId>,
+    before: Option<OrderId>,
+    limit: Option<usize>,
+}
+
+pub async fn list_orders(
+    State(s): State<AppState>,
+    Query(q): Query<OrdersQuery>,
+) -> ApiResult<Json<Value>> {
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(st) => Some(
+            OrderStatus::parse(st).ok_or_else(|| Error::bad(format!("unknown status {st:?}")))?,
+        ),
+    };
+    let orders = s
+        .store
+        .orders(OrderFilter {
+            status,
+            user: q.user,
+            before: q.before,
+            limit: q.limit,
+        })
+        .await?;
+    Ok(Json(json!({ "orders": orders })))
+}
+
+pub async fn get_order(
+    State(s): State<AppState>,
+    Path(id): Path<OrderId>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "order": s.store.order(id).await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrder {
+    user_id: UserId,
+    product_id: String,
+    #[serde(default)]
+    quantity: Option<u32>,
+    /// "instant" (default) or "prepaid".
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+/// A manual sale: creates an order for a user (reserving stock, or a pre-order).
+pub async fn create_order(
+    State(s): State<AppState>,
+    JsonBody(b): JsonBody<NewOrder>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let product = pid(&b.product_id)?;
+    let kind = match b.kind.as_deref() {
+        None | Some("instant") => OrderKind::Instant,
+        Some("prepaid") => OrderKind::Prepaid,
+        Some(k) => {
+            return Err(Error::bad(format!("kind must be instant or prepaid, got {k:?}")).into());
+        }
+    };
+    let qty = b.quantity.unwrap_or(1);
+    let ttl = s.config.reservation_ttl_secs as i64 * 1000;
+    let user = b.user_id;
+    let o = s
+        .store
+        .write(move |tx| {
+            ops::create_order_with_availability_check(tx, user, &product, qty, kind, ttl)
+        })
+        .await?;
+    metrics::counter!("lavka_orders_created_total", "kind" => if kind == OrderKind::Instant { "instant" } else { "prepaid" }).increment(1);
+    Ok((StatusCode::CREATED, Json(json!({ "order": o }))))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Confirm {
+    /// The owner's reference for the money (bank transfer id); default `order:<id>`.
+    #[serde(default)]
+    reference: Option<String>,
+    /// Amount received in major units; default the order's amount.
+    #[serde(default)]
+    amount: Option<String>,
+    #[serde(default)]
+    currency: Option<String>,
+}
+
+/// A manual payment confirmation (bank transfer). Idempotent per reference.
+pub async fn confirm_payment(
+    State(s): State<AppState>,
+    Path(id): Path<OrderId>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let b: Confirm = optional_json(&body)?.unwrap_or_default();
+    let order = s.store.order(id).await?;
+    let cur = match &b.currency {
+        Some(c) => Currency::parse(c)?,
+        None => order.currency,
+    };
+    let amount = match &b.amount {
+        Some(a) => cur.parse_major(a)?,
+        None => order.amount,
+    };
+    let pay = Payment {
+        provider: "manual".into(),
+        external_id: b.reference.clone().unwrap_or_else(|| format!("order:{id}")),
+        amount,
+        currency: cur,
+    };
+    let res = s
+        .store
+        .write(move |tx| ops::apply_payment(tx, id, &pay))
+        .await?;
+    metrics::counter!("lavka_payments_total", "provider" => "manual", "outcome" => format!("{:?}", res.outcome)).increment(1);
+    Ok(Json(json!({
+        "order": res.order,
+        "outcome": res.outcome,
+        "duplicate": res.duplicate,
+        "balance": res.balance,
+    })))
+}
+
+#[derive(Deserialize, Default)]
+pub struct Reason {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub async fn refund(
+    State(s): State<AppState>,
+    Path(id): Path<OrderId>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let reason = optional_json::<Reason>(&body)?
+        .and_then(|b| b.reason)
+        .unwrap_or_else(|| "refunded by the shop".into());
+    let r = s
+        .store
+        .write(move |tx| ops::process_refund(tx, id, &reason))
+        .await?;
+    Ok(Json(json!(r)))
+}
+
+#[derive(Deserialize)]
+pub struct Fulfil {
+    content: String,
+}
+
+pub async fn fulfill(
+    State(s): State<AppState>,
+    Path(id): Path<OrderId>,
+    JsonBody(b): JsonBody<Fulfil>,
+) -> ApiResult<Json<Value>> {
+    let o = s
+        .store
+        .write(move |tx| ops::fulfill_prepaid_order(tx, id, &b.content, None))
+        .await?;
+    Ok(Json(json!({ "order": o })))
+}
+
+#[derive(Deserialize)]
+pub struct Extend {
+    hours: u32,
+}
+
+pub async fn extend(
+    State(s): State<AppState>,
+    Path(id): Path<OrderId>,
+    JsonBody(b): JsonBody<Extend>,
+) -> ApiResult<Json<Value>> {
+    if b.hours == 0 || b.hours > 24 * 90 {
+        return Err(Error::bad("hours must be 1-2160").into());
+    }
+    let o = s
+        .store
+        .write(move |tx: &Tx| {
+            let current = s_deadline(tx, id)?;
+            ops::extend_deadline(tx, id, current + b.hours as i64 * 3_600_000)
+        })
+        .await?;
+    Ok(Json(json!({ "order": o })))
+}
+
+fn s_deadline(tx: &Tx, id: OrderId) -> crate::Result<i64> {
+    let o = ops::order_in(tx, id)?;
+    Ok(o.deadline.unwrap_or(tx.now()).max(tx.now()))
+}
+
+pub async fn get_user(State(s): State<AppState>, Path(id): Path<UserId>) -> ApiResult<Json<Value>> {
+    let user = s
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("user {id}")))?;
+    let balance = s.store.balance(id).await?;
+    let ledger = s.store.ledger(id).await?;
+    Ok(Json(
+        json!({ "user": user, "balance": balance, "ledger": ledger }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credit {
+    /// Major units, e.g. "500" or "99.90".
+    amount: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub async fn credit(
+    State(s): State<AppState>,
+    Path(id): Path<UserId>,
+    JsonBody(b): JsonBody<Credit>,
+) -> ApiResult<Json<Value>> {
+    let cur = currency(&s);
+    let amount = cur.parse_major(&b.amount)?;
+    let reason = b.reason.unwrap_or_else(|| "credited by the shop".into());
+    let balance = s
+        .store
+        .write(move |tx| ledger::credit_balance(tx, id, amount, cur, &reason))
+        .await?;
+    Ok(Json(json!({ "balance": balance })))
+}
+
+#[derive(Deserialize)]
+pub struct Limit {
+    limit: Option<usize>,
+    state: Option<String>,
+}
+
+pub async fn list_payments(
+    State(s): State<AppState>,
+    Query(q): Query<Limit>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({ "payments": s.store.payments(q.limit.unwrap_or(100).min(1000)).await? }),
+    ))
+}
+
+pub async fn list_jobs(
+    State(s): State<AppState>,
+    Query(q): Query<Limit>,
+) -> ApiResult<Json<Value>> {
+    let state = match q.state.as_deref() {
+        None | Some("") => JobState::Dead,
+        Some(st) => JobState::parse(st)
+            .ok_or_else(|| Error::bad(format!("state must be ready, done or dead, got {st:?}")))?,
+    };
+    let jobs = s
+        .store
+        .jobs_in_state(state, q.limit.unwrap_or(100).min(1000))
+        .await?;
+    let counts = s.store.queue_counts().await?;
+    Ok(Json(json!({ "jobs": jobs, "counts": counts })))
+}
+
+pub async fn retry_job(State(s): State<AppState>, Path(id): Path<u64>) -> ApiResult<Json<Value>> {
+    let job = s
+        .store
+        .write(move |tx| crate::store::jobs::redrive(tx, id))
+        .await?;
+    Ok(Json(json!({ "job": job })))
+}
+
+pub async fn list_messages(
+    State(s): State<AppState>,
+    Query(q): Query<Limit>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({ "messages": s.store.outbox(q.limit.unwrap_or(100).min(1000)).await? }),
+    ))
+}
+
+pub async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let orders = s.store.order_status_counts().await?;
+    let orders: serde_json::Map<String, Value> = orders
+        .into_iter()
+        .map(|(k, v)| (k.as_str().to_string(), json!(v)))
+        .collect();
+    Ok(Json(
+        json!({ "orders": orders, "jobs": s.store.queue_counts().await? }),
+    ))
+}
+
+pub async fn check(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let r = s.store.check().await?;
+    Ok(Json(json!({ "ok": r.ok(), "report": r })))
+}
+
+/// Streams a fresh consistent snapshot of the database.
+pub async fn backup(State(s): State<AppState>) -> ApiResult<Response> {
+    let snap = s.store.snapshot(s.config.backups_dir()).await?;
+    let file = tokio::fs::File::open(&snap.path)
+        .await
+        .map_err(Error::from)?;
+    let name = snap
+        .path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("lavka.redb")
+        .to_string();
+    let stream = tokio_util::io::ReaderStream::new(file);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+            (header::CONTENT_LENGTH, snap.bytes.to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

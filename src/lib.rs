@@ -1,0 +1,32 @@
+//! Lavka: a Telegram shop for digital goods with an AI sales consultant, in one binary.
+//!
+//! Map of the crate (arrows point one way: edges → use cases → storage):
+//!
+//! - [`domain`]: shared types (ids, [`domain::Money`], products, orders) — no I/O.
+//! - [`store`]: the redb database, its tables and every transactional operation; the only
+//!   module that names redb types. Writes go through one group-commit writer.
+//! - [`queue`]: the durable job queue (lease in memory, ack in the store), worker pool and
+//!   cron schedules that only enqueue.
+//! - [`jobs`]: the job kinds' handlers (deliver, notify supplier/user, refunds, expiry).
+//! - [`messenger`]: the seam to the customer-facing channel (Telegram later; a log now).
+//! - [`catalog`]: the catalogue import format (JSON and CSV).
+//! - [`http`]: the axum router — health, metrics, admin API.
+//! - [`app`]: builds everything from [`config::Config`] and runs it until shutdown.
+//! - [`cli`]: the `lavka` command line.
+
+pub mod app;
+pub mod bench;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod messenger;
+pub mod metrics;
+pub mod queue;
+pub mod store;
+pub mod texts;
+
+pub use error::{Error, Result};

@@ -1,0 +1,74 @@
+//! The seam to the customer-facing channel. Telegram implements [`Messenger`] (issue 5);
+//! until a channel is configured, [`LogMessenger`] logs each message and records it in the
+//! store's outbox, where the admin API shows it.
+
+use crate::store::Store;
+use std::time::Duration;
+
+/// A message to one chat.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outgoing {
+    pub chat_id: i64,
+    pub text: String,
+}
+
+/// A message that was sent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sent {
+    pub message_id: i64,
+}
+
+/// Why a send failed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum SendError {
+    /// Rate-limited: try again after this long.
+    #[error("rate limited, retry after {0:?}")]
+    RetryAfter(Duration),
+    /// The user blocked the bot (or the chat is gone): sending again will not help.
+    #[error("the recipient cannot be reached")]
+    Unreachable,
+    /// A network or server hiccup: retry with backoff.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// The request itself is wrong.
+    #[error("rejected: {0}")]
+    Rejected(String),
+}
+
+/// Sends messages to chats.
+#[async_trait::async_trait]
+pub trait Messenger: Send + Sync {
+    async fn send(&self, msg: &Outgoing) -> Result<Sent, SendError>;
+}
+
+/// Logs messages and records them in the outbox (no channel configured).
+pub struct LogMessenger {
+    store: Store,
+}
+
+impl LogMessenger {
+    pub fn new(store: Store) -> Self {
+        LogMessenger { store }
+    }
+}
+
+#[async_trait::async_trait]
+impl Messenger for LogMessenger {
+    async fn send(&self, msg: &Outgoing) -> Result<Sent, SendError> {
+        let (chat, text) = (msg.chat_id, msg.text.clone());
+        let id = self
+            .store
+            .write(move |tx| crate::store::ledger::record_outbox(tx, chat, &text))
+            .await
+            .map_err(|e| SendError::Transient(e.to_string()))?;
+        tracing::info!(
+            chat.id = msg.chat_id,
+            outbox.id = id,
+            chars = msg.text.chars().count(),
+            "message recorded (no channel configured)"
+        );
+        Ok(Sent {
+            message_id: id as i64,
+        })
+    }
+}

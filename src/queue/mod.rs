@@ -1,0 +1,271 @@
+//! The durable job queue's moving parts: leasing in memory, running handlers, acking in the
+//! store, retry with backoff, the worker pool and the cron schedules (which only enqueue).
+//!
+//! At-least-once: a job is leased only in this process's memory, so after a crash it is
+//! simply `ready` again and runs again. Handlers must be idempotent.
+
+mod schedule;
+
+pub use schedule::{Schedules, schedules};
+
+use crate::domain::{JobKind, JobRecord, JobState, Millis};
+use crate::error::Result;
+use crate::store::Store;
+use crate::store::jobs::{EnqueueOpts, Enqueued, Setback, enqueue};
+use futures::FutureExt;
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How a handler says a run did not finish the job.
+#[derive(Debug, Clone)]
+pub enum JobError {
+    /// Wait this long, then run again (e.g. Telegram 429 `retry_after`); not a failure.
+    RetryAfter(Duration, String),
+    /// Failed; retry with exponential backoff until attempts run out.
+    Retry(String),
+    /// Failed for good: dead letter now.
+    Fatal(String),
+}
+
+impl From<crate::Error> for JobError {
+    fn from(e: crate::Error) -> Self {
+        if e.is_rejection() {
+            JobError::Fatal(e.to_string())
+        } else {
+            JobError::Retry(e.to_string())
+        }
+    }
+}
+
+/// Runs jobs of every kind.
+#[async_trait::async_trait]
+pub trait Handler: Send + Sync {
+    async fn handle(&self, job: &JobRecord) -> Result<(), JobError>;
+}
+
+/// What one `run_once` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    /// Ran a job; `state` is where it is now (done, ready again, or dead).
+    Ran {
+        id: u64,
+        kind: &'static str,
+        state: JobState,
+    },
+    /// Nothing is queued.
+    Idle,
+    /// The next job is due at this time (unix ms).
+    NotDue(Millis),
+}
+
+/// Queue tunables.
+#[derive(Clone, Debug)]
+pub struct QueueOptions {
+    pub concurrency: usize,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Longest idle sleep before looking again (wake-ups normally come sooner).
+    pub poll: Duration,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            concurrency: 4,
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(3600),
+            poll: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The queue: a store, a handler and the in-memory leases.
+#[derive(Clone)]
+pub struct Queue {
+    store: Store,
+    handler: Arc<dyn Handler>,
+    leased: Arc<Mutex<HashSet<u64>>>,
+    opts: QueueOptions,
+}
+
+/// Exponential backoff with jitter: `base · 2^(attempt-1)` capped, then scaled by a random
+/// factor in [0.5, 1).
+pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+    let d = exp.min(cap);
+    d.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+impl Queue {
+    pub fn new(store: Store, handler: Arc<dyn Handler>, opts: QueueOptions) -> Self {
+        Queue {
+            store,
+            handler,
+            leased: Arc::default(),
+            opts,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Enqueues a job in its own transaction (jobs caused by a state change are enqueued in
+    /// that change's transaction instead, with [`crate::store::jobs::enqueue`]).
+    pub async fn enqueue(&self, kind: JobKind, opts: EnqueueOpts) -> Result<Enqueued> {
+        self.store
+            .write(move |tx| enqueue(tx, kind.clone(), opts.clone()))
+            .await
+    }
+
+    /// Leases the next due job, runs it and records the result.
+    pub async fn run_once(&self) -> Result<RunOutcome> {
+        let job = loop {
+            let skip = self.leased.lock().expect("lease lock").clone();
+            let (jobs, next) = self.store.due_jobs(skip, 1).await?;
+            let Some(job) = jobs.into_iter().next() else {
+                return Ok(next.map(RunOutcome::NotDue).unwrap_or(RunOutcome::Idle));
+            };
+            if self.leased.lock().expect("lease lock").insert(job.id) {
+                break job;
+            }
+        };
+        let _lease = Lease {
+            set: self.leased.clone(),
+            id: job.id,
+        };
+        let kind = job.kind.name();
+        let span = tracing::info_span!(
+            "job",
+            job.id = job.id,
+            job.kind = kind,
+            attempt = job.attempts + 1
+        );
+        let result = AssertUnwindSafe(self.handler.handle(&job))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(JobError::Retry("handler panicked".into())));
+        let id = job.id;
+        let state = match result {
+            Ok(()) => {
+                self.store
+                    .write(move |tx| crate::store::jobs::complete(tx, id))
+                    .await?;
+                metrics::counter!("lavka_jobs_done_total", "kind" => kind).increment(1);
+                JobState::Done
+            }
+            Err(err) => {
+                let now = self.store.now();
+                let setback = match &err {
+                    JobError::RetryAfter(d, why) => {
+                        metrics::counter!("lavka_jobs_throttled_total", "kind" => kind)
+                            .increment(1);
+                        Setback::Throttled {
+                            until: now + d.as_millis() as i64,
+                            reason: why.clone(),
+                        }
+                    }
+                    JobError::Retry(why) => Setback::Failed {
+                        until: now
+                            + backoff(
+                                job.attempts + 1,
+                                self.opts.backoff_base,
+                                self.opts.backoff_cap,
+                            )
+                            .as_millis() as i64,
+                        error: why.clone(),
+                    },
+                    JobError::Fatal(why) => Setback::Fatal { error: why.clone() },
+                };
+                let st = self
+                    .store
+                    .write(move |tx| crate::store::jobs::setback(tx, id, setback.clone()))
+                    .await?;
+                span.in_scope(|| match st {
+                    JobState::Dead => {
+                        metrics::counter!("lavka_jobs_dead_total", "kind" => kind).increment(1);
+                        tracing::error!(error = ?err, "job failed for good: dead letter");
+                    }
+                    _ => {
+                        metrics::counter!("lavka_jobs_failed_total", "kind" => kind).increment(1);
+                        tracing::warn!(error = ?err, "job will be retried");
+                    }
+                });
+                st
+            }
+        };
+        Ok(RunOutcome::Ran { id, kind, state })
+    }
+
+    /// Runs due jobs until none is due now (tests use it instead of sleeping).
+    pub async fn drain(&self) -> Result<Vec<RunOutcome>> {
+        let mut ran = Vec::new();
+        loop {
+            match self.run_once().await? {
+                r @ RunOutcome::Ran { .. } => ran.push(r),
+                _ => return Ok(ran),
+            }
+            if ran.len() > 100_000 {
+                return Ok(ran);
+            }
+        }
+    }
+
+    /// Starts the worker pool; the workers stop when `cancel` fires (in-flight jobs finish).
+    pub fn spawn_workers(
+        &self,
+        tracker: &tokio_util::task::TaskTracker,
+        cancel: CancellationToken,
+    ) {
+        for n in 0..self.opts.concurrency.max(1) {
+            let q = self.clone();
+            let cancel = cancel.clone();
+            tracker.spawn(async move { q.worker(n, cancel).await });
+        }
+    }
+
+    async fn worker(self, n: usize, cancel: CancellationToken) {
+        let signal = self.store.job_signal();
+        loop {
+            let notified = signal.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if cancel.is_cancelled() {
+                return;
+            }
+            let wait = match self.run_once().await {
+                Ok(RunOutcome::Ran { .. }) => continue,
+                Ok(RunOutcome::Idle) => self.opts.poll,
+                Ok(RunOutcome::NotDue(at)) => {
+                    let ms = (at - self.store.now()).max(1) as u64;
+                    Duration::from_millis(ms).min(self.opts.poll)
+                }
+                Err(e) => {
+                    tracing::error!(worker = n, error = %e, "queue worker could not run a job");
+                    Duration::from_millis(500)
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+struct Lease {
+    set: Arc<Mutex<HashSet<u64>>>,
+    id: u64,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.set.lock() {
+            s.remove(&self.id);
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! `lavka check`: the store's invariants, verified over one consistent snapshot.
+//!
+//! - a stock item is sold at most once, and every sold item belongs to exactly one paid order;
+//! - a reserved item has a live pending order that holds it;
+//! - the available index, the counts and the items agree;
+//! - balance = sum(ledger) ≥ 0 for every user;
+//! - no payment is applied twice, and every applied payment's order names it;
+//! - every paid instant order and every ready pre-order is delivered or has a live delivery
+//!   job; every paid pre-order has had its supplier notified;
+//! - the job due index and the job records agree.
+
+use super::schema::*;
+use super::{Store, decode};
+use crate::domain::{
+    Dedupe, JobKind, JobRecord, JobState, LedgerEntry, Order, OrderKind, OrderStatus,
+    PaymentOutcome, PaymentRecord, StockItem, StockState,
+};
+use crate::error::Result;
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
+use std::collections::{HashMap, HashSet};
+
+/// The outcome of a check.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Report {
+    pub products: u64,
+    pub stock_items: u64,
+    pub orders: u64,
+    pub users: u64,
+    pub payments: u64,
+    pub jobs: u64,
+    pub violations: Vec<String>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "checked {} products, {} stock items, {} orders, {} users, {} payments, {} jobs",
+            self.products, self.stock_items, self.orders, self.users, self.payments, self.jobs
+        )?;
+        if self.ok() {
+            write!(f, "all invariants hold")
+        } else {
+            writeln!(f, "{} violation(s):", self.violations.len())?;
+            for v in &self.violations {
+                writeln!(f, "  - {v}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+impl Store {
+    /// Verifies every invariant on a snapshot.
+    pub async fn check(&self) -> Result<Report> {
+        self.read(|rtx, _| check(rtx)).await
+    }
+}
+
+/// Verifies every invariant inside a read transaction.
+pub fn check(rtx: &ReadTransaction) -> Result<Report> {
+    let mut r = Report::default();
+    let mut v: Vec<String> = Vec::new();
+
+    // Orders.
+    let orders_t = rtx.open_table(ORDERS)?;
+    let mut orders: HashMap<u64, Order> = HashMap::new();
+    for row in orders_t.iter()? {
+        let (k, val) = row?;
+        let o: Order = decode(val.value())?;
+        if o.id != k.value() {
+            v.push(format!("order key {} holds order {}", k.value(), o.id));
+        }
+        orders.insert(o.id, o);
+    }
+    r.orders = orders.len() as u64;
+
+    // Stock items and which order holds them.
+    let items_t = rtx.open_table(STOCK_ITEMS)?;
+    let avail_t = rtx.open_multimap_table(STOCK_AVAILABLE)?;
+    let counts_t = rtx.open_table(STOCK_COUNTS)?;
+    let mut holders: HashMap<u64, Vec<u64>> = HashMap::new();
+    for o in orders.values() {
+        for &i in &o.stock_item_ids {
+            holders.entry(i).or_default().push(o.id);
+        }
+    }
+    let mut avail_count: HashMap<String, u64> = HashMap::new();
+    for row in items_t.iter()? {
+        let (_, val) = row?;
+        let item: StockItem = decode(val.value())?;
+        r.stock_items += 1;
+        let held_by = holders.get(&item.id).cloned().unwrap_or_default();
+        if held_by.len() > 1 {
+            v.push(format!(
+                "stock item {} is held by several orders {:?}",
+                item.id, held_by
+            ));
+        }
+        let in_index = avail_t
+            .get(item.product_id.as_str())?
+            .any(|x| x.map(|x| x.value() == item.id).unwrap_or(false));
+        match item.state {
+            StockState::Available | StockState::Removed => {
+                if !held_by.is_empty() {
+                    v.push(format!(
+                        "stock item {} is {:?} but held by order {:?}",
+                        item.id, item.state, held_by
+                    ));
+                }
+                if (item.state == StockState::Available) != in_index {
+                    v.push(format!(
+                        "stock item {} is {:?}; in available index: {in_index}",
+                        item.id, item.state
+                    ));
+                }
+                if item.state == StockState::Available {
+                    *avail_count.entry(item.product_id.to_string()).or_default() += 1;
+                }
+            }
+            StockState::Reserved => {
+                let live = held_by
+                    .first()
+                    .and_then(|id| orders.get(id))
+                    .is_some_and(|o| o.status == OrderStatus::Reserved);
+                if !live || item.order_id != held_by.first().copied() {
+                    v.push(format!(
+                        "stock item {} is reserved without a live reserved order",
+                        item.id
+                    ));
+                }
+                if in_index {
+                    v.push(format!(
+                        "reserved stock item {} is in the available index",
+                        item.id
+                    ));
+                }
+            }
+            StockState::Sold => {
+                let paid = held_by
+                    .first()
+                    .and_then(|id| orders.get(id))
+                    .is_some_and(|o| o.was_paid());
+                if held_by.len() != 1 || !paid || item.order_id != held_by.first().copied() {
+                    v.push(format!(
+                        "sold stock item {} does not belong to exactly one paid order",
+                        item.id
+                    ));
+                }
+                if in_index {
+                    v.push(format!(
+                        "sold stock item {} is in the available index",
+                        item.id
+                    ));
+                }
+            }
+        }
+    }
+    for row in counts_t.iter()? {
+        let (k, n) = row?;
+        let want = avail_count.get(k.value()).copied().unwrap_or(0);
+        if n.value() != want {
+            v.push(format!(
+                "product {} counts {} available but has {want}",
+                k.value(),
+                n.value()
+            ));
+        }
+    }
+    let products_t = rtx.open_table(PRODUCTS)?;
+    r.products = products_t.len()?;
+
+    // Per-order rules.
+    for o in orders.values() {
+        let items_ok = match o.status {
+            OrderStatus::Reserved => {
+                o.kind == OrderKind::Instant && o.stock_item_ids.len() == o.quantity as usize
+            }
+            OrderStatus::Paid => o.stock_item_ids.len() == o.quantity as usize,
+            OrderStatus::Expired | OrderStatus::AwaitingPayment => o.stock_item_ids.is_empty(),
+            _ => true,
+        };
+        if !items_ok {
+            v.push(format!(
+                "order {} is {} holding {} items for quantity {}",
+                o.id,
+                o.status.as_str(),
+                o.stock_item_ids.len(),
+                o.quantity
+            ));
+        }
+        for &i in &o.stock_item_ids {
+            let st = items_t
+                .get(i)?
+                .map(|x| decode::<StockItem>(x.value()))
+                .transpose()?;
+            let want = if o.status == OrderStatus::Reserved {
+                StockState::Reserved
+            } else {
+                StockState::Sold
+            };
+            if st.as_ref().map(|s| s.state) != Some(want) {
+                v.push(format!(
+                    "order {} ({}) holds item {i} in state {:?}",
+                    o.id,
+                    o.status.as_str(),
+                    st.map(|s| s.state)
+                ));
+            }
+        }
+        if matches!(
+            o.status,
+            OrderStatus::Paid | OrderStatus::Prepaid | OrderStatus::Ready | OrderStatus::Delivered
+        ) && o.payment.is_none()
+        {
+            v.push(format!(
+                "order {} is {} without a payment",
+                o.id,
+                o.status.as_str()
+            ));
+        }
+    }
+
+    // Payments: each applied once, and the order names it.
+    let pay_t = rtx.open_table(PAYMENTS)?;
+    let mut applied_per_order: HashMap<u64, u32> = HashMap::new();
+    for row in pay_t.iter()? {
+        let (_, val) = row?;
+        let p: PaymentRecord = decode(val.value())?;
+        r.payments += 1;
+        let Some(o) = orders.get(&p.order_id) else {
+            v.push(format!(
+                "payment {}:{} names missing order {}",
+                p.provider, p.external_id, p.order_id
+            ));
+            continue;
+        };
+        if p.outcome == PaymentOutcome::Applied {
+            *applied_per_order.entry(o.id).or_default() += 1;
+            let names_it = o
+                .payment
+                .as_ref()
+                .is_some_and(|r| r.provider == p.provider && r.external_id == p.external_id);
+            if !names_it {
+                v.push(format!(
+                    "applied payment {}:{} is not the payment of order {}",
+                    p.provider, p.external_id, o.id
+                ));
+            }
+        }
+    }
+    for (id, n) in applied_per_order {
+        if n > 1 {
+            v.push(format!("order {id} has {n} applied payments"));
+        }
+    }
+
+    // Ledger and balances.
+    let ledger_t = rtx.open_table(LEDGER)?;
+    let mut sums: HashMap<i64, i64> = HashMap::new();
+    for row in ledger_t.iter()? {
+        let (_, val) = row?;
+        let e: LedgerEntry = decode(val.value())?;
+        *sums.entry(e.user_id).or_default() += e.amount;
+    }
+    let bal_t = rtx.open_table(BALANCES)?;
+    let mut seen = HashSet::new();
+    for row in bal_t.iter()? {
+        let (k, b) = row?;
+        let want = sums.get(&k.value()).copied().unwrap_or(0);
+        seen.insert(k.value());
+        if b.value() != want {
+            v.push(format!(
+                "user {} balance {} but ledger sums to {want}",
+                k.value(),
+                b.value()
+            ));
+        }
+        if b.value() < 0 {
+            v.push(format!(
+                "user {} balance is negative ({})",
+                k.value(),
+                b.value()
+            ));
+        }
+    }
+    for (u, s) in &sums {
+        if !seen.contains(u) && *s != 0 {
+            v.push(format!("user {u} has ledger sum {s} but no balance"));
+        }
+    }
+    for o in orders.values() {
+        if o.status == OrderStatus::Refunded {
+            let credited = ledger_t
+                .range((o.user_id, 0)..=(o.user_id, u64::MAX))?
+                .filter_map(|x| x.ok())
+                .filter_map(|(_, val)| decode::<LedgerEntry>(val.value()).ok())
+                .any(|e| e.order_id == Some(o.id) && e.amount > 0);
+            if !credited {
+                v.push(format!(
+                    "order {} is refunded without a ledger credit",
+                    o.id
+                ));
+            }
+        }
+    }
+    r.users = rtx.open_table(USERS)?.len()?;
+
+    // Jobs: index agreement, and follow-up work for paid orders.
+    let jobs_t = rtx.open_table(JOBS)?;
+    let due_t = rtx.open_table(JOBS_DUE)?;
+    let mut due_ids = HashSet::new();
+    for row in due_t.iter()? {
+        let (k, _) = row?;
+        let (at, id) = k.value();
+        due_ids.insert(id);
+        match jobs_t
+            .get(id)?
+            .map(|x| decode::<JobRecord>(x.value()))
+            .transpose()?
+        {
+            Some(j) if j.state == JobState::Ready && j.run_at == at => {}
+            _ => v.push(format!(
+                "due index entry ({at}, {id}) has no matching ready job"
+            )),
+        }
+    }
+    let mut delivery_live: HashSet<u64> = HashSet::new();
+    let mut supplier_notified: HashSet<u64> = HashSet::new();
+    let dedupe_t = rtx.open_table(JOBS_BY_DEDUPE)?;
+    for row in jobs_t.iter()? {
+        let (_, val) = row?;
+        let j: JobRecord = decode(val.value())?;
+        r.jobs += 1;
+        if j.state == JobState::Ready && !due_ids.contains(&j.id) {
+            v.push(format!("ready job {} is missing from the due index", j.id));
+        }
+        if let Some(Dedupe::WhilePending(k)) = &j.dedupe
+            && j.state == JobState::Ready
+            && dedupe_t.get(k.as_str())?.map(|x| x.value()) != Some(j.id)
+        {
+            v.push(format!(
+                "pending job {} does not own its dedupe key {k:?}",
+                j.id
+            ));
+        }
+        match &j.kind {
+            JobKind::DeliverOrder { order_id } if j.state != JobState::Dead => {
+                delivery_live.insert(*order_id);
+            }
+            JobKind::NotifySupplier { order_id } => {
+                supplier_notified.insert(*order_id);
+            }
+            _ => {}
+        }
+    }
+    // A delivery job that finished and was pruned still counts for delivered orders only.
+    for o in orders.values() {
+        if matches!(o.status, OrderStatus::Paid | OrderStatus::Ready)
+            && !delivery_live.contains(&o.id)
+        {
+            v.push(format!(
+                "order {} is {} with no live delivery job",
+                o.id,
+                o.status.as_str()
+            ));
+        }
+        if o.status == OrderStatus::Prepaid
+            && !supplier_notified.contains(&o.id)
+            && dedupe_t
+                .get(format!("supplier:{}", o.id).as_str())?
+                .is_none()
+        {
+            v.push(format!(
+                "pre-order {} is paid but its supplier was never notified",
+                o.id
+            ));
+        }
+    }
+    r.violations = v;
+    Ok(r)
+}

@@ -1,0 +1,194 @@
+//! Customers and the append-only balance ledger. The balance is the ledger's sum; a cached
+//! copy in `balances` makes reads O(1) and `lavka check` proves the two agree.
+
+use super::schema::*;
+use super::{Store, Tx, decode, encode};
+use crate::domain::{Currency, LedgerEntry, OrderId, OutboxMessage, User, UserId};
+use crate::error::{Error, Result};
+use redb::ReadableTable;
+
+/// Profile fields we learn from the channel (Telegram) about a customer.
+#[derive(Clone, Debug, Default)]
+pub struct UserInfo {
+    pub name: String,
+    pub username: Option<String>,
+    pub lang: Option<String>,
+}
+
+/// Creates the user if new, refreshes name/username/lang if given; returns the record.
+pub fn ensure_user(tx: &Tx, id: UserId, info: Option<&UserInfo>) -> Result<User> {
+    let mut t = tx.tx.open_table(USERS)?;
+    let existing: Option<User> = t.get(id)?.map(|v| decode(v.value())).transpose()?;
+    let mut user = existing.clone().unwrap_or(User {
+        id,
+        name: String::new(),
+        username: None,
+        lang: None,
+        unreachable: false,
+        created_at: tx.now,
+    });
+    if let Some(i) = info {
+        if !i.name.is_empty() {
+            user.name = i.name.clone();
+        }
+        if i.username.is_some() {
+            user.username = i.username.clone();
+        }
+        if i.lang.is_some() {
+            user.lang = i.lang.clone();
+        }
+    }
+    if existing.as_ref() != Some(&user) {
+        t.insert(id, encode(&user)?.as_slice())?;
+    }
+    Ok(user)
+}
+
+/// Marks a user as (un)reachable: they blocked or unblocked the bot.
+pub fn set_unreachable(tx: &Tx, id: UserId, unreachable: bool) -> Result<()> {
+    let mut t = tx.tx.open_table(USERS)?;
+    let Some(mut user) = t.get(id)?.map(|v| decode::<User>(v.value())).transpose()? else {
+        return Err(Error::not_found(format!("user {id}")));
+    };
+    if user.unreachable != unreachable {
+        user.unreachable = unreachable;
+        t.insert(id, encode(&user)?.as_slice())?;
+    }
+    Ok(())
+}
+
+pub(crate) fn balance_in(tx: &Tx, user: UserId) -> Result<i64> {
+    Ok(tx
+        .tx
+        .open_table(BALANCES)?
+        .get(user)?
+        .map(|v| v.value())
+        .unwrap_or(0))
+}
+
+/// Appends a ledger entry and updates the cached balance. A debit that would make the
+/// balance negative is refused (before anything is written).
+pub fn post_entry(
+    tx: &Tx,
+    user: UserId,
+    amount: i64,
+    currency: Currency,
+    reason: &str,
+    order_id: Option<OrderId>,
+) -> Result<i64> {
+    if amount == 0 {
+        return Err(Error::bad("a ledger entry of zero"));
+    }
+    let have = balance_in(tx, user)?;
+    let next = have
+        .checked_add(amount)
+        .ok_or_else(|| Error::bad("balance overflow"))?;
+    if next < 0 {
+        return Err(Error::InsufficientBalance {
+            need: -amount,
+            have,
+        });
+    }
+    ensure_user(tx, user, None)?;
+    let seq = tx.next_id("ledger")?;
+    let entry = LedgerEntry {
+        seq,
+        user_id: user,
+        amount,
+        currency,
+        reason: reason.to_string(),
+        order_id,
+        at: tx.now,
+    };
+    tx.tx
+        .open_table(LEDGER)?
+        .insert((user, seq), encode(&entry)?.as_slice())?;
+    tx.tx.open_table(BALANCES)?.insert(user, next)?;
+    Ok(next)
+}
+
+/// Credits a user's balance (owner top-up, manual compensation). Returns the new balance.
+pub fn credit_balance(
+    tx: &Tx,
+    user: UserId,
+    amount: i64,
+    currency: Currency,
+    reason: &str,
+) -> Result<i64> {
+    if amount <= 0 {
+        return Err(Error::bad("a credit must be positive"));
+    }
+    post_entry(tx, user, amount, currency, reason, None)
+}
+
+/// Records a message the shop sent (or would have sent) for the admin to see.
+pub fn record_outbox(tx: &Tx, chat_id: i64, text: &str) -> Result<u64> {
+    let id = tx.next_id("outbox")?;
+    let m = OutboxMessage {
+        id,
+        chat_id,
+        text: text.to_string(),
+        at: tx.now,
+    };
+    tx.tx
+        .open_table(OUTBOX)?
+        .insert(id, encode(&m)?.as_slice())?;
+    Ok(id)
+}
+
+/// Marks a Telegram update as accepted; false if it was seen before.
+pub fn mark_update_processed(tx: &Tx, update_id: i64) -> Result<bool> {
+    let mut t = tx.tx.open_table(PROCESSED_UPDATES)?;
+    if t.get(update_id)?.is_some() {
+        return Ok(false);
+    }
+    t.insert(update_id, tx.now)?;
+    Ok(true)
+}
+
+impl Store {
+    pub async fn user(&self, id: UserId) -> Result<Option<User>> {
+        self.read(move |rtx, _| {
+            rtx.open_table(USERS)?
+                .get(id)?
+                .map(|v| decode(v.value()))
+                .transpose()
+        })
+        .await
+    }
+
+    pub async fn balance(&self, id: UserId) -> Result<i64> {
+        self.read(move |rtx, _| {
+            Ok(rtx
+                .open_table(BALANCES)?
+                .get(id)?
+                .map(|v| v.value())
+                .unwrap_or(0))
+        })
+        .await
+    }
+
+    /// A user's ledger, oldest first.
+    pub async fn ledger(&self, id: UserId) -> Result<Vec<LedgerEntry>> {
+        self.read(move |rtx, _| {
+            let t = rtx.open_table(LEDGER)?;
+            t.range((id, 0)..=(id, u64::MAX))?
+                .map(|r| decode(r?.1.value()))
+                .collect()
+        })
+        .await
+    }
+
+    /// The newest `limit` outbox messages, newest first.
+    pub async fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>> {
+        self.read(move |rtx, _| {
+            let t = rtx.open_table(OUTBOX)?;
+            t.iter()?
+                .rev()
+                .take(limit)
+                .map(|r| decode(r?.1.value()))
+                .collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,393 @@
+//! The redb store: the single source of truth and the only module that names redb types.
+//!
+//! Reads run on the blocking pool in a read transaction (a consistent snapshot). Writes go
+//! through one writer thread that gathers queued operations into one transaction and one
+//! durable commit (group commit); every caller is answered only after that commit. An
+//! operation that is rejected (see [`Error::is_rejection`]) must not have written anything —
+//! each operation validates before it mutates. Any other error aborts the transaction and
+//! the rest of the batch runs again without the failed operation.
+
+pub mod backup;
+pub mod check;
+mod codec;
+pub mod jobs;
+pub mod ledger;
+pub mod orders;
+pub mod products;
+pub mod schema;
+
+use crate::domain::{Millis, now_millis};
+use crate::error::{Error, Result};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use std::any::Any;
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+pub use check::Report as CheckReport;
+pub use codec::{decode, encode};
+
+/// Where "now" comes from: the wall clock, or a hand-moved clock in tests.
+#[derive(Clone, Debug)]
+pub enum Clock {
+    System,
+    Manual(Arc<AtomicI64>),
+}
+
+impl Clock {
+    /// A manual clock starting at `start` unix ms.
+    pub fn manual(start: Millis) -> Self {
+        Clock::Manual(Arc::new(AtomicI64::new(start)))
+    }
+    pub fn now(&self) -> Millis {
+        match self {
+            Clock::System => now_millis(),
+            Clock::Manual(t) => t.load(Ordering::SeqCst),
+        }
+    }
+    /// Moves a manual clock forward (no-op on the system clock).
+    pub fn advance(&self, by: Duration) {
+        if let Clock::Manual(t) = self {
+            t.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Tunables of the store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Most operations in one group commit.
+    pub max_batch: usize,
+    /// How long the writer waits for more operations before committing a batch that is
+    /// smaller than `max_batch` (zero: commit what is queued right away).
+    pub gather: Duration,
+    pub clock: Clock,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_batch: 256,
+            gather: Duration::ZERO,
+            clock: Clock::System,
+        }
+    }
+}
+
+/// A write transaction as operations see it: the redb transaction, the batch's "now", and
+/// a flag for the queue's wake-up.
+pub struct Tx<'a> {
+    pub(crate) tx: &'a WriteTransaction,
+    pub(crate) now: Millis,
+    pub(crate) enqueued: Cell<bool>,
+}
+
+impl<'a> Tx<'a> {
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// Takes the next value of a named sequence (starting at 1).
+    pub(crate) fn next_id(&self, name: &str) -> Result<u64> {
+        let mut t = self.tx.open_table(schema::COUNTERS)?;
+        let next = t.get(name)?.map(|v| v.value()).unwrap_or(0) + 1;
+        t.insert(name, next)?;
+        Ok(next)
+    }
+}
+
+type AnyBox = Box<dyn Any + Send>;
+type OpFn = Box<dyn FnMut(&Tx<'_>) -> Result<AnyBox> + Send>;
+
+struct Pending {
+    op: OpFn,
+    reply: oneshot::Sender<Result<AnyBox>>,
+}
+
+/// Counters of the group-commit writer, for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub commits: AtomicU64,
+    pub ops: AtomicU64,
+    pub reruns: AtomicU64,
+}
+
+struct Inner {
+    db: Database,
+    path: PathBuf,
+    clock: Clock,
+    tx_ops: mpsc::UnboundedSender<Pending>,
+    job_signal: Arc<Notify>,
+    stats: Arc<WriterStats>,
+}
+
+/// A cheap handle to the database; clone it freely.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl Store {
+    /// Opens (or creates) the database file at `path`, creates missing tables and checks the
+    /// schema version, then starts the writer thread.
+    pub fn open(path: &Path, opts: StoreOptions) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let db = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(Error::Conflict(format!(
+                    "the database {} is in use by another process (is `lavka serve` running?)",
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(Error::Storage(format!("opening {}: {e}", path.display()))),
+        };
+        init_schema(&db)?;
+        let (tx_ops, rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            db,
+            path: path.to_path_buf(),
+            clock: opts.clock.clone(),
+            tx_ops,
+            job_signal: Arc::new(Notify::new()),
+            stats: Arc::new(WriterStats::default()),
+        });
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("lavka-writer".into())
+            .spawn(move || writer_loop(weak, rx, opts))
+            .map_err(|e| Error::internal(format!("spawning the writer: {e}")))?;
+        Ok(Store { inner })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    pub fn now(&self) -> Millis {
+        self.inner.clock.now()
+    }
+
+    /// Woken after every commit that enqueued a job.
+    pub fn job_signal(&self) -> Arc<Notify> {
+        self.inner.job_signal.clone()
+    }
+
+    pub fn writer_stats(&self) -> Arc<WriterStats> {
+        self.inner.stats.clone()
+    }
+
+    /// Runs `op` inside the next group commit and returns its result once the commit is
+    /// durable. `op` may run more than once (if another operation in its batch fails), so it
+    /// must not have side effects outside the transaction.
+    pub async fn write<T, F>(&self, mut op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Tx<'_>) -> Result<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let op: OpFn = Box::new(move |tx| op(tx).map(|v| Box::new(v) as AnyBox));
+        self.inner
+            .tx_ops
+            .send(Pending { op, reply })
+            .map_err(|_| Error::internal("the store writer has stopped"))?;
+        let out = rx
+            .await
+            .map_err(|_| Error::internal("the store writer has stopped"))??;
+        out.downcast::<T>()
+            .map(|b| *b)
+            .map_err(|_| Error::internal("writer returned a value of the wrong type"))
+    }
+
+    /// Runs `f` in a read transaction (a consistent snapshot) on the blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTransaction, Millis) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_now(f))
+            .await
+            .map_err(|e| Error::internal(format!("read task: {e}")))?
+    }
+
+    /// The same as [`Store::read`], on the calling thread (for sync code and the CLI).
+    pub fn read_now<T>(&self, f: impl FnOnce(&ReadTransaction, Millis) -> Result<T>) -> Result<T> {
+        let rtx = self.inner.db.begin_read()?;
+        f(&rtx, self.now())
+    }
+
+    /// Checks that the database answers (for `/healthz`).
+    pub async fn ping(&self) -> Result<()> {
+        self.read(|rtx, _| {
+            let t = rtx.open_table(schema::META)?;
+            t.get("schema_version")?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.inner.db
+    }
+}
+
+fn init_schema(db: &Database) -> Result<()> {
+    let tx = db.begin_write()?;
+    {
+        macro_rules! create {
+            ($d:expr) => {
+                tx.open_table($d)?;
+            };
+        }
+        macro_rules! create_mm {
+            ($d:expr) => {
+                tx.open_multimap_table($d)?;
+            };
+        }
+        crate::for_each_table!(create, create_mm);
+        let mut meta = tx.open_table(schema::META)?;
+        let found = meta.get("schema_version")?.map(|v| {
+            String::from_utf8_lossy(v.value())
+                .parse::<u64>()
+                .unwrap_or(u64::MAX)
+        });
+        match found {
+            None => {
+                let v = schema::SCHEMA_VERSION.to_string();
+                meta.insert("schema_version", v.as_bytes())?;
+                let now = now_millis().to_string();
+                meta.insert("created_at", now.as_bytes())?;
+            }
+            Some(v) if v == schema::SCHEMA_VERSION => {}
+            Some(v) if v < schema::SCHEMA_VERSION => {
+                // Migrations from older versions go here, each one step up, in this
+                // transaction. Version 1 is the first; nothing is older yet.
+                return Err(Error::Schema(format!(
+                    "database schema version {v} has no migration to {}",
+                    schema::SCHEMA_VERSION
+                )));
+            }
+            Some(v) => {
+                return Err(Error::Schema(format!(
+                    "this database was written by a newer Lavka (schema version {v}; this \
+                     binary understands up to {}). Upgrade the binary, or restore a backup.",
+                    schema::SCHEMA_VERSION
+                )));
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn writer_loop(
+    inner: std::sync::Weak<Inner>,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+    opts: StoreOptions,
+) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        let started = Instant::now();
+        loop {
+            while batch.len() < opts.max_batch {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            if batch.len() >= opts.max_batch || started.elapsed() >= opts.gather {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(50).min(opts.gather));
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        run_batch(&inner, batch);
+    }
+}
+
+fn run_batch(inner: &Inner, batch: Vec<Pending>) {
+    let mut live: Vec<Option<Pending>> = batch.into_iter().map(Some).collect();
+    loop {
+        let now = inner.clock.now();
+        let wtx = match inner.db.begin_write() {
+            Ok(t) => t,
+            Err(e) => {
+                let msg = e.to_string();
+                for p in live.into_iter().flatten() {
+                    let _ = p.reply.send(Err(Error::Storage(msg.clone())));
+                }
+                return;
+            }
+        };
+        let tx = Tx {
+            tx: &wtx,
+            now,
+            enqueued: Cell::new(false),
+        };
+        let mut results: Vec<(usize, Result<AnyBox>)> = Vec::with_capacity(live.len());
+        let mut failed: Option<(usize, Error)> = None;
+        for (i, slot) in live.iter_mut().enumerate() {
+            let Some(p) = slot else { continue };
+            match (p.op)(&tx) {
+                Ok(v) => results.push((i, Ok(v))),
+                Err(e) if e.is_rejection() => results.push((i, Err(e))),
+                Err(e) => {
+                    failed = Some((i, e));
+                    break;
+                }
+            }
+        }
+        let enqueued = tx.enqueued.get();
+        drop(tx);
+        if let Some((i, e)) = failed {
+            // The failed operation may have written half its change: drop the whole
+            // transaction and run the others again without it.
+            let _ = wtx.abort();
+            inner.stats.reruns.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "store operation failed; batch re-run without it");
+            if let Some(p) = live[i].take() {
+                let _ = p.reply.send(Err(e));
+            }
+            if live.iter().all(Option::is_none) {
+                return;
+            }
+            continue;
+        }
+        let committed = wtx.commit();
+        inner.stats.commits.fetch_add(1, Ordering::Relaxed);
+        inner
+            .stats
+            .ops
+            .fetch_add(results.len() as u64, Ordering::Relaxed);
+        match committed {
+            Ok(()) => {
+                if enqueued {
+                    inner.job_signal.notify_waiters();
+                }
+                for (i, r) in results {
+                    if let Some(p) = live[i].take() {
+                        let _ = p.reply.send(r);
+                    }
+                }
+            }
+            Err(e) => {
+                let msg = format!("commit failed: {e}");
+                tracing::error!(error = %msg, "group commit failed");
+                for p in live.into_iter().flatten() {
+                    let _ = p.reply.send(Err(Error::Storage(msg.clone())));
+                }
+            }
+        }
+        return;
+    }
+}

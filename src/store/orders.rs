@@ -1,0 +1,795 @@
+//! The order operations (the former RPC functions). Each is one atomic state change that
+//! validates everything before it writes, and enqueues its follow-up jobs in the same
+//! transaction.
+
+use super::jobs::{EnqueueOpts, enqueue};
+use super::ledger::{balance_in, ensure_user, post_entry};
+use super::products::{load_product, set_items_state, take_available};
+use super::schema::*;
+use super::{Store, Tx, decode, encode};
+use crate::domain::{
+    Currency, JobKind, Millis, Notice, Order, OrderId, OrderKind, OrderStatus, PaymentOutcome,
+    PaymentRecord, PaymentRef, Product, ProductId, StockItem, StockState, UserId,
+};
+use crate::error::{Error, Result};
+use redb::{ReadTransaction, ReadableTable};
+
+/// Most units of one product in one order.
+pub const MAX_QUANTITY: u32 = 100;
+
+/// A payment as a provider reports it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Payment {
+    pub provider: String,
+    pub external_id: String,
+    pub amount: i64,
+    pub currency: Currency,
+}
+
+impl Payment {
+    fn validate(&self) -> Result<()> {
+        if self.provider.is_empty() || self.provider.len() > 32 {
+            return Err(Error::bad("payment provider must be 1-32 characters"));
+        }
+        if self.external_id.is_empty() || self.external_id.len() > 256 {
+            return Err(Error::bad("payment id must be 1-256 characters"));
+        }
+        if self.amount <= 0 {
+            return Err(Error::bad("payment amount must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// What applying a payment did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PaymentResult {
+    pub order: Order,
+    pub outcome: PaymentOutcome,
+    /// This exact payment was seen before; nothing changed.
+    pub duplicate: bool,
+    /// Contents of the sold items (instant orders, when applied).
+    pub contents: Vec<String>,
+    /// The customer's balance after a credit.
+    pub balance: Option<i64>,
+}
+
+/// What a refund did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RefundResult {
+    pub order: Order,
+    pub amount: i64,
+    pub balance: i64,
+    /// The order had been refunded before; nothing changed.
+    pub already: bool,
+}
+
+fn due_key(o: &Order) -> Option<(u8, i64, u64)> {
+    match o.status {
+        OrderStatus::Reserved | OrderStatus::AwaitingPayment => {
+            o.expires_at.map(|t| (o.status.code(), t, o.id))
+        }
+        OrderStatus::Prepaid => o.deadline.map(|t| (o.status.code(), t, o.id)),
+        _ => None,
+    }
+}
+
+pub(crate) fn load_order<T: ReadableTable<u64, &'static [u8]>>(
+    t: &T,
+    id: OrderId,
+) -> Result<Order> {
+    match t.get(id)? {
+        Some(v) => decode(v.value()),
+        None => Err(Error::not_found(format!("order {id}"))),
+    }
+}
+
+fn get_order(tx: &Tx, id: OrderId) -> Result<Order> {
+    load_order(&tx.tx.open_table(ORDERS)?, id)
+}
+
+/// Writes an order, keeping the due-time index in step with its status.
+fn save_order(tx: &Tx, before: Option<&Order>, o: &Order) -> Result<()> {
+    let old = before.and_then(due_key);
+    let new = due_key(o);
+    if old != new {
+        let mut idx = tx.tx.open_table(ORDERS_BY_STATUS_DEADLINE)?;
+        if let Some(k) = old {
+            idx.remove(k)?;
+        }
+        if let Some(k) = new {
+            idx.insert(k, ())?;
+        }
+    }
+    tx.tx
+        .open_table(ORDERS)?
+        .insert(o.id, encode(o)?.as_slice())?;
+    Ok(())
+}
+
+fn product_in(tx: &Tx, id: &ProductId) -> Result<Product> {
+    load_product(&tx.tx.open_table(PRODUCTS)?, id)
+}
+
+fn available_in(tx: &Tx, id: &ProductId) -> Result<u64> {
+    Ok(tx
+        .tx
+        .open_table(STOCK_COUNTS)?
+        .get(id.as_str())?
+        .map(|v| v.value())
+        .unwrap_or(0))
+}
+
+fn check_quantity(q: u32) -> Result<()> {
+    if q == 0 || q > MAX_QUANTITY {
+        return Err(Error::bad(format!("quantity must be 1-{MAX_QUANTITY}")));
+    }
+    Ok(())
+}
+
+fn new_order(
+    tx: &Tx,
+    user: UserId,
+    p: &Product,
+    qty: u32,
+    kind: OrderKind,
+    ttl_ms: i64,
+) -> Result<Order> {
+    let unit = p.final_price_at(tx.now);
+    let amount = unit
+        .checked_mul(qty as i64)
+        .ok_or_else(|| Error::bad("order amount overflows"))?;
+    let id = tx.next_id("order")?;
+    Ok(Order {
+        id,
+        user_id: user,
+        product_id: p.id.clone(),
+        title: p.title.clone(),
+        kind,
+        status: match kind {
+            OrderKind::Instant => OrderStatus::Reserved,
+            OrderKind::Prepaid => OrderStatus::AwaitingPayment,
+        },
+        quantity: qty,
+        unit_price: p.price,
+        discount_percent: p.discount_at(tx.now),
+        amount,
+        currency: p.currency,
+        stock_item_ids: Vec::new(),
+        supplier_content: None,
+        created_at: tx.now,
+        expires_at: Some(tx.now + ttl_ms),
+        paid_at: None,
+        deadline: None,
+        delivered_at: None,
+        delivery_message_id: None,
+        payment: None,
+        refunded_at: None,
+        note: None,
+    })
+}
+
+fn index_user_order(tx: &Tx, o: &Order) -> Result<()> {
+    ensure_user(tx, o.user_id, None)?;
+    tx.tx
+        .open_multimap_table(ORDERS_BY_USER)?
+        .insert(o.user_id, o.id)?;
+    Ok(())
+}
+
+/// Reserves `qty` stock items of an active product for `user` and creates a `reserved`
+/// order that lapses after `ttl_ms`. Refused with [`Error::OutOfStock`] when stock is short.
+pub fn reserve_product_for_purchase(
+    tx: &Tx,
+    user: UserId,
+    product: &ProductId,
+    qty: u32,
+    ttl_ms: i64,
+) -> Result<Order> {
+    check_quantity(qty)?;
+    let p = product_in(tx, product)?;
+    if !p.active {
+        return Err(Error::conflict(format!("product {product} is not on sale")));
+    }
+    if available_in(tx, product)? < qty as u64 {
+        return Err(Error::OutOfStock(product.to_string()));
+    }
+    let mut o = new_order(tx, user, &p, qty, OrderKind::Instant, ttl_ms)?;
+    o.stock_item_ids = take_available(tx, product, qty, o.id)?;
+    save_order(tx, None, &o)?;
+    index_user_order(tx, &o)?;
+    Ok(o)
+}
+
+/// Creates an order after checking availability: `Instant` reserves stock (as
+/// [`reserve_product_for_purchase`]); `Prepaid` needs a pre-orderable product that is short
+/// of stock and creates an `awaiting_payment` order.
+pub fn create_order_with_availability_check(
+    tx: &Tx,
+    user: UserId,
+    product: &ProductId,
+    qty: u32,
+    kind: OrderKind,
+    ttl_ms: i64,
+) -> Result<Order> {
+    match kind {
+        OrderKind::Instant => reserve_product_for_purchase(tx, user, product, qty, ttl_ms),
+        OrderKind::Prepaid => {
+            check_quantity(qty)?;
+            let p = product_in(tx, product)?;
+            if !p.active {
+                return Err(Error::conflict(format!("product {product} is not on sale")));
+            }
+            if !p.can_preorder() {
+                return Err(Error::conflict(format!(
+                    "product {product} cannot be pre-ordered"
+                )));
+            }
+            if available_in(tx, product)? >= qty as u64 {
+                return Err(Error::conflict(format!(
+                    "product {product} is in stock: buy it for instant delivery"
+                )));
+            }
+            let o = new_order(tx, user, &p, qty, OrderKind::Prepaid, ttl_ms)?;
+            save_order(tx, None, &o)?;
+            index_user_order(tx, &o)?;
+            Ok(o)
+        }
+    }
+}
+
+fn items_content(tx: &Tx, ids: &[u64]) -> Result<Vec<String>> {
+    let t = tx.tx.open_table(STOCK_ITEMS)?;
+    ids.iter()
+        .map(|id| match t.get(*id)? {
+            Some(v) => Ok(decode::<StockItem>(v.value())?.content),
+            None => Err(Error::internal(format!("missing stock item {id}"))),
+        })
+        .collect()
+}
+
+fn deliver_job(tx: &Tx, order: OrderId) -> Result<()> {
+    enqueue(
+        tx,
+        JobKind::DeliverOrder { order_id: order },
+        EnqueueOpts::once(format!("deliver:{order}")),
+    )?;
+    Ok(())
+}
+
+fn notify(tx: &Tx, user: UserId, notice: Notice, key: String) -> Result<()> {
+    enqueue(
+        tx,
+        JobKind::NotifyUser {
+            user_id: user,
+            notice,
+        },
+        EnqueueOpts::once(key),
+    )?;
+    Ok(())
+}
+
+/// Applies a received payment to an order, exactly once per `(provider, external_id)`.
+///
+/// - pending order, amount and currency match → paid (instant: items sold, delivery
+///   enqueued; prepaid: deadline set, supplier notified);
+/// - amount or currency differ → recorded as a mismatch, order untouched, admin alerted;
+/// - order lapsed: an instant order re-reserves if stock allows; a prepaid one proceeds if
+///   the product can still be pre-ordered; otherwise the money goes to the balance;
+/// - order already paid by another payment → the money goes to the balance.
+///
+/// The customer is told whenever money went to the balance.
+pub fn apply_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<PaymentResult> {
+    pay.validate()?;
+    let key = (pay.provider.as_str(), pay.external_id.as_str());
+    let prior: Option<PaymentRecord> = tx
+        .tx
+        .open_table(PAYMENTS)?
+        .get(key)?
+        .map(|v| decode(v.value()))
+        .transpose()?;
+    if let Some(rec) = prior {
+        let order = get_order(tx, rec.order_id)?;
+        let contents = if rec.outcome == PaymentOutcome::Applied && order.kind == OrderKind::Instant
+        {
+            items_content(tx, &order.stock_item_ids)?
+        } else {
+            Vec::new()
+        };
+        return Ok(PaymentResult {
+            order,
+            outcome: rec.outcome,
+            duplicate: true,
+            contents,
+            balance: None,
+        });
+    }
+    let before = get_order(tx, order_id)?;
+    let mut o = before.clone();
+    let now = tx.now;
+    let mut outcome = PaymentOutcome::Applied;
+    let mut contents = Vec::new();
+    let mut balance = None;
+
+    if pay.amount != o.amount || pay.currency != o.currency {
+        outcome = PaymentOutcome::Mismatch;
+        enqueue(
+            tx,
+            JobKind::AlertAdmin {
+                text: format!(
+                    "Payment {}:{} for order #{} is {} {} but the order is {} {}; order left unpaid.",
+                    pay.provider,
+                    pay.external_id,
+                    o.id,
+                    pay.currency.format_minor(pay.amount),
+                    pay.currency,
+                    o.currency.format_minor(o.amount),
+                    o.currency
+                ),
+            },
+            EnqueueOpts::once(format!("mismatch:{}:{}", pay.provider, pay.external_id)),
+        )?;
+    } else {
+        let late = o.status == OrderStatus::Expired;
+        let lapsed_instant_restock = late
+            && o.kind == OrderKind::Instant
+            && product_in(tx, &o.product_id)?.active
+            && available_in(tx, &o.product_id)? >= o.quantity as u64;
+        let lapsed_prepaid_ok =
+            late && o.kind == OrderKind::Prepaid && product_in(tx, &o.product_id)?.can_preorder();
+        match o.status {
+            OrderStatus::Reserved | OrderStatus::Expired
+                if o.kind == OrderKind::Instant && (!late || lapsed_instant_restock) =>
+            {
+                if late {
+                    o.stock_item_ids = take_available(tx, &o.product_id, o.quantity, o.id)?;
+                    o.note = Some("paid after the reservation lapsed; re-reserved".into());
+                }
+                let sold = set_items_state(tx, &o.stock_item_ids, StockState::Sold)?;
+                contents = sold.into_iter().map(|i| i.content).collect();
+                o.status = OrderStatus::Paid;
+                o.paid_at = Some(now);
+                deliver_job(tx, o.id)?;
+            }
+            OrderStatus::AwaitingPayment | OrderStatus::Expired
+                if o.kind == OrderKind::Prepaid && (!late || lapsed_prepaid_ok) =>
+            {
+                let p = product_in(tx, &o.product_id)?;
+                let hours = p.fulfillment_hours.unwrap_or(48) as i64;
+                o.status = OrderStatus::Prepaid;
+                o.paid_at = Some(now);
+                o.deadline = Some(now + hours * 3_600_000);
+                enqueue(
+                    tx,
+                    JobKind::NotifySupplier { order_id: o.id },
+                    EnqueueOpts::once(format!("supplier:{}", o.id)),
+                )?;
+                notify(
+                    tx,
+                    o.user_id,
+                    Notice::PreorderAccepted { order_id: o.id },
+                    format!("preorder:{}", o.id),
+                )?;
+            }
+            _ => {
+                // Lapsed with no stock, or a second payment for a paid order: credit it.
+                outcome = PaymentOutcome::CreditedToBalance;
+                let reason = if o.was_paid() {
+                    "second payment for a paid order"
+                } else {
+                    "payment after the order lapsed"
+                };
+                balance = Some(post_entry(
+                    tx,
+                    o.user_id,
+                    pay.amount,
+                    pay.currency,
+                    reason,
+                    Some(o.id),
+                )?);
+                if !o.was_paid() {
+                    o.status = OrderStatus::Refunded;
+                    o.paid_at = Some(now);
+                    o.refunded_at = Some(now);
+                    o.note = Some(reason.into());
+                }
+                notify(
+                    tx,
+                    o.user_id,
+                    Notice::LatePaymentCredited {
+                        order_id: o.id,
+                        amount: pay.amount,
+                    },
+                    format!("credited:{}:{}", pay.provider, pay.external_id),
+                )?;
+            }
+        }
+        if outcome == PaymentOutcome::Applied {
+            o.payment = Some(PaymentRef {
+                provider: pay.provider.clone(),
+                external_id: pay.external_id.clone(),
+            });
+        }
+    }
+    if o != before {
+        save_order(tx, Some(&before), &o)?;
+    }
+    let rec = PaymentRecord {
+        provider: pay.provider.clone(),
+        external_id: pay.external_id.clone(),
+        order_id: o.id,
+        user_id: o.user_id,
+        amount: pay.amount,
+        currency: pay.currency,
+        outcome: outcome.clone(),
+        at: now,
+    };
+    tx.tx
+        .open_table(PAYMENTS)?
+        .insert(key, encode(&rec)?.as_slice())?;
+    Ok(PaymentResult {
+        order: o,
+        outcome,
+        duplicate: false,
+        contents,
+        balance,
+    })
+}
+
+/// Completes an instant purchase with a payment: idempotent, returns the items' contents,
+/// enqueues the delivery in the same transaction.
+pub fn complete_purchase(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<PaymentResult> {
+    if get_order(tx, order_id)?.kind != OrderKind::Instant {
+        return Err(Error::conflict(format!("order {order_id} is a pre-order")));
+    }
+    apply_payment(tx, order_id, pay)
+}
+
+/// Records the payment of a pre-order and notifies its supplier (same transaction).
+pub fn process_prepaid_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<PaymentResult> {
+    if get_order(tx, order_id)?.kind != OrderKind::Prepaid {
+        return Err(Error::conflict(format!(
+            "order {order_id} is not a pre-order"
+        )));
+    }
+    apply_payment(tx, order_id, pay)
+}
+
+/// Pays a pending order from the customer's balance: debit + completion + follow-up jobs in
+/// one transaction.
+pub fn pay_from_balance(tx: &Tx, order_id: OrderId, user: UserId) -> Result<PaymentResult> {
+    let o = get_order(tx, order_id)?;
+    if o.user_id != user {
+        return Err(Error::not_found(format!("order {order_id}")));
+    }
+    if !o.status.is_pending_payment() {
+        return Err(Error::conflict(format!(
+            "order {order_id} is {}, not awaiting payment",
+            o.status.as_str()
+        )));
+    }
+    let have = balance_in(tx, user)?;
+    if have < o.amount {
+        return Err(Error::InsufficientBalance {
+            need: o.amount,
+            have,
+        });
+    }
+    let pay = Payment {
+        provider: "balance".into(),
+        external_id: format!("order:{order_id}"),
+        amount: o.amount,
+        currency: o.currency,
+    };
+    // Checked above: pending, amount equal by construction, funds present — so the payment
+    // applies and the debit cannot be refused after writes began.
+    let mut res = apply_payment(tx, order_id, &pay)?;
+    if res.outcome != PaymentOutcome::Applied {
+        return Err(Error::internal(format!(
+            "balance payment for order {order_id} did not apply"
+        )));
+    }
+    res.balance = Some(post_entry(
+        tx,
+        user,
+        -o.amount,
+        o.currency,
+        "order paid from balance",
+        Some(order_id),
+    )?);
+    Ok(res)
+}
+
+/// Attaches the supplier's content to a paid pre-order and enqueues its delivery. When
+/// `supplier` is given it must be the product's supplier.
+pub fn fulfill_prepaid_order(
+    tx: &Tx,
+    order_id: OrderId,
+    content: &str,
+    supplier: Option<&str>,
+) -> Result<Order> {
+    let content = content.trim();
+    if content.is_empty() {
+        return Err(Error::bad("the content to deliver is empty"));
+    }
+    if content.len() > 16_384 {
+        return Err(Error::bad(
+            "the content to deliver is longer than 16384 bytes",
+        ));
+    }
+    let before = get_order(tx, order_id)?;
+    if let Some(s) = supplier {
+        let p = product_in(tx, &before.product_id)?;
+        if p.supplier.as_deref() != Some(s) {
+            return Err(Error::not_found(format!("order {order_id}")));
+        }
+    }
+    match before.status {
+        OrderStatus::Prepaid => {}
+        OrderStatus::Refunded => {
+            return Err(Error::conflict(format!(
+                "order {order_id} was refunded (the deadline passed)"
+            )));
+        }
+        OrderStatus::Ready | OrderStatus::Delivered => {
+            return Err(Error::conflict(format!(
+                "order {order_id} is already fulfilled"
+            )));
+        }
+        s => {
+            return Err(Error::conflict(format!(
+                "order {order_id} is {}, not paid",
+                s.as_str()
+            )));
+        }
+    }
+    let mut o = before.clone();
+    o.status = OrderStatus::Ready;
+    o.supplier_content = Some(content.to_string());
+    save_order(tx, Some(&before), &o)?;
+    deliver_job(tx, o.id)?;
+    Ok(o)
+}
+
+/// Refunds a paid order to the customer's balance and tells them. Idempotent.
+pub fn process_refund(tx: &Tx, order_id: OrderId, reason: &str) -> Result<RefundResult> {
+    let before = get_order(tx, order_id)?;
+    if before.status == OrderStatus::Refunded {
+        let balance = balance_in(tx, before.user_id)?;
+        return Ok(RefundResult {
+            amount: 0,
+            balance,
+            already: true,
+            order: before,
+        });
+    }
+    if !before.was_paid() {
+        return Err(Error::conflict(format!(
+            "order {order_id} is {}, nothing was paid",
+            before.status.as_str()
+        )));
+    }
+    let mut o = before.clone();
+    o.status = OrderStatus::Refunded;
+    o.refunded_at = Some(tx.now);
+    o.note = Some(reason.to_string());
+    save_order(tx, Some(&before), &o)?;
+    let balance = post_entry(tx, o.user_id, o.amount, o.currency, reason, Some(o.id))?;
+    notify(
+        tx,
+        o.user_id,
+        Notice::Refunded {
+            order_id: o.id,
+            amount: o.amount,
+        },
+        format!("refund:{}", o.id),
+    )?;
+    Ok(RefundResult {
+        amount: o.amount,
+        balance,
+        already: false,
+        order: o,
+    })
+}
+
+fn due_orders(tx: &Tx, status: OrderStatus, limit: usize) -> Result<Vec<OrderId>> {
+    let idx = tx.tx.open_table(ORDERS_BY_STATUS_DEADLINE)?;
+    let c = status.code();
+    let mut ids = Vec::new();
+    for r in idx.range((c, i64::MIN, 0)..(c, tx.now, 0))? {
+        ids.push(r?.0.value().2);
+        if ids.len() >= limit {
+            break;
+        }
+    }
+    Ok(ids)
+}
+
+/// Releases pending orders whose time ran out: items go back to stock. Returns their ids.
+pub fn expire_reservations(tx: &Tx, limit: usize) -> Result<Vec<OrderId>> {
+    let mut ids = due_orders(tx, OrderStatus::Reserved, limit)?;
+    ids.extend(due_orders(tx, OrderStatus::AwaitingPayment, limit)?);
+    for &id in &ids {
+        let before = get_order(tx, id)?;
+        let mut o = before.clone();
+        if !o.stock_item_ids.is_empty() {
+            set_items_state(tx, &o.stock_item_ids, StockState::Available)?;
+            o.stock_item_ids.clear();
+        }
+        o.status = OrderStatus::Expired;
+        save_order(tx, Some(&before), &o)?;
+    }
+    Ok(ids)
+}
+
+/// Refunds paid pre-orders whose deadline passed.
+pub fn refund_late_prepaid(tx: &Tx, limit: usize) -> Result<Vec<RefundResult>> {
+    due_orders(tx, OrderStatus::Prepaid, limit)?
+        .into_iter()
+        .map(|id| process_refund(tx, id, "the supplier did not deliver in time"))
+        .collect()
+}
+
+/// Moves a pre-order's deadline (the owner agreed more time with the customer).
+pub fn extend_deadline(tx: &Tx, order_id: OrderId, deadline: Millis) -> Result<Order> {
+    let before = get_order(tx, order_id)?;
+    if before.status != OrderStatus::Prepaid {
+        return Err(Error::conflict(format!(
+            "order {order_id} is {}, not a paid pre-order",
+            before.status.as_str()
+        )));
+    }
+    if deadline <= tx.now {
+        return Err(Error::bad("the new deadline is in the past"));
+    }
+    let mut o = before.clone();
+    o.deadline = Some(deadline);
+    save_order(tx, Some(&before), &o)?;
+    notify(
+        tx,
+        o.user_id,
+        Notice::DeadlineExtended { order_id, deadline },
+        format!("extend:{order_id}:{deadline}"),
+    )?;
+    Ok(o)
+}
+
+/// Records that the goods reached the customer. False if already recorded (or refunded).
+pub fn mark_delivered(tx: &Tx, order_id: OrderId, message_id: Option<i64>) -> Result<bool> {
+    let before = get_order(tx, order_id)?;
+    if !matches!(before.status, OrderStatus::Paid | OrderStatus::Ready) {
+        return Ok(false);
+    }
+    let mut o = before.clone();
+    o.status = OrderStatus::Delivered;
+    o.delivered_at = Some(tx.now);
+    o.delivery_message_id = message_id;
+    save_order(tx, Some(&before), &o)?;
+    Ok(true)
+}
+
+/// Which orders to list.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub user: Option<UserId>,
+    /// Only orders with a smaller id (paging backwards).
+    pub before: Option<OrderId>,
+    pub limit: Option<usize>,
+}
+
+/// An order with what is needed to deliver it (contents never go to the model or logs).
+#[derive(Clone, Debug)]
+pub struct Deliverable {
+    pub order: Order,
+    pub contents: Vec<String>,
+}
+
+impl Store {
+    pub async fn order(&self, id: OrderId) -> Result<Order> {
+        self.read(move |rtx, _| load_order(&rtx.open_table(ORDERS)?, id))
+            .await
+    }
+
+    /// Orders, newest first.
+    pub async fn orders(&self, f: OrderFilter) -> Result<Vec<Order>> {
+        self.read(move |rtx, _| list_orders(rtx, &f)).await
+    }
+
+    /// The order and the contents to send: sold items, or the supplier's content.
+    pub async fn deliverable(&self, id: OrderId) -> Result<Deliverable> {
+        self.read(move |rtx, _| {
+            let order = load_order(&rtx.open_table(ORDERS)?, id)?;
+            let contents = match order.kind {
+                OrderKind::Instant => {
+                    let t = rtx.open_table(STOCK_ITEMS)?;
+                    let mut v = Vec::new();
+                    for sid in &order.stock_item_ids {
+                        if let Some(raw) = t.get(*sid)? {
+                            v.push(decode::<StockItem>(raw.value())?.content);
+                        }
+                    }
+                    v
+                }
+                OrderKind::Prepaid => order.supplier_content.clone().into_iter().collect(),
+            };
+            Ok(Deliverable { order, contents })
+        })
+        .await
+    }
+
+    /// How many orders are in each status (a scan; for metrics and stats).
+    pub async fn order_status_counts(&self) -> Result<std::collections::HashMap<OrderStatus, u64>> {
+        self.read(|rtx, _| {
+            #[derive(serde::Deserialize)]
+            struct S {
+                status: OrderStatus,
+            }
+            let mut m = std::collections::HashMap::new();
+            for r in rtx.open_table(ORDERS)?.iter()? {
+                let s: S = decode(r?.1.value())?;
+                *m.entry(s.status).or_insert(0) += 1;
+            }
+            Ok(m)
+        })
+        .await
+    }
+
+    pub async fn payments(&self, limit: usize) -> Result<Vec<PaymentRecord>> {
+        self.read(move |rtx, _| {
+            let t = rtx.open_table(PAYMENTS)?;
+            let mut v: Vec<PaymentRecord> = t
+                .iter()?
+                .map(|r| decode(r?.1.value()))
+                .collect::<Result<_>>()?;
+            v.sort_by(|a, b| b.at.cmp(&a.at));
+            v.truncate(limit);
+            Ok(v)
+        })
+        .await
+    }
+}
+
+pub(crate) fn list_orders(rtx: &ReadTransaction, f: &OrderFilter) -> Result<Vec<Order>> {
+    let limit = f.limit.unwrap_or(50).min(1000);
+    let orders = rtx.open_table(ORDERS)?;
+    let mut out = Vec::new();
+    let keep = |o: &Order| f.status.is_none_or(|s| o.status == s);
+    if let Some(u) = f.user {
+        let idx = rtx.open_multimap_table(ORDERS_BY_USER)?;
+        let mut ids: Vec<u64> = idx
+            .get(u)?
+            .map(|r| r.map(|v| v.value()))
+            .collect::<Result<_, _>>()?;
+        ids.reverse();
+        for id in ids {
+            if f.before.is_some_and(|b| id >= b) {
+                continue;
+            }
+            let o = load_order(&orders, id)?;
+            if keep(&o) {
+                out.push(o);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+    } else {
+        let upper = f.before.unwrap_or(u64::MAX);
+        for r in orders.range(..upper)?.rev() {
+            let o: Order = decode(r?.1.value())?;
+            if keep(&o) {
+                out.push(o);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An order inside a write transaction.
+pub fn order_in(tx: &Tx, id: OrderId) -> Result<Order> {
+    get_order(tx, id)
+}

@@ -1,0 +1,89 @@
+//! Every redb table in one place. Values are JSON-encoded records (`&[u8]`) so adding a
+//! field never needs a migration; keys are integers, strings or tuples so ranges sort.
+
+use redb::{MultimapTableDefinition, TableDefinition};
+
+/// Bumped when the layout changes in a way old binaries cannot read.
+pub const SCHEMA_VERSION: u64 = 1;
+
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Sequences for ids: "order", "stock", "job", "ledger", "outbox".
+pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+pub const PRODUCTS: TableDefinition<&str, &[u8]> = TableDefinition::new("products");
+pub const SUPPLIERS: TableDefinition<&str, &[u8]> = TableDefinition::new("suppliers");
+
+pub const STOCK_ITEMS: TableDefinition<u64, &[u8]> = TableDefinition::new("stock_items");
+/// product id → every item id of that product (any state).
+pub const STOCK_BY_PRODUCT: MultimapTableDefinition<&str, u64> =
+    MultimapTableDefinition::new("stock_by_product");
+/// product id → ids of items available right now; reservation takes the first: O(log n).
+pub const STOCK_AVAILABLE: MultimapTableDefinition<&str, u64> =
+    MultimapTableDefinition::new("stock_available");
+/// product id → number of available items (kept equal to `STOCK_AVAILABLE`'s length).
+pub const STOCK_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("stock_counts");
+/// (product id, sha256 of content) → item id: import de-duplicates by content.
+pub const STOCK_BY_CONTENT: TableDefinition<(&str, &[u8]), u64> =
+    TableDefinition::new("stock_by_content");
+
+pub const ORDERS: TableDefinition<u64, &[u8]> = TableDefinition::new("orders");
+pub const ORDERS_BY_USER: MultimapTableDefinition<i64, u64> =
+    MultimapTableDefinition::new("orders_by_user");
+/// (status code, due time, order id): pending orders by `expires_at`, prepaid by `deadline`.
+pub const ORDERS_BY_STATUS_DEADLINE: TableDefinition<(u8, i64, u64), ()> =
+    TableDefinition::new("orders_by_status_deadline");
+
+pub const USERS: TableDefinition<i64, &[u8]> = TableDefinition::new("users");
+/// (user, seq) → ledger entry; append-only.
+pub const LEDGER: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("ledger");
+/// user → balance, a cache of the ledger sum (checked by `lavka check`).
+pub const BALANCES: TableDefinition<i64, i64> = TableDefinition::new("balances");
+
+/// (provider, external id) → payment record: a payment applies once.
+pub const PAYMENTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("payments");
+/// Telegram update id → when it was accepted.
+pub const PROCESSED_UPDATES: TableDefinition<i64, i64> = TableDefinition::new("processed_updates");
+
+pub const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
+/// (run_at, job id) for ready jobs only.
+pub const JOBS_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("jobs_due");
+/// (finished_at, job id) for done jobs, for pruning.
+pub const JOBS_DONE: TableDefinition<(i64, u64), ()> = TableDefinition::new("jobs_done");
+/// job id of every dead job.
+pub const JOBS_DEAD: TableDefinition<u64, ()> = TableDefinition::new("jobs_dead");
+pub const JOBS_BY_DEDUPE: TableDefinition<&str, u64> = TableDefinition::new("jobs_by_dedupe");
+
+/// Messages sent (or, without a channel, that would have been sent), newest last.
+pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+
+/// Calls `$m!(DEF)` for every table and `$mm!(DEF)` for every multimap table; the backup
+/// and the table-creating start-up use it so a new table cannot be forgotten.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! for_each_table {
+    ($m:ident, $mm:ident) => {
+        $m!($crate::store::schema::META);
+        $m!($crate::store::schema::COUNTERS);
+        $m!($crate::store::schema::PRODUCTS);
+        $m!($crate::store::schema::SUPPLIERS);
+        $m!($crate::store::schema::STOCK_ITEMS);
+        $mm!($crate::store::schema::STOCK_BY_PRODUCT);
+        $mm!($crate::store::schema::STOCK_AVAILABLE);
+        $m!($crate::store::schema::STOCK_COUNTS);
+        $m!($crate::store::schema::STOCK_BY_CONTENT);
+        $m!($crate::store::schema::ORDERS);
+        $mm!($crate::store::schema::ORDERS_BY_USER);
+        $m!($crate::store::schema::ORDERS_BY_STATUS_DEADLINE);
+        $m!($crate::store::schema::USERS);
+        $m!($crate::store::schema::LEDGER);
+        $m!($crate::store::schema::BALANCES);
+        $m!($crate::store::schema::PAYMENTS);
+        $m!($crate::store::schema::PROCESSED_UPDATES);
+        $m!($crate::store::schema::JOBS);
+        $m!($crate::store::schema::JOBS_DUE);
+        $m!($crate::store::schema::JOBS_DONE);
+        $m!($crate::store::schema::JOBS_DEAD);
+        $m!($crate::store::schema::JOBS_BY_DEDUPE);
+        $m!($crate::store::schema::OUTBOX);
+    };
+}
