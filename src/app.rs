@@ -54,8 +54,8 @@ impl App {
             .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
         if config.demo_catalog && store.products().await?.is_empty() {
             let cur = Currency::parse(&config.currency)?;
-            let cat = catalog::parse_json(catalog::DEMO_CATALOG, cur)
-                .context("the embedded demo catalogue")?;
+            let cat =
+                catalog::parse_json(catalog::DEMO_CATALOG, cur).context("the embedded demo catalogue")?;
             let sum = store.write(move |tx| catalog::apply(tx, &cat)).await?;
             tracing::info!(
                 products = sum.products_created,
@@ -64,9 +64,7 @@ impl App {
             );
         }
         let admin_token = config.resolve_admin_token()?;
-        let messenger = parts
-            .messenger
-            .unwrap_or_else(|| Arc::new(LogMessenger::new(store.clone())));
+        let messenger = parts.messenger.unwrap_or_else(|| Arc::new(LogMessenger::new(store.clone())));
         let handler = Arc::new(ShopJobs {
             store: store.clone(),
             messenger,
@@ -90,14 +88,7 @@ impl App {
                 ..QueueOptions::default()
             },
         );
-        Ok(App {
-            state: AppState {
-                store,
-                queue,
-                config: Arc::new(config),
-                admin_token,
-            },
-        })
+        Ok(App { state: AppState { store, queue, config: Arc::new(config), admin_token } })
     }
 
     /// Serves HTTP on `listener` and runs workers and schedules until `cancel` fires.
@@ -105,26 +96,21 @@ impl App {
         let state = self.state;
         let addr = listener.local_addr()?;
         let addr_file = state.config.addr_file();
-        std::fs::write(&addr_file, format!("http://{addr}\n"))
-            .context("writing the address file")?;
+        std::fs::write(&addr_file, format!("http://{addr}\n")).context("writing the address file")?;
         let tracker = TaskTracker::new();
         if state.config.workers > 0 {
             state.queue.spawn_workers(&tracker, cancel.clone());
         }
         let sched = if state.config.scheduler {
-            Some(
-                Schedules::start(state.queue.clone(), schedules(&state.config.snapshot_cron))
-                    .await?,
-            )
+            Some(Schedules::start(state.queue.clone(), schedules(&state.config.snapshot_cron)).await?)
         } else {
             None
         };
         tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "Lavka is listening on http://{addr}");
         let router = crate::http::router(state.clone());
         let c = cancel.clone();
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { c.cancelled().await })
-            .await;
+        let served =
+            axum::serve(listener, router).with_graceful_shutdown(async move { c.cancelled().await }).await;
         cancel.cancel();
         if let Some(s) = sched {
             s.shutdown().await;

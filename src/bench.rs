@@ -64,16 +64,12 @@ pub async fn store(buyers: usize, seconds: u64) -> anyhow::Result<Value> {
         active: true,
         updated_at: 0,
     };
-    store
-        .write(move |tx| upsert_product(tx, product.clone()))
-        .await?;
+    store.write(move |tx| upsert_product(tx, product.clone())).await?;
     // Enough stock that buyers never run out: well above the fastest rate seen.
     let items = (seconds * 20_000).clamp(20_000, 2_000_000);
     let mut next = 0u64;
     while next < items {
-        let chunk: Vec<String> = (next..(next + 5000).min(items))
-            .map(|i| format!("KEY-{i:09}"))
-            .collect();
+        let chunk: Vec<String> = (next..(next + 5000).min(items)).map(|i| format!("KEY-{i:09}")).collect();
         next += chunk.len() as u64;
         let p = pid.clone();
         store.write(move |tx| add_stock(tx, &p, &chunk)).await?;
@@ -91,9 +87,8 @@ pub async fn store(buyers: usize, seconds: u64) -> anyhow::Result<Value> {
                 let t = Instant::now();
                 let p = pid.clone();
                 let user = b as i64 + 1;
-                let order = store
-                    .write(move |tx| reserve_product_for_purchase(tx, user, &p, 1, 900_000))
-                    .await?;
+                let order =
+                    store.write(move |tx| reserve_product_for_purchase(tx, user, &p, 1, 900_000)).await?;
                 let pay = Payment {
                     provider: "bench".into(),
                     external_id: format!("{b}-{n}"),
@@ -101,9 +96,7 @@ pub async fn store(buyers: usize, seconds: u64) -> anyhow::Result<Value> {
                     currency: order.currency,
                 };
                 let oid = order.id;
-                store
-                    .write(move |tx| complete_purchase(tx, oid, &pay))
-                    .await?;
+                store.write(move |tx| complete_purchase(tx, oid, &pay)).await?;
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
                 n += 1;
             }
@@ -119,16 +112,9 @@ pub async fn store(buyers: usize, seconds: u64) -> anyhow::Result<Value> {
     let report = store.check().await?;
     let p = pid.clone();
     let sold_items: Vec<StockItem> = store.stock_items(p).await?;
-    let sold = sold_items
-        .iter()
-        .filter(|i| i.state == StockState::Sold)
-        .count();
-    let oversold = sold.saturating_sub(lat.len())
-        + report
-            .violations
-            .iter()
-            .filter(|v| v.contains("several"))
-            .count();
+    let sold = sold_items.iter().filter(|i| i.state == StockState::Sold).count();
+    let oversold =
+        sold.saturating_sub(lat.len()) + report.violations.iter().filter(|v| v.contains("several")).count();
     let stats = store.writer_stats();
     let commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
     let ops = stats.ops.load(std::sync::atomic::Ordering::Relaxed);
@@ -164,17 +150,8 @@ pub async fn queue(jobs: u64, concurrency: usize) -> anyhow::Result<Value> {
     let dir = tempfile::tempdir()?;
     let fsync_before = fsync_ms(dir.path());
     let store = Store::open(&dir.path().join("bench.redb"), StoreOptions::default())?;
-    let handler = Arc::new(Stamp {
-        done: Mutex::new(HashMap::new()),
-    });
-    let q = Queue::new(
-        store.clone(),
-        handler.clone(),
-        QueueOptions {
-            concurrency,
-            ..Default::default()
-        },
-    );
+    let handler = Arc::new(Stamp { done: Mutex::new(HashMap::new()) });
+    let q = Queue::new(store.clone(), handler.clone(), QueueOptions { concurrency, ..Default::default() });
     let enqueued: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let started = Instant::now();
     // The producer enqueues in chunks of 100 jobs per transaction, concurrently with workers.
@@ -190,8 +167,7 @@ pub async fn queue(jobs: u64, concurrency: usize) -> anyhow::Result<Value> {
                     .write(move |tx| {
                         (first..first + k)
                             .map(|i| {
-                                enqueue(tx, JobKind::Noop { n: i }, EnqueueOpts::default())
-                                    .map(|e| e.id)
+                                enqueue(tx, JobKind::Noop { n: i }, EnqueueOpts::default()).map(|e| e.id)
                             })
                             .collect::<crate::Result<Vec<u64>>>()
                     })
@@ -239,10 +215,7 @@ pub async fn queue(jobs: u64, concurrency: usize) -> anyhow::Result<Value> {
     let done = handler.done.lock().expect("lock");
     let mut lat: Vec<f64> = done
         .iter()
-        .filter_map(|(id, t)| {
-            enq.get(id)
-                .map(|e| t.saturating_duration_since(*e).as_secs_f64() * 1000.0)
-        })
+        .filter_map(|(id, t)| enq.get(id).map(|e| t.saturating_duration_since(*e).as_secs_f64() * 1000.0))
         .collect();
     lat.sort_by(|a, b| a.total_cmp(b));
     let stats = store.writer_stats();

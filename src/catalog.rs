@@ -95,12 +95,10 @@ struct Fields<'a> {
 fn build_product(f: Fields<'_>, currency: Currency, minor_units: bool) -> Result<Product> {
     let id = ProductId::parse(f.id.trim())?;
     let price = if minor_units {
-        f.price.trim().parse::<i64>().map_err(|_| {
-            Error::bad(format!(
-                "price {:?} is not a whole number of minor units",
-                f.price
-            ))
-        })?
+        f.price
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| Error::bad(format!("price {:?} is not a whole number of minor units", f.price)))?
     } else {
         currency.parse_major(&f.price)?
     };
@@ -117,22 +115,13 @@ fn build_product(f: Fields<'_>, currency: Currency, minor_units: bool) -> Result
         title: f.title.trim().to_string(),
         description: f.description.trim().to_string(),
         category: f.category.trim().to_string(),
-        tags: f
-            .tags
-            .into_iter()
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .collect(),
+        tags: f.tags.into_iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
         price,
         currency,
         discount_percent: f.discount_percent.unwrap_or(0),
         discount_until,
         fulfillment_hours: f.fulfillment_hours,
-        supplier: f
-            .supplier
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from),
+        supplier: f.supplier.map(str::trim).filter(|s| !s.is_empty()).map(String::from),
         active: f.active,
         updated_at: 0,
     };
@@ -141,20 +130,13 @@ fn build_product(f: Fields<'_>, currency: Currency, minor_units: bool) -> Result
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
-    text.find(needle)
-        .map(|i| text[..i].lines().count().max(1))
-        .unwrap_or(0)
+    text.find(needle).map(|i| text[..i].lines().count().max(1)).unwrap_or(0)
 }
 
 /// Parses a JSON catalogue. `default_currency` applies when the file names none.
 pub fn parse_json(text: &str, default_currency: Currency) -> Result<Catalog> {
-    let raw: RawCatalog = serde_json::from_str(text).map_err(|e| {
-        Error::bad(format!(
-            "catalogue JSON, line {} column {}: {e}",
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let raw: RawCatalog = serde_json::from_str(text)
+        .map_err(|e| Error::bad(format!("catalogue JSON, line {} column {}: {e}", e.line(), e.column())))?;
     let currency = match &raw.currency {
         Some(c) => Currency::parse(c)?,
         None => default_currency,
@@ -163,31 +145,20 @@ pub fn parse_json(text: &str, default_currency: Currency) -> Result<Catalog> {
         None | Some("major") => false,
         Some("minor") => true,
         Some(other) => {
-            return Err(Error::bad(format!(
-                "price_units must be \"major\" or \"minor\", got {other:?}"
-            )));
+            return Err(Error::bad(format!("price_units must be \"major\" or \"minor\", got {other:?}")));
         }
     };
-    let mut cat = Catalog {
-        suppliers: raw.suppliers,
-        ..Default::default()
-    };
+    let mut cat = Catalog { suppliers: raw.suppliers, ..Default::default() };
     for (i, rp) in raw.products.iter().enumerate() {
         let line = line_of(text, &format!("\"{}\"", rp.id));
         let at = |e: Error| {
-            Error::bad(format!(
-                "catalogue JSON, product {} ({:?}, line {line}): {e}",
-                i + 1,
-                rp.id
-            ))
+            Error::bad(format!("catalogue JSON, product {} ({:?}, line {line}): {e}", i + 1, rp.id))
         };
         let price = match &rp.price {
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::String(s) => s.clone(),
             other => {
-                return Err(at(Error::bad(format!(
-                    "price must be a number, got {other}"
-                ))));
+                return Err(at(Error::bad(format!("price must be a number, got {other}"))));
             }
         };
         let f = Fields {
@@ -203,8 +174,7 @@ pub fn parse_json(text: &str, default_currency: Currency) -> Result<Catalog> {
             supplier: rp.supplier.as_deref(),
             active: rp.active.unwrap_or(true),
         };
-        cat.products
-            .push(build_product(f, currency, minor).map_err(at)?);
+        cat.products.push(build_product(f, currency, minor).map_err(at)?);
     }
     for s in raw.stock {
         let line = line_of(text, &format!("\"product_id\": \"{}\"", s.product_id));
@@ -216,11 +186,7 @@ pub fn parse_json(text: &str, default_currency: Currency) -> Result<Catalog> {
 }
 
 fn cell<'a>(rec: &'a csv::StringRecord, headers: &csv::StringRecord, name: &str) -> &'a str {
-    headers
-        .iter()
-        .position(|h| h.trim() == name)
-        .and_then(|i| rec.get(i))
-        .unwrap_or("")
+    headers.iter().position(|h| h.trim() == name).and_then(|i| rec.get(i)).unwrap_or("")
 }
 
 fn opt_num<T: std::str::FromStr>(s: &str, what: &str) -> Result<Option<T>> {
@@ -228,30 +194,20 @@ fn opt_num<T: std::str::FromStr>(s: &str, what: &str) -> Result<Option<T>> {
     if s.is_empty() {
         return Ok(None);
     }
-    s.parse()
-        .map(Some)
-        .map_err(|_| Error::bad(format!("{what} {s:?} is not a valid number")))
+    s.parse().map(Some).map_err(|_| Error::bad(format!("{what} {s:?} is not a valid number")))
 }
 
 fn csv_reader(text: &str) -> csv::Reader<&[u8]> {
-    csv::ReaderBuilder::new()
-        .flexible(false)
-        .trim(csv::Trim::Headers)
-        .from_reader(text.as_bytes())
+    csv::ReaderBuilder::new().flexible(false).trim(csv::Trim::Headers).from_reader(text.as_bytes())
 }
 
 /// Parses `products.csv`.
 pub fn parse_products_csv(text: &str, name: &str, currency: Currency) -> Result<Vec<Product>> {
     let mut rdr = csv_reader(text);
-    let headers = rdr
-        .headers()
-        .map_err(|e| Error::bad(format!("{name}: {e}")))?
-        .clone();
+    let headers = rdr.headers().map_err(|e| Error::bad(format!("{name}: {e}")))?.clone();
     for required in ["id", "title", "price"] {
         if !headers.iter().any(|h| h == required) {
-            return Err(Error::bad(format!(
-                "{name}, line 1: missing column {required:?}"
-            )));
+            return Err(Error::bad(format!("{name}, line 1: missing column {required:?}")));
         }
     }
     let known = [
@@ -280,9 +236,7 @@ pub fn parse_products_csv(text: &str, name: &str, currency: Currency) -> Result<
             "" | "true" | "1" | "yes" => true,
             "false" | "0" | "no" => false,
             other => {
-                return Err(at(Error::bad(format!(
-                    "active must be true or false, got {other:?}"
-                ))));
+                return Err(at(Error::bad(format!("active must be true or false, got {other:?}"))));
             }
         };
         let f = Fields {
@@ -306,14 +260,9 @@ pub fn parse_products_csv(text: &str, name: &str, currency: Currency) -> Result<
 /// Parses `stock.csv` (`product_id,content`).
 pub fn parse_stock_csv(text: &str, name: &str) -> Result<BTreeMap<ProductId, Vec<String>>> {
     let mut rdr = csv_reader(text);
-    let headers = rdr
-        .headers()
-        .map_err(|e| Error::bad(format!("{name}: {e}")))?
-        .clone();
+    let headers = rdr.headers().map_err(|e| Error::bad(format!("{name}: {e}")))?.clone();
     if !(headers.iter().any(|h| h == "product_id") && headers.iter().any(|h| h == "content")) {
-        return Err(Error::bad(format!(
-            "{name}, line 1: the columns must be product_id,content"
-        )));
+        return Err(Error::bad(format!("{name}, line 1: the columns must be product_id,content")));
     }
     let mut out: BTreeMap<ProductId, Vec<String>> = BTreeMap::new();
     for rec in rdr.records() {
@@ -333,10 +282,7 @@ pub fn parse_stock_csv(text: &str, name: &str) -> Result<BTreeMap<ProductId, Vec
 /// Parses `suppliers.csv` (`id,name,telegram_chat_id`).
 pub fn parse_suppliers_csv(text: &str, name: &str) -> Result<Vec<Supplier>> {
     let mut rdr = csv_reader(text);
-    let headers = rdr
-        .headers()
-        .map_err(|e| Error::bad(format!("{name}: {e}")))?
-        .clone();
+    let headers = rdr.headers().map_err(|e| Error::bad(format!("{name}: {e}")))?.clone();
     let mut out = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| Error::bad(format!("{name}: {e}")))?;
@@ -371,8 +317,7 @@ fn finish(cat: Catalog) -> Result<Catalog> {
 /// `suppliers.csv`.
 pub fn load_path(path: &Path, default_currency: Currency) -> Result<Catalog> {
     let read = |p: &Path| {
-        std::fs::read_to_string(p)
-            .map_err(|e| Error::bad(format!("cannot read {}: {e}", p.display())))
+        std::fs::read_to_string(p).map_err(|e| Error::bad(format!("cannot read {}: {e}", p.display())))
     };
     if path.is_dir() {
         let mut cat = Catalog::default();
@@ -381,13 +326,7 @@ pub fn load_path(path: &Path, default_currency: Currency) -> Result<Catalog> {
             let p = path.join(file);
             if p.exists() {
                 any = true;
-                add_csv(
-                    &mut cat,
-                    &read(&p)?,
-                    &p.display().to_string(),
-                    kind,
-                    default_currency,
-                )?;
+                add_csv(&mut cat, &read(&p)?, &p.display().to_string(), kind, default_currency)?;
             }
         }
         if !any {
@@ -400,20 +339,12 @@ pub fn load_path(path: &Path, default_currency: Currency) -> Result<Catalog> {
     }
     let text = read(path)?;
     let name = path.display().to_string();
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
         "json" => parse_json(&text, default_currency),
         "csv" => {
             let header = text.lines().next().unwrap_or("").to_ascii_lowercase();
-            let file = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .to_ascii_lowercase();
+            let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
             let kind = if file.contains("stock") || header.contains("content") {
                 2
             } else if file.contains("supplier") || header.contains("telegram_chat_id") {
@@ -425,18 +356,14 @@ pub fn load_path(path: &Path, default_currency: Currency) -> Result<Catalog> {
             add_csv(&mut cat, &text, &name, kind, default_currency)?;
             finish(cat)
         }
-        _ => Err(Error::bad(format!(
-            "{name}: expected a .json or .csv file, or a directory of CSV files"
-        ))),
+        _ => Err(Error::bad(format!("{name}: expected a .json or .csv file, or a directory of CSV files"))),
     }
 }
 
 fn add_csv(cat: &mut Catalog, text: &str, name: &str, kind: u8, currency: Currency) -> Result<()> {
     match kind {
         0 => cat.suppliers.extend(parse_suppliers_csv(text, name)?),
-        1 => cat
-            .products
-            .extend(parse_products_csv(text, name, currency)?),
+        1 => cat.products.extend(parse_products_csv(text, name, currency)?),
         _ => {
             for (k, v) in parse_stock_csv(text, name)? {
                 cat.stock.entry(k).or_default().extend(v);
@@ -468,6 +395,9 @@ pub fn apply(tx: &Tx, cat: &Catalog) -> Result<ImportSummary> {
             }
         }
     }
+    for s in &cat.suppliers {
+        s.validate()?;
+    }
     let defined: HashSet<&str> = cat.suppliers.iter().map(|s| s.id.as_str()).collect();
     let mut missing = Vec::new();
     for p in &cat.products {
@@ -484,14 +414,7 @@ pub fn apply(tx: &Tx, cat: &Catalog) -> Result<ImportSummary> {
         sum.suppliers += 1;
     }
     for s in &missing {
-        sp::upsert_supplier(
-            tx,
-            &Supplier {
-                id: s.clone(),
-                name: s.clone(),
-                telegram_chat_id: None,
-            },
-        )?;
+        sp::upsert_supplier(tx, &Supplier { id: s.clone(), name: s.clone(), telegram_chat_id: None })?;
     }
     sum.suppliers_created = missing;
     for p in &cat.products {
@@ -536,11 +459,8 @@ pub fn to_json(cat: &Catalog) -> serde_json::Value {
             v
         })
         .collect();
-    let stock: Vec<serde_json::Value> = cat
-        .stock
-        .iter()
-        .map(|(id, items)| serde_json::json!({ "product_id": id, "items": items }))
-        .collect();
+    let stock: Vec<serde_json::Value> =
+        cat.stock.iter().map(|(id, items)| serde_json::json!({ "product_id": id, "items": items })).collect();
     let mut out = serde_json::json!({
         "price_units": "minor", "products": products, "stock": stock, "suppliers": cat.suppliers,
     });

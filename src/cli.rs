@@ -96,10 +96,7 @@ pub enum BenchKind {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -119,10 +116,7 @@ fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,tokio_cron_scheduler=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -136,10 +130,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut cfg = load_config(&cli)?;
     match cli.command {
-        Command::Serve {
-            listen,
-            print_config,
-        } => {
+        Command::Serve { listen, print_config } => {
             if let Some(l) = listen {
                 cfg.listen = l;
             }
@@ -157,9 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(store) => store.write(move |tx| catalog::apply(tx, &cat)).await?,
                 None => {
                     let body = catalog::to_json(&cat).to_string();
-                    let v =
-                        server_call(&cfg, reqwest::Method::POST, "/admin/api/import", Some(body))
-                            .await?;
+                    let v = server_call(&cfg, reqwest::Method::POST, "/admin/api/import", Some(body)).await?;
                     serde_json::from_value(v).context("server answer")?
                 }
             };
@@ -174,14 +163,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { file, json } => {
             let report = match file {
                 Some(f) => {
-                    tokio::task::spawn_blocking(move || crate::store::backup::check_file(&f))
-                        .await??
+                    tokio::task::spawn_blocking(move || crate::store::backup::check_file(&f)).await??
                 }
                 None => match open_local(&cfg).await? {
                     Some(store) => store.check().await?,
                     None => {
-                        let v = server_call(&cfg, reqwest::Method::GET, "/admin/api/check", None)
-                            .await?;
+                        let v = server_call(&cfg, reqwest::Method::GET, "/admin/api/check", None).await?;
                         serde_json::from_value(v["report"].clone()).context("server answer")?
                     }
                 },
@@ -191,20 +178,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 println!("{report}");
             }
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            })
+            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
         Command::Bench { kind } => {
             let out = match kind {
-                BenchKind::Store { buyers, seconds } => {
-                    crate::bench::store(buyers, seconds).await?
-                }
-                BenchKind::Queue { jobs, concurrency } => {
-                    crate::bench::queue(jobs, concurrency).await?
-                }
+                BenchKind::Store { buyers, seconds } => crate::bench::store(buyers, seconds).await?,
+                BenchKind::Queue { jobs, concurrency } => crate::bench::queue(jobs, concurrency).await?,
             };
             println!("{}", serde_json::to_string(&out)?);
             Ok(ExitCode::SUCCESS)
@@ -219,11 +198,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await
                 .map(|r| r.status().is_success())
                 .unwrap_or(false);
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
 }
@@ -235,9 +210,8 @@ fn toml_like(cfg: &Config) -> anyhow::Result<String> {
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     let listen = cfg.listen.clone();
     let app = App::build(cfg, Parts::default()).await?;
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
     if app.state.config.admin_token.is_none() {
         tracing::info!(
             file = %app.state.config.admin_token_file().display(),
@@ -286,10 +260,7 @@ fn server_base(cfg: &Config) -> String {
     if let Ok(s) = std::fs::read_to_string(cfg.addr_file()) {
         return s.trim().to_string();
     }
-    let l = cfg
-        .listen
-        .replace("0.0.0.0", "127.0.0.1")
-        .replace("[::]", "[::1]");
+    let l = cfg.listen.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
     format!("http://{l}")
 }
 
@@ -299,19 +270,20 @@ async fn server_request(
     path: &str,
     body: Option<String>,
 ) -> anyhow::Result<reqwest::Response> {
-    let token = cfg
-        .client_admin_token()
-        .ok_or_else(|| anyhow!("the database is in use by a running server, and no admin token is known (set LAVKA_ADMIN_TOKEN)"))?;
+    let token = cfg.client_admin_token().ok_or_else(|| {
+        anyhow!(
+            "the database is in use by a running server, and no admin token is known (set LAVKA_ADMIN_TOKEN)"
+        )
+    })?;
     let url = format!("{}{path}", server_base(cfg));
-    let mut req = reqwest::Client::new()
-        .request(method, &url)
-        .bearer_auth(token.expose());
+    let mut req = reqwest::Client::new().request(method, &url).bearer_auth(token.expose());
     if let Some(b) = body {
         req = req.header("content-type", "application/json").body(b);
     }
-    let resp = req.send().await.with_context(|| {
-        format!("the database is in use, and the server at {url} did not answer")
-    })?;
+    let resp = req
+        .send()
+        .await
+        .with_context(|| format!("the database is in use, and the server at {url} did not answer"))?;
     if !resp.status().is_success() {
         let status = resp.status();
         let text = resp.text().await.unwrap_or_default();
@@ -330,10 +302,7 @@ async fn server_call(
     path: &str,
     body: Option<String>,
 ) -> anyhow::Result<serde_json::Value> {
-    Ok(server_request(cfg, method, path, body)
-        .await?
-        .json()
-        .await?)
+    Ok(server_request(cfg, method, path, body).await?.json().await?)
 }
 
 async fn backup(cfg: &Config, dir: &Path) -> anyhow::Result<PathBuf> {

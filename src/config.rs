@@ -118,16 +118,11 @@ impl Config {
         use figment::Figment;
         use figment::providers::{Env, Format, Serialized, Toml};
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
-        let path = file
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("lavka.toml"));
+        let path = file.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("lavka.toml"));
         if path.exists() {
             fig = fig.merge(Toml::file(&path));
         } else if file.is_some() {
-            return Err(Error::bad(format!(
-                "config file {} does not exist",
-                path.display()
-            )));
+            return Err(Error::bad(format!("config file {} does not exist", path.display())));
         }
         // Only variables that name a field: other LAVKA_* variables (LAVKA_CONFIG, test
         // switches) are not configuration.
@@ -136,11 +131,9 @@ impl Config {
             _ => Vec::new(),
         };
         fig = fig.merge(
-            Env::prefixed("LAVKA_").filter(move |k| known.iter().any(|f| f.as_str() == k.as_str())),
+            Env::prefixed("LAVKA_").filter(move |k| known.iter().any(|f| f.eq_ignore_ascii_case(k.as_str()))),
         );
-        let cfg: Config = fig
-            .extract()
-            .map_err(|e| Error::bad(format!("configuration: {e}")))?;
+        let cfg: Config = fig.extract().map_err(|e| Error::bad(format!("configuration: {e}")))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -224,9 +217,7 @@ impl Config {
     /// The admin token for a client command (backup, check) talking to a running server.
     pub fn client_admin_token(&self) -> Option<Secret> {
         self.admin_token.clone().or_else(|| {
-            std::fs::read_to_string(self.admin_token_file())
-                .ok()
-                .map(|t| Secret(t.trim().to_string()))
+            std::fs::read_to_string(self.admin_token_file()).ok().map(|t| Secret(t.trim().to_string()))
         })
     }
 }
@@ -236,12 +227,8 @@ fn write_private(path: &Path, content: &str) -> Result<()> {
     {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
         f.write_all(content.as_bytes())?;
         Ok(())
     }
@@ -258,20 +245,14 @@ mod tests {
 
     #[test]
     fn secrets_are_masked_in_debug_and_json() {
-        let c = Config {
-            admin_token: Some(Secret::new("very-secret-token-123")),
-            ..Config::default()
-        };
+        let c = Config { admin_token: Some(Secret::new("very-secret-token-123")), ..Config::default() };
         assert!(!format!("{c:?}").contains("very-secret"));
         assert!(!serde_json::to_string(&c).unwrap().contains("very-secret"));
     }
 
     #[test]
     fn a_short_admin_token_is_refused() {
-        let c = Config {
-            admin_token: Some(Secret::new("short")),
-            ..Config::default()
-        };
+        let c = Config { admin_token: Some(Secret::new("short")), ..Config::default() };
         assert!(c.validate().is_err());
     }
 }

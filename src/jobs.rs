@@ -48,31 +48,15 @@ fn send_error(e: SendError) -> JobError {
 impl ShopJobs {
     async fn lang_of(&self, user: UserId) -> Result<Lang, JobError> {
         let u = self.store.user(user).await?;
-        Ok(Lang::pick(
-            u.as_ref().and_then(|u| u.lang.as_deref()),
-            self.settings.default_lang,
-        ))
+        Ok(Lang::pick(u.as_ref().and_then(|u| u.lang.as_deref()), self.settings.default_lang))
     }
 
     /// Sends to a customer; a blocked bot marks them unreachable (and the error is returned).
-    async fn send_to_user(
-        &self,
-        user: UserId,
-        text: String,
-    ) -> Result<crate::messenger::Sent, JobError> {
-        match self
-            .messenger
-            .send(&Outgoing {
-                chat_id: user,
-                text,
-            })
-            .await
-        {
+    async fn send_to_user(&self, user: UserId, text: String) -> Result<crate::messenger::Sent, JobError> {
+        match self.messenger.send(&Outgoing { chat_id: user, text }).await {
             Ok(s) => Ok(s),
             Err(SendError::Unreachable) => {
-                self.store
-                    .write(move |tx| crate::store::ledger::set_unreachable(tx, user, true))
-                    .await?;
+                self.store.write(move |tx| crate::store::ledger::set_unreachable(tx, user, true)).await?;
                 Err(JobError::Fatal(format!("user {user} blocked the bot")))
             }
             Err(e) => Err(send_error(e)),
@@ -83,21 +67,25 @@ impl ShopJobs {
         tracing::warn!(alert = %text, "admin alert");
         if self.settings.admin_chat_ids.is_empty() {
             let t = text.to_string();
-            self.store
-                .write(move |tx| crate::store::ledger::record_outbox(tx, 0, &t))
-                .await?;
+            self.store.write(move |tx| crate::store::ledger::record_outbox(tx, 0, &t)).await?;
             return Ok(());
         }
+        // One admin who blocked the bot must not keep the alert from the others; a retry
+        // is asked for only when nobody got it.
+        let (mut delivered, mut retry) = (0, None);
         for &chat in &self.settings.admin_chat_ids {
-            self.messenger
-                .send(&Outgoing {
-                    chat_id: chat,
-                    text: text.to_string(),
-                })
-                .await
-                .map_err(send_error)?;
+            match self.messenger.send(&Outgoing { chat_id: chat, text: text.to_string() }).await {
+                Ok(_) => delivered += 1,
+                Err(e @ (SendError::Unreachable | SendError::Rejected(_))) => {
+                    tracing::warn!(chat.id = chat, error = %e, "admin chat cannot receive alerts");
+                }
+                Err(e) => retry = Some(send_error(e)),
+            }
         }
-        Ok(())
+        match retry {
+            Some(e) if delivered == 0 => Err(e),
+            _ => Ok(()),
+        }
     }
 
     async fn deliver(&self, order_id: u64) -> Result<(), JobError> {
@@ -106,11 +94,7 @@ impl ShopJobs {
             OrderStatus::Paid | OrderStatus::Ready => {}
             OrderStatus::Delivered => return Ok(()),
             other => {
-                tracing::info!(
-                    order.id = order_id,
-                    status = other.as_str(),
-                    "nothing to deliver"
-                );
+                tracing::info!(order.id = order_id, status = other.as_str(), "nothing to deliver");
                 return Ok(());
             }
         }
@@ -120,9 +104,7 @@ impl ShopJobs {
         // deliver twice; the order records the message id once it closes.
         let sent = self.send_to_user(d.order.user_id, text).await?;
         let mid = sent.message_id;
-        self.store
-            .write(move |tx| crate::store::orders::mark_delivered(tx, order_id, Some(mid)))
-            .await?;
+        self.store.write(move |tx| crate::store::orders::mark_delivered(tx, order_id, Some(mid))).await?;
         metrics::counter!("lavka_orders_delivered_total").increment(1);
         Ok(())
     }
@@ -134,26 +116,16 @@ impl ShopJobs {
         }
         let p = self.store.product(o.product_id.clone()).await?;
         let chat = match &p.supplier {
-            Some(s) => self
-                .store
-                .supplier(s.clone())
-                .await?
-                .and_then(|s| s.telegram_chat_id),
+            Some(s) => self.store.supplier(s.clone()).await?.and_then(|s| s.telegram_chat_id),
             None => None,
         };
         match chat {
             Some(chat) => {
-                let msg = Outgoing {
-                    chat_id: chat,
-                    text: texts::supplier_new_order(&o),
-                };
+                let msg = Outgoing { chat_id: chat, text: texts::supplier_new_order(&o) };
                 self.messenger.send(&msg).await.map_err(send_error)?;
                 Ok(())
             }
-            None => {
-                self.alert_admins(&texts::admin_unassigned_preorder(&o))
-                    .await
-            }
+            None => self.alert_admins(&texts::admin_unassigned_preorder(&o)).await,
         }
     }
 
@@ -168,6 +140,10 @@ impl ShopJobs {
             Notice::LatePaymentCredited { order_id, amount } => {
                 let o = self.store.order(*order_id).await?;
                 texts::late_payment_credited(lang, *order_id, *amount, o.currency)
+            }
+            Notice::MismatchCredited { order_id, amount } => {
+                let o = self.store.order(*order_id).await?;
+                texts::mismatch_credited(lang, *order_id, *amount, o.currency)
             }
             Notice::PreorderAccepted { order_id } => {
                 let o = self.store.order(*order_id).await?;
@@ -214,9 +190,7 @@ impl Handler for ShopJobs {
                 None => Err(JobError::Fatal("no Telegram channel is configured".into())),
             },
             JobKind::ExpireReservations => {
-                let n = self
-                    .sweep(|tx| crate::store::orders::expire_reservations(tx, SWEEP_LIMIT))
-                    .await?;
+                let n = self.sweep(|tx| crate::store::orders::expire_reservations(tx, SWEEP_LIMIT)).await?;
                 if n > 0 {
                     tracing::info!(orders = n, "reservations expired");
                     metrics::counter!("lavka_reservations_expired_total").increment(n as u64);
@@ -224,9 +198,7 @@ impl Handler for ShopJobs {
                 Ok(())
             }
             JobKind::RefundLatePrepaid => {
-                let n = self
-                    .sweep(|tx| crate::store::orders::refund_late_prepaid(tx, SWEEP_LIMIT))
-                    .await?;
+                let n = self.sweep(|tx| crate::store::orders::refund_late_prepaid(tx, SWEEP_LIMIT)).await?;
                 if n > 0 {
                     tracing::warn!(orders = n, "late pre-orders refunded to balance");
                     metrics::counter!("lavka_preorders_refunded_total").increment(n as u64);
@@ -240,16 +212,9 @@ impl Handler for ShopJobs {
                 let keep = self.settings.outbox_keep;
                 let p = self
                     .store
-                    .write(move |tx| {
-                        crate::store::jobs::prune(tx, before, updates_before, keep, 10_000)
-                    })
+                    .write(move |tx| crate::store::jobs::prune(tx, before, updates_before, keep, 10_000))
                     .await?;
-                tracing::info!(
-                    jobs = p.jobs,
-                    updates = p.updates,
-                    outbox = p.outbox,
-                    "pruned"
-                );
+                tracing::info!(jobs = p.jobs, updates = p.updates, outbox = p.outbox, "pruned");
                 Ok(())
             }
             JobKind::Snapshot => {
@@ -259,11 +224,8 @@ impl Handler for ShopJobs {
                     .await
                     .map_err(|e| JobError::Retry(e.to_string()))?;
                 tracing::info!(path = %s.path.display(), bytes = s.bytes, "snapshot written");
-                crate::store::backup::rotate(
-                    &self.settings.backups_dir,
-                    self.settings.snapshots_keep,
-                )
-                .map_err(|e| JobError::Retry(e.to_string()))?;
+                crate::store::backup::rotate(&self.settings.backups_dir, self.settings.snapshots_keep)
+                    .map_err(|e| JobError::Retry(e.to_string()))?;
                 Ok(())
             }
             JobKind::Noop { .. } => Ok(()),

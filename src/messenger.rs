@@ -67,8 +67,6 @@ impl Messenger for LogMessenger {
             chars = msg.text.chars().count(),
             "message recorded (no channel configured)"
         );
-        Ok(Sent {
-            message_id: id as i64,
-        })
+        Ok(Sent { message_id: id as i64 })
     }
 }

@@ -39,24 +39,14 @@ pub async fn render(store: &Store) -> String {
         let _ = writeln!(out, "lavka_jobs{{state=\"dead\"}} {}", q.dead);
         let _ = writeln!(out, "lavka_jobs{{state=\"done\"}} {}", q.done);
         let _ = writeln!(out, "# TYPE lavka_jobs_oldest_due_seconds gauge");
-        let _ = writeln!(
-            out,
-            "lavka_jobs_oldest_due_seconds {}",
-            q.oldest_due_ms.unwrap_or(0) as f64 / 1000.0
-        );
+        let _ =
+            writeln!(out, "lavka_jobs_oldest_due_seconds {}", q.oldest_due_ms.unwrap_or(0) as f64 / 1000.0);
     }
     let w = store.writer_stats();
     let _ = writeln!(out, "# TYPE lavka_store_commits_total counter");
-    let _ = writeln!(
-        out,
-        "lavka_store_commits_total {}",
-        w.commits.load(std::sync::atomic::Ordering::Relaxed)
-    );
+    let _ =
+        writeln!(out, "lavka_store_commits_total {}", w.commits.load(std::sync::atomic::Ordering::Relaxed));
     let _ = writeln!(out, "# TYPE lavka_store_ops_total counter");
-    let _ = writeln!(
-        out,
-        "lavka_store_ops_total {}",
-        w.ops.load(std::sync::atomic::Ordering::Relaxed)
-    );
+    let _ = writeln!(out, "lavka_store_ops_total {}", w.ops.load(std::sync::atomic::Ordering::Relaxed));
     out
 }

@@ -43,14 +43,8 @@ fn money(amount: i64, c: Currency) -> String {
 /// The message that carries purchased goods.
 pub fn delivery(lang: Lang, o: &Order, contents: &[String]) -> String {
     let head = match lang {
-        Lang::Ru => format!(
-            "✅ Заказ #{} оплачен: {} × {}\nВаш товар:",
-            o.id, o.title, o.quantity
-        ),
-        Lang::En => format!(
-            "✅ Order #{} is paid: {} × {}\nYour item:",
-            o.id, o.title, o.quantity
-        ),
+        Lang::Ru => format!("✅ Заказ #{} оплачен: {} × {}\nВаш товар:", o.id, o.title, o.quantity),
+        Lang::En => format!("✅ Order #{} is paid: {} × {}\nYour item:", o.id, o.title, o.quantity),
     };
     let mut s = head;
     for c in contents {
@@ -64,20 +58,13 @@ pub fn delivery(lang: Lang, o: &Order, contents: &[String]) -> String {
     s
 }
 
-pub fn refunded(
-    lang: Lang,
-    order_id: u64,
-    amount: i64,
-    c: Currency,
-    balance: Option<i64>,
-) -> String {
+pub fn refunded(lang: Lang, order_id: u64, amount: i64, c: Currency, balance: Option<i64>) -> String {
     let bal = balance.map(|b| money(b, c));
     match lang {
         Lang::Ru => format!(
             "↩️ Заказ #{order_id}: {} возвращено на ваш баланс.{}",
             money(amount, c),
-            bal.map(|b| format!(" Баланс: {b}. Им можно оплатить следующие покупки."))
-                .unwrap_or_default()
+            bal.map(|b| format!(" Баланс: {b}. Им можно оплатить следующие покупки.")).unwrap_or_default()
         ),
         Lang::En => format!(
             "↩️ Order #{order_id}: {} was refunded to your balance.{}",
@@ -101,6 +88,19 @@ pub fn late_payment_credited(lang: Lang, order_id: u64, amount: i64, c: Currency
     }
 }
 
+pub fn mismatch_credited(lang: Lang, order_id: u64, amount: i64, c: Currency) -> String {
+    match lang {
+        Lang::Ru => format!(
+            "Сумма оплаты не совпала с суммой заказа #{order_id}. {} зачислено на ваш баланс — им можно оплатить заказ или другой товар.",
+            money(amount, c)
+        ),
+        Lang::En => format!(
+            "The payment did not match the amount of order #{order_id}. {} was credited to your balance — use it to pay for the order or another item.",
+            money(amount, c)
+        ),
+    }
+}
+
 pub fn preorder_accepted(lang: Lang, o: &Order) -> String {
     let deadline = o.deadline.map(fmt_time).unwrap_or_default();
     match lang {
@@ -117,14 +117,8 @@ pub fn preorder_accepted(lang: Lang, o: &Order) -> String {
 
 pub fn deadline_extended(lang: Lang, order_id: u64, deadline: i64) -> String {
     match lang {
-        Lang::Ru => format!(
-            "Срок выдачи предзаказа #{order_id} продлён до {}.",
-            fmt_time(deadline)
-        ),
-        Lang::En => format!(
-            "The delivery deadline of pre-order #{order_id} is now {}.",
-            fmt_time(deadline)
-        ),
+        Lang::Ru => format!("Срок выдачи предзаказа #{order_id} продлён до {}.", fmt_time(deadline)),
+        Lang::En => format!("The delivery deadline of pre-order #{order_id} is now {}.", fmt_time(deadline)),
     }
 }
 

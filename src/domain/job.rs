@@ -11,6 +11,8 @@ pub enum Notice {
     Refunded { order_id: OrderId, amount: i64 },
     /// A payment arrived after the order lapsed and went to the balance.
     LatePaymentCredited { order_id: OrderId, amount: i64 },
+    /// A payment did not match its order and was credited to the balance.
+    MismatchCredited { order_id: OrderId, amount: i64 },
     /// A pre-order was paid and handed to the supplier.
     PreorderAccepted { order_id: OrderId },
     /// The owner changed a pre-order's deadline.
@@ -32,10 +34,7 @@ pub enum JobKind {
     /// Tell the shop's admins something (payment mismatch, dead jobs).
     AlertAdmin { text: String },
     /// Handle one Telegram update (stored raw).
-    ProcessUpdate {
-        update_id: i64,
-        update: serde_json::Value,
-    },
+    ProcessUpdate { update_id: i64, update: serde_json::Value },
     /// Release reservations whose time ran out.
     ExpireReservations,
     /// Refund pre-orders whose deadline passed.

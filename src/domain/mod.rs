@@ -10,8 +10,8 @@ mod product;
 pub use job::{Dedupe, JobKind, JobRecord, JobState, Notice};
 pub use money::{Currency, Money};
 pub use order::{
-    LedgerEntry, Order, OrderKind, OrderStatus, OutboxMessage, PaymentOutcome, PaymentRecord,
-    PaymentRef, User,
+    LedgerEntry, Order, OrderKind, OrderStatus, OutboxMessage, PaymentOutcome, PaymentRecord, PaymentRef,
+    User,
 };
 pub use product::{Availability, Product, ProductId, StockItem, StockState, Supplier};
 

@@ -18,9 +18,7 @@ impl Currency {
         let up = s.trim().to_ascii_uppercase();
         let b = up.as_bytes();
         if b.len() != 3 || !b.iter().all(|c| c.is_ascii_uppercase()) {
-            return Err(Error::bad(format!(
-                "currency must be a 3-letter code, got {s:?}"
-            )));
+            return Err(Error::bad(format!("currency must be a 3-letter code, got {s:?}")));
         }
         Ok(Currency([b[0], b[1], b[2]]))
     }
@@ -72,17 +70,10 @@ impl Currency {
         let int_v: i64 = int.parse().map_err(|_| bad())?;
         let mut frac_v: i64 = 0;
         for i in 0..digits {
-            let d = frac_trim
-                .as_bytes()
-                .get(i)
-                .map(|c| (c - b'0') as i64)
-                .unwrap_or(0);
+            let d = frac_trim.as_bytes().get(i).map(|c| (c - b'0') as i64).unwrap_or(0);
             frac_v = frac_v * 10 + d;
         }
-        let v = int_v
-            .checked_mul(self.scale())
-            .and_then(|x| x.checked_add(frac_v))
-            .ok_or_else(bad)?;
+        let v = int_v.checked_mul(self.scale()).and_then(|x| x.checked_add(frac_v)).ok_or_else(bad)?;
         Ok(if neg { -v } else { v })
     }
 
@@ -95,12 +86,7 @@ impl Currency {
         let scale = self.scale();
         let sign = if minor < 0 { "-" } else { "" };
         let a = minor.unsigned_abs();
-        format!(
-            "{sign}{}.{:0width$}",
-            a / scale as u64,
-            a % scale as u64,
-            width = digits as usize
-        )
+        format!("{sign}{}.{:0width$}", a / scale as u64, a % scale as u64, width = digits as usize)
     }
 }
 

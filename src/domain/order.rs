@@ -176,7 +176,8 @@ pub enum PaymentOutcome {
     Applied,
     /// Arrived after the order lapsed, no stock to re-reserve: credited to the balance.
     CreditedToBalance,
-    /// Amount or currency did not match the order; recorded for the owner, order untouched.
+    /// Amount or currency did not match the order; the order is untouched, the owner alerted,
+    /// and money in the order's currency credited to the customer's balance.
     Mismatch,
 }
 

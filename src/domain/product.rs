@@ -13,8 +13,7 @@ impl ProductId {
     pub fn parse(s: &str) -> Result<Self> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
+            && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
         if !ok {
             return Err(Error::bad(format!(
                 "product id must be 1-64 characters of a-z, 0-9, '-', '_', '.', got {s:?}"
@@ -84,42 +83,32 @@ impl Product {
             return Err(Error::bad(format!("product {}: title is empty", self.id)));
         }
         if self.title.chars().count() > 200 {
-            return Err(Error::bad(format!(
-                "product {}: title longer than 200",
-                self.id
-            )));
+            return Err(Error::bad(format!("product {}: title longer than 200", self.id)));
         }
         if self.description.chars().count() > 4000 {
-            return Err(Error::bad(format!(
-                "product {}: description longer than 4000",
-                self.id
-            )));
+            return Err(Error::bad(format!("product {}: description longer than 4000", self.id)));
         }
         if self.price < 0 {
-            return Err(Error::bad(format!(
-                "product {}: price is negative",
-                self.id
-            )));
+            return Err(Error::bad(format!("product {}: price is negative", self.id)));
         }
-        if self.price > 1_000_000_000_00 {
-            return Err(Error::bad(format!(
-                "product {}: price is too large",
-                self.id
-            )));
+        if self.price == 0 {
+            return Err(Error::bad(format!("product {}: price must be above zero", self.id)));
         }
-        if self.discount_percent > 100 {
-            return Err(Error::bad(format!(
-                "product {}: discount_percent must be 0-100",
-                self.id
-            )));
+        if let Some(s) = &self.supplier
+            && (s.trim().is_empty() || s.len() > 64)
+        {
+            return Err(Error::bad(format!("product {}: supplier id must be 1-64 characters", self.id)));
+        }
+        if self.price > 100_000_000_000 {
+            return Err(Error::bad(format!("product {}: price is too large", self.id)));
+        }
+        if self.discount_percent > 99 {
+            return Err(Error::bad(format!("product {}: discount_percent must be 0-99", self.id)));
         }
         if let Some(h) = self.fulfillment_hours
             && (h == 0 || h > 24 * 365)
         {
-            return Err(Error::bad(format!(
-                "product {}: fulfillment_hours must be 1-8760",
-                self.id
-            )));
+            return Err(Error::bad(format!("product {}: fulfillment_hours must be 1-8760", self.id)));
         }
         Ok(())
     }
@@ -149,6 +138,21 @@ pub struct Supplier {
     pub name: String,
     #[serde(default)]
     pub telegram_chat_id: Option<i64>,
+}
+
+impl Supplier {
+    pub fn validate(&self) -> Result<()> {
+        if self.id.trim().is_empty() || self.id.len() > 64 || self.id.trim() != self.id {
+            return Err(Error::bad(format!(
+                "supplier id {:?} must be 1-64 characters without surrounding spaces",
+                self.id
+            )));
+        }
+        if self.name.chars().count() > 200 {
+            return Err(Error::bad(format!("supplier {}: name longer than 200", self.id)));
+        }
+        Ok(())
+    }
 }
 
 /// Where a stock item is in its life.

@@ -3,9 +3,7 @@
 use super::error::{ApiError, ApiResult, JsonBody};
 use crate::app::AppState;
 use crate::catalog;
-use crate::domain::{
-    Currency, JobState, OrderId, OrderKind, OrderStatus, Product, ProductId, UserId,
-};
+use crate::domain::{Currency, JobState, OrderId, OrderKind, OrderStatus, Product, ProductId, UserId};
 use crate::error::Error;
 use crate::store::orders::{OrderFilter, Payment};
 use crate::store::{Tx, ledger, orders as ops, products as pops};
@@ -40,9 +38,7 @@ fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<Optio
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(body)
-        .map(Some)
-        .map_err(|e| Error::bad(format!("body: {e}")).into())
+    serde_json::from_slice(body).map(Some).map_err(|e| Error::bad(format!("body: {e}")).into())
 }
 
 fn pid(id: &str) -> ApiResult<ProductId> {
@@ -56,18 +52,12 @@ fn currency(s: &AppState) -> Currency {
 pub async fn list_products(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let products = s.store.products().await?;
     let avail = s.store.available_stock_with_discounts().await?;
-    let rows: Vec<Value> = products
-        .into_iter()
-        .zip(avail)
-        .map(|(p, a)| json!({ "product": p, "availability": a }))
-        .collect();
+    let rows: Vec<Value> =
+        products.into_iter().zip(avail).map(|(p, a)| json!({ "product": p, "availability": a })).collect();
     Ok(Json(json!({ "products": rows })))
 }
 
-pub async fn get_product(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+pub async fn get_product(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let id = pid(&id)?;
     let p = s.store.product(id.clone()).await?;
     let a = s.store.availability(id).await?;
@@ -81,9 +71,7 @@ pub async fn upsert_product(
     Path(id): Path<String>,
     JsonBody(mut body): JsonBody<Value>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let obj = body
-        .as_object_mut()
-        .ok_or_else(|| Error::bad("the body must be a JSON object"))?;
+    let obj = body.as_object_mut().ok_or_else(|| Error::bad("the body must be a JSON object"))?;
     let price_units = obj.remove("price_units");
     let cur = obj.remove("currency");
     match obj.get("id") {
@@ -103,54 +91,28 @@ pub async fn upsert_product(
         cat["currency"] = c;
     }
     let parsed = catalog::parse_json(&cat.to_string(), currency(&s))?;
-    let product: Product = parsed
-        .products
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::bad("no product"))?;
+    let product: Product = parsed.products.into_iter().next().ok_or_else(|| Error::bad("no product"))?;
     let p2 = product.clone();
-    let created = s
-        .store
-        .write(move |tx| pops::upsert_product(tx, p2.clone()))
-        .await?;
-    let code = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((
-        code,
-        Json(json!({ "product": product, "created": created })),
-    ))
+    let created = s.store.write(move |tx| pops::upsert_product(tx, p2.clone())).await?;
+    let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((code, Json(json!({ "product": product, "created": created }))))
 }
 
 async fn set_active(s: AppState, id: String, active: bool) -> ApiResult<Json<Value>> {
     let id = pid(&id)?;
-    let p = s
-        .store
-        .write(move |tx| pops::set_product_active(tx, &id, active))
-        .await?;
+    let p = s.store.write(move |tx| pops::set_product_active(tx, &id, active)).await?;
     Ok(Json(json!({ "product": p })))
 }
 
-pub async fn activate_product(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+pub async fn activate_product(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     set_active(s, id, true).await
 }
 
-pub async fn deactivate_product(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+pub async fn deactivate_product(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     set_active(s, id, false).await
 }
 
-pub async fn list_stock(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+pub async fn list_stock(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let items = s.store.stock_items(pid(&id)?).await?;
     Ok(Json(json!({ "items": items })))
 }
@@ -172,37 +134,20 @@ pub async fn add_stock(
         struct Items {
             items: Vec<String>,
         }
-        serde_json::from_str::<Items>(&body)
-            .map_err(|e| Error::bad(format!("body: {e}")))?
-            .items
+        serde_json::from_str::<Items>(&body).map_err(|e| Error::bad(format!("body: {e}")))?.items
     } else {
-        body.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect()
+        body.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
     };
     if items.is_empty() {
         return Err(Error::bad("no stock items in the body").into());
     }
-    let added = s
-        .store
-        .write(move |tx| pops::add_stock(tx, &id, &items))
-        .await?;
+    let added = s.store.write(move |tx| pops::add_stock(tx, &id, &items)).await?;
     Ok(Json(json!(added)))
 }
 
-pub async fn remove_stock(
-    State(s): State<AppState>,
-    Path(item): Path<u64>,
-) -> ApiResult<Json<Value>> {
-    let item = s
-        .store
-        .write(move |tx| pops::remove_stock_item(tx, item))
-        .await?;
-    Ok(Json(
-        json!({ "removed": item.id, "product_id": item.product_id }),
-    ))
+pub async fn remove_stock(State(s): State<AppState>, Path(item): Path<u64>) -> ApiResult<Json<Value>> {
+    let item = s.store.write(move |tx| pops::remove_stock_item(tx, item)).await?;
+    Ok(Json(json!({ "removed": item.id, "product_id": item.product_id })))
 }
 
 /// Body: a catalogue in the JSON import format.
@@ -220,32 +165,17 @@ pub struct OrdersQuery {
     limit: Option<usize>,
 }
 
-pub async fn list_orders(
-    State(s): State<AppState>,
-    Query(q): Query<OrdersQuery>,
-) -> ApiResult<Json<Value>> {
+pub async fn list_orders(State(s): State<AppState>, Query(q): Query<OrdersQuery>) -> ApiResult<Json<Value>> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
-        Some(st) => Some(
-            OrderStatus::parse(st).ok_or_else(|| Error::bad(format!("unknown status {st:?}")))?,
-        ),
+        Some(st) => Some(OrderStatus::parse(st).ok_or_else(|| Error::bad(format!("unknown status {st:?}")))?),
     };
-    let orders = s
-        .store
-        .orders(OrderFilter {
-            status,
-            user: q.user,
-            before: q.before,
-            limit: q.limit,
-        })
-        .await?;
+    let orders =
+        s.store.orders(OrderFilter { status, user: q.user, before: q.before, limit: q.limit }).await?;
     Ok(Json(json!({ "orders": orders })))
 }
 
-pub async fn get_order(
-    State(s): State<AppState>,
-    Path(id): Path<OrderId>,
-) -> ApiResult<Json<Value>> {
+pub async fn get_order(State(s): State<AppState>, Path(id): Path<OrderId>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "order": s.store.order(id).await? })))
 }
 
@@ -279,9 +209,7 @@ pub async fn create_order(
     let user = b.user_id;
     let o = s
         .store
-        .write(move |tx| {
-            ops::create_order_with_availability_check(tx, user, &product, qty, kind, ttl)
-        })
+        .write(move |tx| ops::create_order_with_availability_check(tx, user, &product, qty, kind, ttl))
         .await?;
     metrics::counter!("lavka_orders_created_total", "kind" => if kind == OrderKind::Instant { "instant" } else { "prepaid" }).increment(1);
     Ok((StatusCode::CREATED, Json(json!({ "order": o }))))
@@ -318,14 +246,13 @@ pub async fn confirm_payment(
     };
     let pay = Payment {
         provider: "manual".into(),
-        external_id: b.reference.clone().unwrap_or_else(|| format!("order:{id}")),
+        // Without a reference, one confirmation per order and amount: repeating it is a no-op,
+        // correcting a mistyped amount is a new payment.
+        external_id: b.reference.clone().unwrap_or_else(|| format!("order:{id}:{amount}")),
         amount,
         currency: cur,
     };
-    let res = s
-        .store
-        .write(move |tx| ops::apply_payment(tx, id, &pay))
-        .await?;
+    let res = s.store.write(move |tx| ops::apply_payment(tx, id, &pay)).await?;
     metrics::counter!("lavka_payments_total", "provider" => "manual", "outcome" => format!("{:?}", res.outcome)).increment(1);
     Ok(Json(json!({
         "order": res.order,
@@ -349,10 +276,7 @@ pub async fn refund(
     let reason = optional_json::<Reason>(&body)?
         .and_then(|b| b.reason)
         .unwrap_or_else(|| "refunded by the shop".into());
-    let r = s
-        .store
-        .write(move |tx| ops::process_refund(tx, id, &reason))
-        .await?;
+    let r = s.store.write(move |tx| ops::process_refund(tx, id, &reason)).await?;
     Ok(Json(json!(r)))
 }
 
@@ -366,10 +290,7 @@ pub async fn fulfill(
     Path(id): Path<OrderId>,
     JsonBody(b): JsonBody<Fulfil>,
 ) -> ApiResult<Json<Value>> {
-    let o = s
-        .store
-        .write(move |tx| ops::fulfill_prepaid_order(tx, id, &b.content, None))
-        .await?;
+    let o = s.store.write(move |tx| ops::fulfill_prepaid_order(tx, id, &b.content, None)).await?;
     Ok(Json(json!({ "order": o })))
 }
 
@@ -402,16 +323,10 @@ fn s_deadline(tx: &Tx, id: OrderId) -> crate::Result<i64> {
 }
 
 pub async fn get_user(State(s): State<AppState>, Path(id): Path<UserId>) -> ApiResult<Json<Value>> {
-    let user = s
-        .store
-        .user(id)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("user {id}")))?;
+    let user = s.store.user(id).await?.ok_or_else(|| Error::not_found(format!("user {id}")))?;
     let balance = s.store.balance(id).await?;
     let ledger = s.store.ledger(id).await?;
-    Ok(Json(
-        json!({ "user": user, "balance": balance, "ledger": ledger }),
-    ))
+    Ok(Json(json!({ "user": user, "balance": balance, "ledger": ledger })))
 }
 
 #[derive(Deserialize)]
@@ -431,10 +346,7 @@ pub async fn credit(
     let cur = currency(&s);
     let amount = cur.parse_major(&b.amount)?;
     let reason = b.reason.unwrap_or_else(|| "credited by the shop".into());
-    let balance = s
-        .store
-        .write(move |tx| ledger::credit_balance(tx, id, amount, cur, &reason))
-        .await?;
+    let balance = s.store.write(move |tx| ledger::credit_balance(tx, id, amount, cur, &reason)).await?;
     Ok(Json(json!({ "balance": balance })))
 }
 
@@ -444,58 +356,35 @@ pub struct Limit {
     state: Option<String>,
 }
 
-pub async fn list_payments(
-    State(s): State<AppState>,
-    Query(q): Query<Limit>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({ "payments": s.store.payments(q.limit.unwrap_or(100).min(1000)).await? }),
-    ))
+pub async fn list_payments(State(s): State<AppState>, Query(q): Query<Limit>) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "payments": s.store.payments(q.limit.unwrap_or(100).min(1000)).await? })))
 }
 
-pub async fn list_jobs(
-    State(s): State<AppState>,
-    Query(q): Query<Limit>,
-) -> ApiResult<Json<Value>> {
+pub async fn list_jobs(State(s): State<AppState>, Query(q): Query<Limit>) -> ApiResult<Json<Value>> {
     let state = match q.state.as_deref() {
         None | Some("") => JobState::Dead,
         Some(st) => JobState::parse(st)
             .ok_or_else(|| Error::bad(format!("state must be ready, done or dead, got {st:?}")))?,
     };
-    let jobs = s
-        .store
-        .jobs_in_state(state, q.limit.unwrap_or(100).min(1000))
-        .await?;
+    let jobs = s.store.jobs_in_state(state, q.limit.unwrap_or(100).min(1000)).await?;
     let counts = s.store.queue_counts().await?;
     Ok(Json(json!({ "jobs": jobs, "counts": counts })))
 }
 
 pub async fn retry_job(State(s): State<AppState>, Path(id): Path<u64>) -> ApiResult<Json<Value>> {
-    let job = s
-        .store
-        .write(move |tx| crate::store::jobs::redrive(tx, id))
-        .await?;
+    let job = s.store.write(move |tx| crate::store::jobs::redrive(tx, id)).await?;
     Ok(Json(json!({ "job": job })))
 }
 
-pub async fn list_messages(
-    State(s): State<AppState>,
-    Query(q): Query<Limit>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({ "messages": s.store.outbox(q.limit.unwrap_or(100).min(1000)).await? }),
-    ))
+pub async fn list_messages(State(s): State<AppState>, Query(q): Query<Limit>) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({ "messages": s.store.outbox(q.limit.unwrap_or(100).min(1000)).await? })))
 }
 
 pub async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let orders = s.store.order_status_counts().await?;
-    let orders: serde_json::Map<String, Value> = orders
-        .into_iter()
-        .map(|(k, v)| (k.as_str().to_string(), json!(v)))
-        .collect();
-    Ok(Json(
-        json!({ "orders": orders, "jobs": s.store.queue_counts().await? }),
-    ))
+    let orders: serde_json::Map<String, Value> =
+        orders.into_iter().map(|(k, v)| (k.as_str().to_string(), json!(v))).collect();
+    Ok(Json(json!({ "orders": orders, "jobs": s.store.queue_counts().await? })))
 }
 
 pub async fn check(State(s): State<AppState>) -> ApiResult<Json<Value>> {
@@ -506,23 +395,13 @@ pub async fn check(State(s): State<AppState>) -> ApiResult<Json<Value>> {
 /// Streams a fresh consistent snapshot of the database.
 pub async fn backup(State(s): State<AppState>) -> ApiResult<Response> {
     let snap = s.store.snapshot(s.config.backups_dir()).await?;
-    let file = tokio::fs::File::open(&snap.path)
-        .await
-        .map_err(Error::from)?;
-    let name = snap
-        .path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("lavka.redb")
-        .to_string();
+    let file = tokio::fs::File::open(&snap.path).await.map_err(Error::from)?;
+    let name = snap.path.file_name().and_then(|n| n.to_str()).unwrap_or("lavka.redb").to_string();
     let stream = tokio_util::io::ReaderStream::new(file);
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
             (header::CONTENT_LENGTH, snap.bytes.to_string()),
         ],
         Body::from_stream(stream),

@@ -20,9 +20,7 @@ pub fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::BadInput(_) => StatusCode::BAD_REQUEST,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::Conflict(_) | Error::OutOfStock(_) | Error::InsufficientBalance { .. } => {
-            StatusCode::CONFLICT
-        }
+        Error::Conflict(_) | Error::OutOfStock(_) | Error::InsufficientBalance { .. } => StatusCode::CONFLICT,
         Error::Unauthorized => StatusCode::UNAUTHORIZED,
         Error::Unavailable(_) | Error::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Schema(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -64,7 +62,8 @@ where
             Ok(Json(v)) => Ok(JsonBody(v)),
             Err(rej) => {
                 let status = rej.status();
-                let body = serde_json::json!({ "error": { "code": "bad_input", "message": rej.body_text() } });
+                let body =
+                    serde_json::json!({ "error": { "code": "bad_input", "message": rej.body_text() } });
                 Err((status, Json(body)).into_response())
             }
         }

@@ -17,16 +17,10 @@ use tower_http::trace::TraceLayer;
 pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route("/products", get(admin::list_products))
-        .route(
-            "/products/{id}",
-            put(admin::upsert_product).get(admin::get_product),
-        )
+        .route("/products/{id}", put(admin::upsert_product).get(admin::get_product))
         .route("/products/{id}/activate", post(admin::activate_product))
         .route("/products/{id}/deactivate", post(admin::deactivate_product))
-        .route(
-            "/products/{id}/stock",
-            get(admin::list_stock).post(admin::add_stock),
-        )
+        .route("/products/{id}/stock", get(admin::list_stock).post(admin::add_stock))
         .route("/stock/{item}", delete(admin::remove_stock))
         .route("/import", post(admin::import))
         .route("/orders", get(admin::list_orders).post(admin::create_order))
@@ -44,46 +38,31 @@ pub fn router(state: AppState) -> Router {
         .route("/stats", get(admin::stats))
         .route("/check", get(admin::check))
         .route("/backup", get(admin::backup))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            admin::require_token,
-        ));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin::require_token));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .nest("/admin/api", admin)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(60),
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     match s.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ok"})),
-        ),
+        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok"}))),
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({"status": "unavailable"})),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "unavailable"})))
         }
     }
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::render(&s.store).await,
     )
 }

@@ -32,11 +32,7 @@ pub enum JobError {
 
 impl From<crate::Error> for JobError {
     fn from(e: crate::Error) -> Self {
-        if e.is_rejection() {
-            JobError::Fatal(e.to_string())
-        } else {
-            JobError::Retry(e.to_string())
-        }
+        if e.is_rejection() { JobError::Fatal(e.to_string()) } else { JobError::Retry(e.to_string()) }
     }
 }
 
@@ -50,11 +46,7 @@ pub trait Handler: Send + Sync {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunOutcome {
     /// Ran a job; `state` is where it is now (done, ready again, or dead).
-    Ran {
-        id: u64,
-        kind: &'static str,
-        state: JobState,
-    },
+    Ran { id: u64, kind: &'static str, state: JobState },
     /// Nothing is queued.
     Idle,
     /// The next job is due at this time (unix ms).
@@ -101,12 +93,7 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
 
 impl Queue {
     pub fn new(store: Store, handler: Arc<dyn Handler>, opts: QueueOptions) -> Self {
-        Queue {
-            store,
-            handler,
-            leased: Arc::default(),
-            opts,
-        }
+        Queue { store, handler, leased: Arc::default(), opts }
     }
 
     pub fn store(&self) -> &Store {
@@ -116,34 +103,32 @@ impl Queue {
     /// Enqueues a job in its own transaction (jobs caused by a state change are enqueued in
     /// that change's transaction instead, with [`crate::store::jobs::enqueue`]).
     pub async fn enqueue(&self, kind: JobKind, opts: EnqueueOpts) -> Result<Enqueued> {
-        self.store
-            .write(move |tx| enqueue(tx, kind.clone(), opts.clone()))
-            .await
+        self.store.write(move |tx| enqueue(tx, kind.clone(), opts.clone())).await
     }
 
     /// Leases the next due job, runs it and records the result.
     pub async fn run_once(&self) -> Result<RunOutcome> {
-        let job = loop {
+        let (job, _lease) = loop {
             let skip = self.leased.lock().expect("lease lock").clone();
             let (jobs, next) = self.store.due_jobs(skip, 1).await?;
             let Some(job) = jobs.into_iter().next() else {
                 return Ok(next.map(RunOutcome::NotDue).unwrap_or(RunOutcome::Idle));
             };
-            if self.leased.lock().expect("lease lock").insert(job.id) {
-                break job;
+            if !self.leased.lock().expect("lease lock").insert(job.id) {
+                continue;
+            }
+            let lease = Lease { set: self.leased.clone(), id: job.id };
+            // Another worker may have finished this job between our read and our lease
+            // (its ack commits before its lease is released): look again under the lease.
+            match self.store.job(job.id).await? {
+                Some(fresh) if fresh.state == JobState::Ready && fresh.run_at <= self.store.now() => {
+                    break (fresh, lease);
+                }
+                _ => continue,
             }
         };
-        let _lease = Lease {
-            set: self.leased.clone(),
-            id: job.id,
-        };
         let kind = job.kind.name();
-        let span = tracing::info_span!(
-            "job",
-            job.id = job.id,
-            job.kind = kind,
-            attempt = job.attempts + 1
-        );
+        let span = tracing::info_span!("job", job.id = job.id, job.kind = kind, attempt = job.attempts + 1);
         let result = AssertUnwindSafe(self.handler.handle(&job))
             .catch_unwind()
             .await
@@ -151,9 +136,7 @@ impl Queue {
         let id = job.id;
         let state = match result {
             Ok(()) => {
-                self.store
-                    .write(move |tx| crate::store::jobs::complete(tx, id))
-                    .await?;
+                self.store.write(move |tx| crate::store::jobs::complete(tx, id)).await?;
                 metrics::counter!("lavka_jobs_done_total", "kind" => kind).increment(1);
                 JobState::Done
             }
@@ -161,29 +144,19 @@ impl Queue {
                 let now = self.store.now();
                 let setback = match &err {
                     JobError::RetryAfter(d, why) => {
-                        metrics::counter!("lavka_jobs_throttled_total", "kind" => kind)
-                            .increment(1);
-                        Setback::Throttled {
-                            until: now + d.as_millis() as i64,
-                            reason: why.clone(),
-                        }
+                        metrics::counter!("lavka_jobs_throttled_total", "kind" => kind).increment(1);
+                        Setback::Throttled { until: now + d.as_millis() as i64, reason: why.clone() }
                     }
                     JobError::Retry(why) => Setback::Failed {
                         until: now
-                            + backoff(
-                                job.attempts + 1,
-                                self.opts.backoff_base,
-                                self.opts.backoff_cap,
-                            )
-                            .as_millis() as i64,
+                            + backoff(job.attempts + 1, self.opts.backoff_base, self.opts.backoff_cap)
+                                .as_millis() as i64,
                         error: why.clone(),
                     },
                     JobError::Fatal(why) => Setback::Fatal { error: why.clone() },
                 };
-                let st = self
-                    .store
-                    .write(move |tx| crate::store::jobs::setback(tx, id, setback.clone()))
-                    .await?;
+                let st =
+                    self.store.write(move |tx| crate::store::jobs::setback(tx, id, setback.clone())).await?;
                 span.in_scope(|| match st {
                     JobState::Dead => {
                         metrics::counter!("lavka_jobs_dead_total", "kind" => kind).increment(1);
@@ -215,11 +188,7 @@ impl Queue {
     }
 
     /// Starts the worker pool; the workers stop when `cancel` fires (in-flight jobs finish).
-    pub fn spawn_workers(
-        &self,
-        tracker: &tokio_util::task::TaskTracker,
-        cancel: CancellationToken,
-    ) {
+    pub fn spawn_workers(&self, tracker: &tokio_util::task::TaskTracker, cancel: CancellationToken) {
         for n in 0..self.opts.concurrency.max(1) {
             let q = self.clone();
             let cancel = cancel.clone();

@@ -25,9 +25,7 @@ pub struct Schedules {
 impl Schedules {
     /// Enqueues every scheduled job once now (catch-up after downtime), then starts ticking.
     pub async fn start(queue: Queue, list: Vec<(String, JobKind)>) -> Result<Schedules> {
-        let sched = JobScheduler::new()
-            .await
-            .map_err(|e| Error::internal(format!("scheduler: {e}")))?;
+        let sched = JobScheduler::new().await.map_err(|e| Error::internal(format!("scheduler: {e}")))?;
         for (cron, kind) in list {
             enqueue_periodic(&queue, kind.clone()).await?;
             let q = queue.clone();
@@ -41,15 +39,9 @@ impl Schedules {
                 })
             })
             .map_err(|e| Error::bad(format!("bad schedule {cron:?}: {e}")))?;
-            sched
-                .add(job)
-                .await
-                .map_err(|e| Error::internal(format!("scheduler: {e}")))?;
+            sched.add(job).await.map_err(|e| Error::internal(format!("scheduler: {e}")))?;
         }
-        sched
-            .start()
-            .await
-            .map_err(|e| Error::internal(format!("scheduler: {e}")))?;
+        sched.start().await.map_err(|e| Error::internal(format!("scheduler: {e}")))?;
         Ok(Schedules { sched })
     }
 

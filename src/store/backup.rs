@@ -5,8 +5,8 @@
 use super::Store;
 use crate::error::{Error, Result};
 use redb::{
-    Database, Key, MultimapTableDefinition, ReadTransaction, ReadableDatabase,
-    ReadableMultimapTable, ReadableTable, TableDefinition, Value, WriteTransaction,
+    Database, Key, MultimapTableDefinition, ReadTransaction, ReadableDatabase, ReadableMultimapTable,
+    ReadableTable, TableDefinition, Value, WriteTransaction,
 };
 use std::path::{Path, PathBuf};
 
@@ -102,11 +102,7 @@ impl Store {
         match result {
             Ok(rows) => {
                 let bytes = std::fs::metadata(&final_path)?.len();
-                Ok(Snapshot {
-                    path: final_path,
-                    bytes,
-                    rows,
-                })
+                Ok(Snapshot { path: final_path, bytes, rows })
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -137,10 +133,7 @@ pub fn rotate(dir: &Path, keep: usize) -> Result<usize> {
 /// Opens a database file read-only for checking (e.g. a snapshot) — it must not be in use.
 pub fn open_for_check(path: &Path) -> Result<Database> {
     if !path.exists() {
-        return Err(Error::not_found(format!(
-            "database file {}",
-            path.display()
-        )));
+        return Err(Error::not_found(format!("database file {}", path.display())));
     }
     Ok(Database::open(path)?)
 }

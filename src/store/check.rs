@@ -12,11 +12,11 @@
 use super::schema::*;
 use super::{Store, decode};
 use crate::domain::{
-    Dedupe, JobKind, JobRecord, JobState, LedgerEntry, Order, OrderKind, OrderStatus,
-    PaymentOutcome, PaymentRecord, StockItem, StockState,
+    Dedupe, JobKind, JobRecord, JobState, LedgerEntry, Order, OrderKind, OrderStatus, PaymentOutcome,
+    PaymentRecord, StockItem, StockState,
 };
 use crate::error::Result;
-use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
+use redb::{ReadTransaction, ReadableMultimapTable, ReadableTable, ReadableTableMetadata};
 use std::collections::{HashMap, HashSet};
 
 /// The outcome of a check.
@@ -29,6 +29,9 @@ pub struct Report {
     pub payments: u64,
     pub jobs: u64,
     pub violations: Vec<String>,
+    /// Not broken, but needs the owner (e.g. a delivery that failed for good).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -44,6 +47,9 @@ impl std::fmt::Display for Report {
             "checked {} products, {} stock items, {} orders, {} users, {} payments, {} jobs",
             self.products, self.stock_items, self.orders, self.users, self.payments, self.jobs
         )?;
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
         if self.ok() {
             write!(f, "all invariants hold")
         } else {
@@ -98,14 +104,10 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
         r.stock_items += 1;
         let held_by = holders.get(&item.id).cloned().unwrap_or_default();
         if held_by.len() > 1 {
-            v.push(format!(
-                "stock item {} is held by several orders {:?}",
-                item.id, held_by
-            ));
+            v.push(format!("stock item {} is held by several orders {:?}", item.id, held_by));
         }
-        let in_index = avail_t
-            .get(item.product_id.as_str())?
-            .any(|x| x.map(|x| x.value() == item.id).unwrap_or(false));
+        let in_index =
+            avail_t.get(item.product_id.as_str())?.any(|x| x.map(|x| x.value() == item.id).unwrap_or(false));
         match item.state {
             StockState::Available | StockState::Removed => {
                 if !held_by.is_empty() {
@@ -130,34 +132,19 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
                     .and_then(|id| orders.get(id))
                     .is_some_and(|o| o.status == OrderStatus::Reserved);
                 if !live || item.order_id != held_by.first().copied() {
-                    v.push(format!(
-                        "stock item {} is reserved without a live reserved order",
-                        item.id
-                    ));
+                    v.push(format!("stock item {} is reserved without a live reserved order", item.id));
                 }
                 if in_index {
-                    v.push(format!(
-                        "reserved stock item {} is in the available index",
-                        item.id
-                    ));
+                    v.push(format!("reserved stock item {} is in the available index", item.id));
                 }
             }
             StockState::Sold => {
-                let paid = held_by
-                    .first()
-                    .and_then(|id| orders.get(id))
-                    .is_some_and(|o| o.was_paid());
+                let paid = held_by.first().and_then(|id| orders.get(id)).is_some_and(|o| o.was_paid());
                 if held_by.len() != 1 || !paid || item.order_id != held_by.first().copied() {
-                    v.push(format!(
-                        "sold stock item {} does not belong to exactly one paid order",
-                        item.id
-                    ));
+                    v.push(format!("sold stock item {} does not belong to exactly one paid order", item.id));
                 }
                 if in_index {
-                    v.push(format!(
-                        "sold stock item {} is in the available index",
-                        item.id
-                    ));
+                    v.push(format!("sold stock item {} is in the available index", item.id));
                 }
             }
         }
@@ -166,15 +153,59 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
         let (k, n) = row?;
         let want = avail_count.get(k.value()).copied().unwrap_or(0);
         if n.value() != want {
-            v.push(format!(
-                "product {} counts {} available but has {want}",
-                k.value(),
-                n.value()
-            ));
+            v.push(format!("product {} counts {} available but has {want}", k.value(), n.value()));
+        }
+    }
+    for (product, n) in &avail_count {
+        if counts_t.get(product.as_str())?.is_none() {
+            v.push(format!("product {product} has {n} available items but no count"));
+        }
+    }
+    let items_by_id = |id: u64| -> crate::error::Result<Option<StockItem>> {
+        items_t.get(id)?.map(|x| decode::<StockItem>(x.value())).transpose()
+    };
+    for row in avail_t.iter()? {
+        let (k, ids) = row?;
+        for id in ids {
+            let id = id?.value();
+            match items_by_id(id)? {
+                Some(i) if i.state == StockState::Available && i.product_id.as_str() == k.value() => {}
+                _ => v.push(format!(
+                    "available index of {} names item {id}, which is not available there",
+                    k.value()
+                )),
+            }
         }
     }
     let products_t = rtx.open_table(PRODUCTS)?;
     r.products = products_t.len()?;
+
+    // The due-time index and the orders agree both ways.
+    let due_orders_t = rtx.open_table(ORDERS_BY_STATUS_DEADLINE)?;
+    let mut indexed = HashSet::new();
+    for row in due_orders_t.iter()? {
+        let (k, _) = row?;
+        let (code, at, id) = k.value();
+        indexed.insert(id);
+        let ok = orders.get(&id).is_some_and(|o| {
+            o.status.code() == code
+                && match o.status {
+                    OrderStatus::Reserved | OrderStatus::AwaitingPayment => o.expires_at == Some(at),
+                    OrderStatus::Prepaid => o.deadline == Some(at),
+                    _ => false,
+                }
+        });
+        if !ok {
+            v.push(format!("due index entry ({code}, {at}, {id}) does not match its order"));
+        }
+    }
+    for o in orders.values() {
+        let needs =
+            matches!(o.status, OrderStatus::Reserved | OrderStatus::AwaitingPayment | OrderStatus::Prepaid);
+        if needs && !indexed.contains(&o.id) {
+            v.push(format!("order {} is {} but missing from the due index", o.id, o.status.as_str()));
+        }
+    }
 
     // Per-order rules.
     for o in orders.values() {
@@ -196,15 +227,9 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
             ));
         }
         for &i in &o.stock_item_ids {
-            let st = items_t
-                .get(i)?
-                .map(|x| decode::<StockItem>(x.value()))
-                .transpose()?;
-            let want = if o.status == OrderStatus::Reserved {
-                StockState::Reserved
-            } else {
-                StockState::Sold
-            };
+            let st = items_t.get(i)?.map(|x| decode::<StockItem>(x.value())).transpose()?;
+            let want =
+                if o.status == OrderStatus::Reserved { StockState::Reserved } else { StockState::Sold };
             if st.as_ref().map(|s| s.state) != Some(want) {
                 v.push(format!(
                     "order {} ({}) holds item {i} in state {:?}",
@@ -219,29 +244,28 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
             OrderStatus::Paid | OrderStatus::Prepaid | OrderStatus::Ready | OrderStatus::Delivered
         ) && o.payment.is_none()
         {
-            v.push(format!(
-                "order {} is {} without a payment",
-                o.id,
-                o.status.as_str()
-            ));
+            v.push(format!("order {} is {} without a payment", o.id, o.status.as_str()));
         }
     }
 
     // Payments: each applied once, and the order names it.
     let pay_t = rtx.open_table(PAYMENTS)?;
     let mut applied_per_order: HashMap<u64, u32> = HashMap::new();
+    let mut applied_keys: HashSet<(String, String)> = HashSet::new();
+    let mut credited_per_order: HashMap<u64, u32> = HashMap::new();
     for row in pay_t.iter()? {
         let (_, val) = row?;
         let p: PaymentRecord = decode(val.value())?;
         r.payments += 1;
         let Some(o) = orders.get(&p.order_id) else {
-            v.push(format!(
-                "payment {}:{} names missing order {}",
-                p.provider, p.external_id, p.order_id
-            ));
+            v.push(format!("payment {}:{} names missing order {}", p.provider, p.external_id, p.order_id));
             continue;
         };
+        if p.outcome == PaymentOutcome::CreditedToBalance {
+            *credited_per_order.entry(o.id).or_default() += 1;
+        }
         if p.outcome == PaymentOutcome::Applied {
+            applied_keys.insert((p.provider.clone(), p.external_id.clone()));
             *applied_per_order.entry(o.id).or_default() += 1;
             let names_it = o
                 .payment
@@ -260,14 +284,30 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
             v.push(format!("order {id} has {n} applied payments"));
         }
     }
+    for o in orders.values() {
+        if let Some(pr) = &o.payment
+            && !applied_keys.contains(&(pr.provider.clone(), pr.external_id.clone()))
+        {
+            v.push(format!(
+                "order {} names payment {}:{}, which was not applied",
+                o.id, pr.provider, pr.external_id
+            ));
+        }
+    }
 
     // Ledger and balances.
     let ledger_t = rtx.open_table(LEDGER)?;
     let mut sums: HashMap<i64, i64> = HashMap::new();
+    let mut ledger_credits: HashMap<u64, u32> = HashMap::new();
     for row in ledger_t.iter()? {
         let (_, val) = row?;
         let e: LedgerEntry = decode(val.value())?;
         *sums.entry(e.user_id).or_default() += e.amount;
+        if let Some(o) = e.order_id
+            && e.amount > 0
+        {
+            *ledger_credits.entry(o).or_default() += 1;
+        }
     }
     let bal_t = rtx.open_table(BALANCES)?;
     let mut seen = HashSet::new();
@@ -276,18 +316,10 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
         let want = sums.get(&k.value()).copied().unwrap_or(0);
         seen.insert(k.value());
         if b.value() != want {
-            v.push(format!(
-                "user {} balance {} but ledger sums to {want}",
-                k.value(),
-                b.value()
-            ));
+            v.push(format!("user {} balance {} but ledger sums to {want}", k.value(), b.value()));
         }
         if b.value() < 0 {
-            v.push(format!(
-                "user {} balance is negative ({})",
-                k.value(),
-                b.value()
-            ));
+            v.push(format!("user {} balance is negative ({})", k.value(), b.value()));
         }
     }
     for (u, s) in &sums {
@@ -296,18 +328,16 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
         }
     }
     for o in orders.values() {
-        if o.status == OrderStatus::Refunded {
-            let credited = ledger_t
-                .range((o.user_id, 0)..=(o.user_id, u64::MAX))?
-                .filter_map(|x| x.ok())
-                .filter_map(|(_, val)| decode::<LedgerEntry>(val.value()).ok())
-                .any(|e| e.order_id == Some(o.id) && e.amount > 0);
-            if !credited {
-                v.push(format!(
-                    "order {} is refunded without a ledger credit",
-                    o.id
-                ));
-            }
+        let credits = ledger_credits.get(&o.id).copied().unwrap_or(0);
+        if o.status == OrderStatus::Refunded && credits == 0 {
+            v.push(format!("order {} is refunded without a ledger credit", o.id));
+        }
+        let owed = credited_per_order.get(&o.id).copied().unwrap_or(0);
+        if credits < owed {
+            v.push(format!(
+                "order {} has {owed} payment(s) credited to the balance but {credits} credit(s)",
+                o.id
+            ));
         }
     }
     r.users = rtx.open_table(USERS)?.len()?;
@@ -320,19 +350,13 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
         let (k, _) = row?;
         let (at, id) = k.value();
         due_ids.insert(id);
-        match jobs_t
-            .get(id)?
-            .map(|x| decode::<JobRecord>(x.value()))
-            .transpose()?
-        {
+        match jobs_t.get(id)?.map(|x| decode::<JobRecord>(x.value())).transpose()? {
             Some(j) if j.state == JobState::Ready && j.run_at == at => {}
-            _ => v.push(format!(
-                "due index entry ({at}, {id}) has no matching ready job"
-            )),
+            _ => v.push(format!("due index entry ({at}, {id}) has no matching ready job")),
         }
     }
-    let mut delivery_live: HashSet<u64> = HashSet::new();
-    let mut supplier_notified: HashSet<u64> = HashSet::new();
+    let mut delivery: HashMap<u64, JobState> = HashMap::new();
+    let mut supplier: HashMap<u64, JobState> = HashMap::new();
     let dedupe_t = rtx.open_table(JOBS_BY_DEDUPE)?;
     for row in jobs_t.iter()? {
         let (_, val) = row?;
@@ -345,42 +369,51 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
             && j.state == JobState::Ready
             && dedupe_t.get(k.as_str())?.map(|x| x.value()) != Some(j.id)
         {
-            v.push(format!(
-                "pending job {} does not own its dedupe key {k:?}",
-                j.id
-            ));
+            v.push(format!("pending job {} does not own its dedupe key {k:?}", j.id));
         }
         match &j.kind {
-            JobKind::DeliverOrder { order_id } if j.state != JobState::Dead => {
-                delivery_live.insert(*order_id);
+            JobKind::DeliverOrder { order_id } => {
+                delivery.insert(*order_id, j.state);
             }
             JobKind::NotifySupplier { order_id } => {
-                supplier_notified.insert(*order_id);
+                supplier.insert(*order_id, j.state);
             }
             _ => {}
         }
     }
-    // A delivery job that finished and was pruned still counts for delivered orders only.
-    for o in orders.values() {
-        if matches!(o.status, OrderStatus::Paid | OrderStatus::Ready)
-            && !delivery_live.contains(&o.id)
+    // A while-pending key must belong to a ready job, or every later enqueue is swallowed.
+    for row in dedupe_t.iter()? {
+        let (k, id) = row?;
+        let j = jobs_t.get(id.value())?.map(|x| decode::<JobRecord>(x.value())).transpose()?;
+        if let Some(j) = j
+            && matches!(j.dedupe, Some(Dedupe::WhilePending(_)))
+            && j.state != JobState::Ready
         {
-            v.push(format!(
-                "order {} is {} with no live delivery job",
-                o.id,
-                o.status.as_str()
-            ));
+            v.push(format!("while-pending key {:?} is held by finished job {}", k.value(), j.id));
         }
-        if o.status == OrderStatus::Prepaid
-            && !supplier_notified.contains(&o.id)
-            && dedupe_t
-                .get(format!("supplier:{}", o.id).as_str())?
-                .is_none()
-        {
-            v.push(format!(
-                "pre-order {} is paid but its supplier was never notified",
-                o.id
-            ));
+    }
+    for o in orders.values() {
+        if matches!(o.status, OrderStatus::Paid | OrderStatus::Ready) {
+            match delivery.get(&o.id) {
+                Some(JobState::Ready) => {}
+                Some(JobState::Dead) => r.warnings.push(format!(
+                    "order {} is {} and its delivery failed for good (dead job: retry it or refund)",
+                    o.id,
+                    o.status.as_str()
+                )),
+                _ => v.push(format!("order {} is {} with no live delivery job", o.id, o.status.as_str())),
+            }
+        }
+        if o.status == OrderStatus::Prepaid {
+            match supplier.get(&o.id) {
+                Some(JobState::Dead) => r
+                    .warnings
+                    .push(format!("pre-order {} is paid but the supplier could not be notified", o.id)),
+                Some(_) => {}
+                // The job may have been pruned; its once-key stays.
+                None if dedupe_t.get(format!("supplier:{}", o.id).as_str())?.is_some() => {}
+                None => v.push(format!("pre-order {} is paid but its supplier was never notified", o.id)),
+            }
         }
     }
     r.violations = v;

@@ -21,16 +21,10 @@ pub struct EnqueueOpts {
 
 impl EnqueueOpts {
     pub fn once(key: impl Into<String>) -> Self {
-        EnqueueOpts {
-            dedupe: Some(Dedupe::Once(key.into())),
-            ..Default::default()
-        }
+        EnqueueOpts { dedupe: Some(Dedupe::Once(key.into())), ..Default::default() }
     }
     pub fn while_pending(key: impl Into<String>) -> Self {
-        EnqueueOpts {
-            dedupe: Some(Dedupe::WhilePending(key.into())),
-            ..Default::default()
-        }
+        EnqueueOpts { dedupe: Some(Dedupe::WhilePending(key.into())), ..Default::default() }
     }
 }
 
@@ -64,9 +58,7 @@ pub fn enqueue(tx: &Tx, kind: JobKind, opts: EnqueueOpts) -> Result<Enqueued> {
     let run_at = opts.run_at.unwrap_or(tx.now);
     let rec = JobRecord {
         id,
-        max_attempts: opts
-            .max_attempts
-            .unwrap_or_else(|| default_max_attempts(&kind)),
+        max_attempts: opts.max_attempts.unwrap_or_else(|| default_max_attempts(&kind)),
         kind,
         state: JobState::Ready,
         dedupe: opts.dedupe.clone(),
@@ -77,9 +69,7 @@ pub fn enqueue(tx: &Tx, kind: JobKind, opts: EnqueueOpts) -> Result<Enqueued> {
         finished_at: None,
         last_error: None,
     };
-    tx.tx
-        .open_table(JOBS)?
-        .insert(id, encode(&rec)?.as_slice())?;
+    tx.tx.open_table(JOBS)?.insert(id, encode(&rec)?.as_slice())?;
     tx.tx.open_table(JOBS_DUE)?.insert((run_at, id), ())?;
     if let Some(d) = &opts.dedupe {
         tx.tx.open_table(JOBS_BY_DEDUPE)?.insert(d.key(), id)?;
@@ -96,9 +86,7 @@ fn load(tx: &Tx, id: u64) -> Result<JobRecord> {
 }
 
 fn save(tx: &Tx, rec: &JobRecord) -> Result<()> {
-    tx.tx
-        .open_table(JOBS)?
-        .insert(rec.id, encode(rec)?.as_slice())?;
+    tx.tx.open_table(JOBS)?.insert(rec.id, encode(rec)?.as_slice())?;
     Ok(())
 }
 
@@ -188,9 +176,7 @@ pub fn redrive(tx: &Tx, id: u64) -> Result<JobRecord> {
     if let Some(Dedupe::WhilePending(k)) = &rec.dedupe {
         let mut dd = tx.tx.open_table(JOBS_BY_DEDUPE)?;
         if dd.get(k.as_str())?.is_some() {
-            return Err(Error::conflict(format!(
-                "another job with key {k:?} is already pending"
-            )));
+            return Err(Error::conflict(format!("another job with key {k:?} is already pending")));
         }
         dd.insert(k.as_str(), id)?;
     }
@@ -244,11 +230,13 @@ pub fn prune(
         for (at, id) in victims {
             done.remove((at, id))?;
             if let Some(raw) = jobs.remove(id)? {
+                // Once-keys stay (they are small and promise "never again", e.g. one
+                // delivery per order); a while-pending key is already gone when a job is done.
                 let rec: JobRecord = decode(raw.value())?;
-                if let Some(d) = &rec.dedupe
-                    && dd.get(d.key())?.map(|v| v.value()) == Some(id)
+                if let Some(Dedupe::WhilePending(k)) = &rec.dedupe
+                    && dd.get(k.as_str())?.map(|v| v.value()) == Some(id)
                 {
-                    dd.remove(d.key())?;
+                    dd.remove(k.as_str())?;
                 }
             }
             out.jobs += 1;
@@ -273,12 +261,8 @@ pub fn prune(
         let len = ob.len()?;
         if len > keep_outbox {
             let cut = (len - keep_outbox).min(limit as u64);
-            let ids: Vec<u64> = ob
-                .iter()?
-                .take(cut as usize)
-                .filter_map(|r| r.ok())
-                .map(|(k, _)| k.value())
-                .collect();
+            let ids: Vec<u64> =
+                ob.iter()?.take(cut as usize).filter_map(|r| r.ok()).map(|(k, _)| k.value()).collect();
             for id in ids {
                 ob.remove(id)?;
                 out.outbox += 1;
@@ -339,13 +323,7 @@ pub struct QueueCounts {
 
 impl Store {
     pub async fn job(&self, id: u64) -> Result<Option<JobRecord>> {
-        self.read(move |rtx, _| {
-            rtx.open_table(JOBS)?
-                .get(id)?
-                .map(|v| decode(v.value()))
-                .transpose()
-        })
-        .await
+        self.read(move |rtx, _| rtx.open_table(JOBS)?.get(id)?.map(|v| decode(v.value())).transpose()).await
     }
 
     /// Jobs in a state, newest first, at most `limit`.
@@ -355,10 +333,7 @@ impl Store {
             let ids: Vec<u64> = match state {
                 JobState::Ready => {
                     let t = rtx.open_table(JOBS_DUE)?;
-                    t.iter()?
-                        .take(limit)
-                        .map(|r| r.map(|(k, _)| k.value().1))
-                        .collect::<Result<_, _>>()?
+                    t.iter()?.take(limit).map(|r| r.map(|(k, _)| k.value().1)).collect::<Result<_, _>>()?
                 }
                 JobState::Dead => {
                     let t = rtx.open_table(JOBS_DEAD)?;
@@ -417,11 +392,7 @@ impl Store {
     ) -> Result<(Vec<JobRecord>, Option<Millis>)> {
         self.read(move |rtx, now| {
             let jobs = due_jobs(rtx, now, &skip, limit)?;
-            let next = if jobs.is_empty() {
-                next_run_at(rtx, &skip)?
-            } else {
-                None
-            };
+            let next = if jobs.is_empty() { next_run_at(rtx, &skip)? } else { None };
             Ok((jobs, next))
         })
         .await

@@ -46,10 +46,8 @@ pub fn ensure_user(tx: &Tx, id: UserId, info: Option<&UserInfo>) -> Result<User>
 
 /// Marks a user as (un)reachable: they blocked or unblocked the bot.
 pub fn set_unreachable(tx: &Tx, id: UserId, unreachable: bool) -> Result<()> {
+    let mut user = ensure_user(tx, id, None)?;
     let mut t = tx.tx.open_table(USERS)?;
-    let Some(mut user) = t.get(id)?.map(|v| decode::<User>(v.value())).transpose()? else {
-        return Err(Error::not_found(format!("user {id}")));
-    };
     if user.unreachable != unreachable {
         user.unreachable = unreachable;
         t.insert(id, encode(&user)?.as_slice())?;
@@ -57,13 +55,19 @@ pub fn set_unreachable(tx: &Tx, id: UserId, unreachable: bool) -> Result<()> {
     Ok(())
 }
 
+/// The currency of a user's balance: that of their first ledger entry (a balance holds one
+/// currency; entries in another are refused).
+pub(crate) fn balance_currency(tx: &Tx, user: UserId) -> Result<Option<Currency>> {
+    let t = tx.tx.open_table(LEDGER)?;
+    let first = t.range((user, 0)..=(user, u64::MAX))?.next();
+    match first {
+        Some(r) => Ok(Some(decode::<LedgerEntry>(r?.1.value())?.currency)),
+        None => Ok(None),
+    }
+}
+
 pub(crate) fn balance_in(tx: &Tx, user: UserId) -> Result<i64> {
-    Ok(tx
-        .tx
-        .open_table(BALANCES)?
-        .get(user)?
-        .map(|v| v.value())
-        .unwrap_or(0))
+    Ok(tx.tx.open_table(BALANCES)?.get(user)?.map(|v| v.value()).unwrap_or(0))
 }
 
 /// Appends a ledger entry and updates the cached balance. A debit that would make the
@@ -79,15 +83,15 @@ pub fn post_entry(
     if amount == 0 {
         return Err(Error::bad("a ledger entry of zero"));
     }
+    if let Some(c) = balance_currency(tx, user)?
+        && c != currency
+    {
+        return Err(Error::conflict(format!("the balance of user {user} is kept in {c}, not {currency}")));
+    }
     let have = balance_in(tx, user)?;
-    let next = have
-        .checked_add(amount)
-        .ok_or_else(|| Error::bad("balance overflow"))?;
+    let next = have.checked_add(amount).ok_or_else(|| Error::bad("balance overflow"))?;
     if next < 0 {
-        return Err(Error::InsufficientBalance {
-            need: -amount,
-            have,
-        });
+        return Err(Error::InsufficientBalance { need: -amount, have });
     }
     ensure_user(tx, user, None)?;
     let seq = tx.next_id("ledger")?;
@@ -100,21 +104,13 @@ pub fn post_entry(
         order_id,
         at: tx.now,
     };
-    tx.tx
-        .open_table(LEDGER)?
-        .insert((user, seq), encode(&entry)?.as_slice())?;
+    tx.tx.open_table(LEDGER)?.insert((user, seq), encode(&entry)?.as_slice())?;
     tx.tx.open_table(BALANCES)?.insert(user, next)?;
     Ok(next)
 }
 
 /// Credits a user's balance (owner top-up, manual compensation). Returns the new balance.
-pub fn credit_balance(
-    tx: &Tx,
-    user: UserId,
-    amount: i64,
-    currency: Currency,
-    reason: &str,
-) -> Result<i64> {
+pub fn credit_balance(tx: &Tx, user: UserId, amount: i64, currency: Currency, reason: &str) -> Result<i64> {
     if amount <= 0 {
         return Err(Error::bad("a credit must be positive"));
     }
@@ -124,15 +120,8 @@ pub fn credit_balance(
 /// Records a message the shop sent (or would have sent) for the admin to see.
 pub fn record_outbox(tx: &Tx, chat_id: i64, text: &str) -> Result<u64> {
     let id = tx.next_id("outbox")?;
-    let m = OutboxMessage {
-        id,
-        chat_id,
-        text: text.to_string(),
-        at: tx.now,
-    };
-    tx.tx
-        .open_table(OUTBOX)?
-        .insert(id, encode(&m)?.as_slice())?;
+    let m = OutboxMessage { id, chat_id, text: text.to_string(), at: tx.now };
+    tx.tx.open_table(OUTBOX)?.insert(id, encode(&m)?.as_slice())?;
     Ok(id)
 }
 
@@ -148,33 +137,18 @@ pub fn mark_update_processed(tx: &Tx, update_id: i64) -> Result<bool> {
 
 impl Store {
     pub async fn user(&self, id: UserId) -> Result<Option<User>> {
-        self.read(move |rtx, _| {
-            rtx.open_table(USERS)?
-                .get(id)?
-                .map(|v| decode(v.value()))
-                .transpose()
-        })
-        .await
+        self.read(move |rtx, _| rtx.open_table(USERS)?.get(id)?.map(|v| decode(v.value())).transpose()).await
     }
 
     pub async fn balance(&self, id: UserId) -> Result<i64> {
-        self.read(move |rtx, _| {
-            Ok(rtx
-                .open_table(BALANCES)?
-                .get(id)?
-                .map(|v| v.value())
-                .unwrap_or(0))
-        })
-        .await
+        self.read(move |rtx, _| Ok(rtx.open_table(BALANCES)?.get(id)?.map(|v| v.value()).unwrap_or(0))).await
     }
 
     /// A user's ledger, oldest first.
     pub async fn ledger(&self, id: UserId) -> Result<Vec<LedgerEntry>> {
         self.read(move |rtx, _| {
             let t = rtx.open_table(LEDGER)?;
-            t.range((id, 0)..=(id, u64::MAX))?
-                .map(|r| decode(r?.1.value()))
-                .collect()
+            t.range((id, 0)..=(id, u64::MAX))?.map(|r| decode(r?.1.value())).collect()
         })
         .await
     }
@@ -183,11 +157,7 @@ impl Store {
     pub async fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>> {
         self.read(move |rtx, _| {
             let t = rtx.open_table(OUTBOX)?;
-            t.iter()?
-                .rev()
-                .take(limit)
-                .map(|r| decode(r?.1.value()))
-                .collect()
+            t.iter()?.rev().take(limit).map(|r| decode(r?.1.value())).collect()
         })
         .await
     }

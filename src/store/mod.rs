@@ -3,9 +3,9 @@
 //! Reads run on the blocking pool in a read transaction (a consistent snapshot). Writes go
 //! through one writer thread that gathers queued operations into one transaction and one
 //! durable commit (group commit); every caller is answered only after that commit. An
-//! operation that is rejected (see [`Error::is_rejection`]) must not have written anything —
-//! each operation validates before it mutates. Any other error aborts the transaction and
-//! the rest of the batch runs again without the failed operation.
+//! operation that fails (a rejection or an error) shares no commit: the transaction is
+//! dropped and the rest of the batch runs again without it, so a half-done change can never
+//! be stored. Operations still validate before they write, which keeps re-runs rare.
 
 pub mod backup;
 pub mod check;
@@ -69,11 +69,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            max_batch: 256,
-            gather: Duration::ZERO,
-            clock: Clock::System,
-        }
+        StoreOptions { max_batch: 256, gather: Duration::ZERO, clock: Clock::System }
     }
 }
 
@@ -200,9 +196,7 @@ impl Store {
             .tx_ops
             .send(Pending { op, reply })
             .map_err(|_| Error::internal("the store writer has stopped"))?;
-        let out = rx
-            .await
-            .map_err(|_| Error::internal("the store writer has stopped"))??;
+        let out = rx.await.map_err(|_| Error::internal("the store writer has stopped"))??;
         out.downcast::<T>()
             .map(|b| *b)
             .map_err(|_| Error::internal("writer returned a value of the wrong type"))
@@ -256,11 +250,9 @@ fn init_schema(db: &Database) -> Result<()> {
         }
         crate::for_each_table!(create, create_mm);
         let mut meta = tx.open_table(schema::META)?;
-        let found = meta.get("schema_version")?.map(|v| {
-            String::from_utf8_lossy(v.value())
-                .parse::<u64>()
-                .unwrap_or(u64::MAX)
-        });
+        let found = meta
+            .get("schema_version")?
+            .map(|v| String::from_utf8_lossy(v.value()).parse::<u64>().unwrap_or(u64::MAX));
         match found {
             None => {
                 let v = schema::SCHEMA_VERSION.to_string();
@@ -290,11 +282,7 @@ fn init_schema(db: &Database) -> Result<()> {
     Ok(())
 }
 
-fn writer_loop(
-    inner: std::sync::Weak<Inner>,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
-    opts: StoreOptions,
-) {
+fn writer_loop(inner: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>, opts: StoreOptions) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         let started = Instant::now();
@@ -329,34 +317,34 @@ fn run_batch(inner: &Inner, batch: Vec<Pending>) {
                 return;
             }
         };
-        let tx = Tx {
-            tx: &wtx,
-            now,
-            enqueued: Cell::new(false),
-        };
-        let mut results: Vec<(usize, Result<AnyBox>)> = Vec::with_capacity(live.len());
-        let mut failed: Option<(usize, Error)> = None;
+        let tx = Tx { tx: &wtx, now, enqueued: Cell::new(false) };
+        let mut results: Vec<(usize, AnyBox)> = Vec::with_capacity(live.len());
+        let mut failed: Vec<(usize, Error)> = Vec::new();
         for (i, slot) in live.iter_mut().enumerate() {
             let Some(p) = slot else { continue };
-            match (p.op)(&tx) {
-                Ok(v) => results.push((i, Ok(v))),
-                Err(e) if e.is_rejection() => results.push((i, Err(e))),
-                Err(e) => {
-                    failed = Some((i, e));
-                    break;
-                }
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (p.op)(&tx)))
+                .unwrap_or_else(|_| Err(Error::internal("a store operation panicked")));
+            match out {
+                Ok(v) => results.push((i, v)),
+                Err(e) => failed.push((i, e)),
             }
         }
         let enqueued = tx.enqueued.get();
-        drop(tx);
-        if let Some((i, e)) = failed {
-            // The failed operation may have written half its change: drop the whole
-            // transaction and run the others again without it.
+
+        if !failed.is_empty() {
+            // A failed operation may have written part of its change before it failed, so
+            // it must not share a commit: drop the whole transaction, answer the failures
+            // (nothing of theirs is stored) and run the others again without them. Each
+            // round removes at least one operation, so this ends.
             let _ = wtx.abort();
             inner.stats.reruns.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "store operation failed; batch re-run without it");
-            if let Some(p) = live[i].take() {
-                let _ = p.reply.send(Err(e));
+            for (i, e) in failed {
+                if !e.is_rejection() {
+                    tracing::error!(error = %e, "store operation failed");
+                }
+                if let Some(p) = live[i].take() {
+                    let _ = p.reply.send(Err(e));
+                }
             }
             if live.iter().all(Option::is_none) {
                 return;
@@ -365,18 +353,15 @@ fn run_batch(inner: &Inner, batch: Vec<Pending>) {
         }
         let committed = wtx.commit();
         inner.stats.commits.fetch_add(1, Ordering::Relaxed);
-        inner
-            .stats
-            .ops
-            .fetch_add(results.len() as u64, Ordering::Relaxed);
+        inner.stats.ops.fetch_add(results.len() as u64, Ordering::Relaxed);
         match committed {
             Ok(()) => {
                 if enqueued {
                     inner.job_signal.notify_waiters();
                 }
-                for (i, r) in results {
+                for (i, v) in results {
                     if let Some(p) = live[i].take() {
-                        let _ = p.reply.send(r);
+                        let _ = p.reply.send(Ok(v));
                     }
                 }
             }

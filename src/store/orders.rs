@@ -8,8 +8,8 @@ use super::products::{load_product, set_items_state, take_available};
 use super::schema::*;
 use super::{Store, Tx, decode, encode};
 use crate::domain::{
-    Currency, JobKind, Millis, Notice, Order, OrderId, OrderKind, OrderStatus, PaymentOutcome,
-    PaymentRecord, PaymentRef, Product, ProductId, StockItem, StockState, UserId,
+    Currency, JobKind, Millis, Notice, Order, OrderId, OrderKind, OrderStatus, PaymentOutcome, PaymentRecord,
+    PaymentRef, Product, ProductId, StockItem, StockState, UserId,
 };
 use crate::error::{Error, Result};
 use redb::{ReadTransaction, ReadableTable};
@@ -74,10 +74,7 @@ fn due_key(o: &Order) -> Option<(u8, i64, u64)> {
     }
 }
 
-pub(crate) fn load_order<T: ReadableTable<u64, &'static [u8]>>(
-    t: &T,
-    id: OrderId,
-) -> Result<Order> {
+pub(crate) fn load_order<T: ReadableTable<u64, &'static [u8]>>(t: &T, id: OrderId) -> Result<Order> {
     match t.get(id)? {
         Some(v) => decode(v.value()),
         None => Err(Error::not_found(format!("order {id}"))),
@@ -101,9 +98,7 @@ fn save_order(tx: &Tx, before: Option<&Order>, o: &Order) -> Result<()> {
             idx.insert(k, ())?;
         }
     }
-    tx.tx
-        .open_table(ORDERS)?
-        .insert(o.id, encode(o)?.as_slice())?;
+    tx.tx.open_table(ORDERS)?.insert(o.id, encode(o)?.as_slice())?;
     Ok(())
 }
 
@@ -112,12 +107,7 @@ fn product_in(tx: &Tx, id: &ProductId) -> Result<Product> {
 }
 
 fn available_in(tx: &Tx, id: &ProductId) -> Result<u64> {
-    Ok(tx
-        .tx
-        .open_table(STOCK_COUNTS)?
-        .get(id.as_str())?
-        .map(|v| v.value())
-        .unwrap_or(0))
+    Ok(tx.tx.open_table(STOCK_COUNTS)?.get(id.as_str())?.map(|v| v.value()).unwrap_or(0))
 }
 
 fn check_quantity(q: u32) -> Result<()> {
@@ -127,18 +117,9 @@ fn check_quantity(q: u32) -> Result<()> {
     Ok(())
 }
 
-fn new_order(
-    tx: &Tx,
-    user: UserId,
-    p: &Product,
-    qty: u32,
-    kind: OrderKind,
-    ttl_ms: i64,
-) -> Result<Order> {
+fn new_order(tx: &Tx, user: UserId, p: &Product, qty: u32, kind: OrderKind, ttl_ms: i64) -> Result<Order> {
     let unit = p.final_price_at(tx.now);
-    let amount = unit
-        .checked_mul(qty as i64)
-        .ok_or_else(|| Error::bad("order amount overflows"))?;
+    let amount = unit.checked_mul(qty as i64).ok_or_else(|| Error::bad("order amount overflows"))?;
     let id = tx.next_id("order")?;
     Ok(Order {
         id,
@@ -171,9 +152,7 @@ fn new_order(
 
 fn index_user_order(tx: &Tx, o: &Order) -> Result<()> {
     ensure_user(tx, o.user_id, None)?;
-    tx.tx
-        .open_multimap_table(ORDERS_BY_USER)?
-        .insert(o.user_id, o.id)?;
+    tx.tx.open_multimap_table(ORDERS_BY_USER)?.insert(o.user_id, o.id)?;
     Ok(())
 }
 
@@ -221,9 +200,7 @@ pub fn create_order_with_availability_check(
                 return Err(Error::conflict(format!("product {product} is not on sale")));
             }
             if !p.can_preorder() {
-                return Err(Error::conflict(format!(
-                    "product {product} cannot be pre-ordered"
-                )));
+                return Err(Error::conflict(format!("product {product} cannot be pre-ordered")));
             }
             if available_in(tx, product)? >= qty as u64 {
                 return Err(Error::conflict(format!(
@@ -249,23 +226,12 @@ fn items_content(tx: &Tx, ids: &[u64]) -> Result<Vec<String>> {
 }
 
 fn deliver_job(tx: &Tx, order: OrderId) -> Result<()> {
-    enqueue(
-        tx,
-        JobKind::DeliverOrder { order_id: order },
-        EnqueueOpts::once(format!("deliver:{order}")),
-    )?;
+    enqueue(tx, JobKind::DeliverOrder { order_id: order }, EnqueueOpts::once(format!("deliver:{order}")))?;
     Ok(())
 }
 
 fn notify(tx: &Tx, user: UserId, notice: Notice, key: String) -> Result<()> {
-    enqueue(
-        tx,
-        JobKind::NotifyUser {
-            user_id: user,
-            notice,
-        },
-        EnqueueOpts::once(key),
-    )?;
+    enqueue(tx, JobKind::NotifyUser { user_id: user, notice }, EnqueueOpts::once(key))?;
     Ok(())
 }
 
@@ -282,27 +248,16 @@ fn notify(tx: &Tx, user: UserId, notice: Notice, key: String) -> Result<()> {
 pub fn apply_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<PaymentResult> {
     pay.validate()?;
     let key = (pay.provider.as_str(), pay.external_id.as_str());
-    let prior: Option<PaymentRecord> = tx
-        .tx
-        .open_table(PAYMENTS)?
-        .get(key)?
-        .map(|v| decode(v.value()))
-        .transpose()?;
+    let prior: Option<PaymentRecord> =
+        tx.tx.open_table(PAYMENTS)?.get(key)?.map(|v| decode(v.value())).transpose()?;
     if let Some(rec) = prior {
         let order = get_order(tx, rec.order_id)?;
-        let contents = if rec.outcome == PaymentOutcome::Applied && order.kind == OrderKind::Instant
-        {
+        let contents = if rec.outcome == PaymentOutcome::Applied && order.kind == OrderKind::Instant {
             items_content(tx, &order.stock_item_ids)?
         } else {
             Vec::new()
         };
-        return Ok(PaymentResult {
-            order,
-            outcome: rec.outcome,
-            duplicate: true,
-            contents,
-            balance: None,
-        });
+        return Ok(PaymentResult { order, outcome: rec.outcome, duplicate: true, contents, balance: None });
     }
     let before = get_order(tx, order_id)?;
     let mut o = before.clone();
@@ -312,23 +267,48 @@ pub fn apply_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<Paymen
     let mut balance = None;
 
     if pay.amount != o.amount || pay.currency != o.currency {
+        // Money in the order's currency goes to the balance (the customer can pay with it);
+        // money in another currency is held for the owner.
         outcome = PaymentOutcome::Mismatch;
+        let creditable = pay.currency == o.currency
+            && super::ledger::balance_currency(tx, o.user_id)?.is_none_or(|c| c == pay.currency);
         enqueue(
             tx,
             JobKind::AlertAdmin {
                 text: format!(
-                    "Payment {}:{} for order #{} is {} {} but the order is {} {}; order left unpaid.",
+                    "Payment {}:{} for order #{} is {} {} but the order is {} {}; order left unpaid, {}.",
                     pay.provider,
                     pay.external_id,
                     o.id,
                     pay.currency.format_minor(pay.amount),
                     pay.currency,
                     o.currency.format_minor(o.amount),
-                    o.currency
+                    o.currency,
+                    if creditable {
+                        "money credited to the customer's balance"
+                    } else {
+                        "money held: resolve it by hand"
+                    }
                 ),
             },
             EnqueueOpts::once(format!("mismatch:{}:{}", pay.provider, pay.external_id)),
         )?;
+        if creditable {
+            balance = Some(post_entry(
+                tx,
+                o.user_id,
+                pay.amount,
+                pay.currency,
+                "payment did not match the order",
+                Some(o.id),
+            )?);
+            notify(
+                tx,
+                o.user_id,
+                Notice::MismatchCredited { order_id: o.id, amount: pay.amount },
+                format!("credited:{}:{}", pay.provider, pay.external_id),
+            )?;
+        }
     } else {
         let late = o.status == OrderStatus::Expired;
         let lapsed_instant_restock = late
@@ -345,7 +325,7 @@ pub fn apply_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<Paymen
                     o.stock_item_ids = take_available(tx, &o.product_id, o.quantity, o.id)?;
                     o.note = Some("paid after the reservation lapsed; re-reserved".into());
                 }
-                let sold = set_items_state(tx, &o.stock_item_ids, StockState::Sold)?;
+                let sold = set_items_state(tx, &o.stock_item_ids, StockState::Sold, o.id)?;
                 contents = sold.into_iter().map(|i| i.content).collect();
                 o.status = OrderStatus::Paid;
                 o.paid_at = Some(now);
@@ -379,14 +359,7 @@ pub fn apply_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<Paymen
                 } else {
                     "payment after the order lapsed"
                 };
-                balance = Some(post_entry(
-                    tx,
-                    o.user_id,
-                    pay.amount,
-                    pay.currency,
-                    reason,
-                    Some(o.id),
-                )?);
+                balance = Some(post_entry(tx, o.user_id, pay.amount, pay.currency, reason, Some(o.id))?);
                 if !o.was_paid() {
                     o.status = OrderStatus::Refunded;
                     o.paid_at = Some(now);
@@ -396,19 +369,14 @@ pub fn apply_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<Paymen
                 notify(
                     tx,
                     o.user_id,
-                    Notice::LatePaymentCredited {
-                        order_id: o.id,
-                        amount: pay.amount,
-                    },
+                    Notice::LatePaymentCredited { order_id: o.id, amount: pay.amount },
                     format!("credited:{}:{}", pay.provider, pay.external_id),
                 )?;
             }
         }
         if outcome == PaymentOutcome::Applied {
-            o.payment = Some(PaymentRef {
-                provider: pay.provider.clone(),
-                external_id: pay.external_id.clone(),
-            });
+            o.payment =
+                Some(PaymentRef { provider: pay.provider.clone(), external_id: pay.external_id.clone() });
         }
     }
     if o != before {
@@ -424,16 +392,8 @@ pub fn apply_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<Paymen
         outcome: outcome.clone(),
         at: now,
     };
-    tx.tx
-        .open_table(PAYMENTS)?
-        .insert(key, encode(&rec)?.as_slice())?;
-    Ok(PaymentResult {
-        order: o,
-        outcome,
-        duplicate: false,
-        contents,
-        balance,
-    })
+    tx.tx.open_table(PAYMENTS)?.insert(key, encode(&rec)?.as_slice())?;
+    Ok(PaymentResult { order: o, outcome, duplicate: false, contents, balance })
 }
 
 /// Completes an instant purchase with a payment: idempotent, returns the items' contents,
@@ -448,9 +408,7 @@ pub fn complete_purchase(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<Pa
 /// Records the payment of a pre-order and notifies its supplier (same transaction).
 pub fn process_prepaid_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<PaymentResult> {
     if get_order(tx, order_id)?.kind != OrderKind::Prepaid {
-        return Err(Error::conflict(format!(
-            "order {order_id} is not a pre-order"
-        )));
+        return Err(Error::conflict(format!("order {order_id} is not a pre-order")));
     }
     apply_payment(tx, order_id, pay)
 }
@@ -468,35 +426,20 @@ pub fn pay_from_balance(tx: &Tx, order_id: OrderId, user: UserId) -> Result<Paym
             o.status.as_str()
         )));
     }
-    let have = balance_in(tx, user)?;
-    if have < o.amount {
-        return Err(Error::InsufficientBalance {
-            need: o.amount,
-            have,
-        });
-    }
+    // The debit refuses a short balance or another currency before anything is written;
+    // any later failure drops the whole operation (group commit never keeps half of one).
+    let balance = post_entry(tx, user, -o.amount, o.currency, "order paid from balance", Some(order_id))?;
     let pay = Payment {
         provider: "balance".into(),
         external_id: format!("order:{order_id}"),
         amount: o.amount,
         currency: o.currency,
     };
-    // Checked above: pending, amount equal by construction, funds present — so the payment
-    // applies and the debit cannot be refused after writes began.
     let mut res = apply_payment(tx, order_id, &pay)?;
-    if res.outcome != PaymentOutcome::Applied {
-        return Err(Error::internal(format!(
-            "balance payment for order {order_id} did not apply"
-        )));
+    if res.outcome != PaymentOutcome::Applied || res.duplicate {
+        return Err(Error::internal(format!("balance payment for order {order_id} did not apply")));
     }
-    res.balance = Some(post_entry(
-        tx,
-        user,
-        -o.amount,
-        o.currency,
-        "order paid from balance",
-        Some(order_id),
-    )?);
+    res.balance = Some(balance);
     Ok(res)
 }
 
@@ -513,9 +456,7 @@ pub fn fulfill_prepaid_order(
         return Err(Error::bad("the content to deliver is empty"));
     }
     if content.len() > 16_384 {
-        return Err(Error::bad(
-            "the content to deliver is longer than 16384 bytes",
-        ));
+        return Err(Error::bad("the content to deliver is longer than 16384 bytes"));
     }
     let before = get_order(tx, order_id)?;
     if let Some(s) = supplier {
@@ -527,20 +468,13 @@ pub fn fulfill_prepaid_order(
     match before.status {
         OrderStatus::Prepaid => {}
         OrderStatus::Refunded => {
-            return Err(Error::conflict(format!(
-                "order {order_id} was refunded (the deadline passed)"
-            )));
+            return Err(Error::conflict(format!("order {order_id} was refunded (the deadline passed)")));
         }
         OrderStatus::Ready | OrderStatus::Delivered => {
-            return Err(Error::conflict(format!(
-                "order {order_id} is already fulfilled"
-            )));
+            return Err(Error::conflict(format!("order {order_id} is already fulfilled")));
         }
         s => {
-            return Err(Error::conflict(format!(
-                "order {order_id} is {}, not paid",
-                s.as_str()
-            )));
+            return Err(Error::conflict(format!("order {order_id} is {}, not paid", s.as_str())));
         }
     }
     let mut o = before.clone();
@@ -556,12 +490,7 @@ pub fn process_refund(tx: &Tx, order_id: OrderId, reason: &str) -> Result<Refund
     let before = get_order(tx, order_id)?;
     if before.status == OrderStatus::Refunded {
         let balance = balance_in(tx, before.user_id)?;
-        return Ok(RefundResult {
-            amount: 0,
-            balance,
-            already: true,
-            order: before,
-        });
+        return Ok(RefundResult { amount: 0, balance, already: true, order: before });
     }
     if !before.was_paid() {
         return Err(Error::conflict(format!(
@@ -575,45 +504,50 @@ pub fn process_refund(tx: &Tx, order_id: OrderId, reason: &str) -> Result<Refund
     o.note = Some(reason.to_string());
     save_order(tx, Some(&before), &o)?;
     let balance = post_entry(tx, o.user_id, o.amount, o.currency, reason, Some(o.id))?;
-    notify(
-        tx,
-        o.user_id,
-        Notice::Refunded {
-            order_id: o.id,
-            amount: o.amount,
-        },
-        format!("refund:{}", o.id),
-    )?;
-    Ok(RefundResult {
-        amount: o.amount,
-        balance,
-        already: false,
-        order: o,
-    })
+    notify(tx, o.user_id, Notice::Refunded { order_id: o.id, amount: o.amount }, format!("refund:{}", o.id))?;
+    Ok(RefundResult { amount: o.amount, balance, already: false, order: o })
 }
 
-fn due_orders(tx: &Tx, status: OrderStatus, limit: usize) -> Result<Vec<OrderId>> {
-    let idx = tx.tx.open_table(ORDERS_BY_STATUS_DEADLINE)?;
+/// Orders of `status` whose due time has passed, by the index; an index entry that no
+/// longer matches its order (it cannot happen through these operations, but a sweep must
+/// never act on a stale entry) is removed and skipped.
+fn due_orders(tx: &Tx, status: OrderStatus, limit: usize) -> Result<Vec<Order>> {
     let c = status.code();
-    let mut ids = Vec::new();
-    for r in idx.range((c, i64::MIN, 0)..(c, tx.now, 0))? {
-        ids.push(r?.0.value().2);
-        if ids.len() >= limit {
-            break;
+    let keys: Vec<(u8, i64, u64)> = {
+        let idx = tx.tx.open_table(ORDERS_BY_STATUS_DEADLINE)?;
+        let mut keys = Vec::new();
+        for r in idx.range((c, i64::MIN, 0)..(c, tx.now, 0))? {
+            keys.push(r?.0.value());
+            if keys.len() >= limit {
+                break;
+            }
+        }
+        keys
+    };
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let o = get_order(tx, key.2);
+        match o {
+            Ok(o) if due_key(&o) == Some(key) => out.push(o),
+            other => {
+                tracing::error!(order.id = key.2, status = ?other.map(|o| o.status), "stale due-index entry removed");
+                tx.tx.open_table(ORDERS_BY_STATUS_DEADLINE)?.remove(key)?;
+            }
         }
     }
-    Ok(ids)
+    Ok(out)
 }
 
 /// Releases pending orders whose time ran out: items go back to stock. Returns their ids.
 pub fn expire_reservations(tx: &Tx, limit: usize) -> Result<Vec<OrderId>> {
-    let mut ids = due_orders(tx, OrderStatus::Reserved, limit)?;
-    ids.extend(due_orders(tx, OrderStatus::AwaitingPayment, limit)?);
-    for &id in &ids {
-        let before = get_order(tx, id)?;
+    let mut due = due_orders(tx, OrderStatus::Reserved, limit)?;
+    due.extend(due_orders(tx, OrderStatus::AwaitingPayment, limit)?);
+    let mut ids = Vec::with_capacity(due.len());
+    for before in due {
+        ids.push(before.id);
         let mut o = before.clone();
         if !o.stock_item_ids.is_empty() {
-            set_items_state(tx, &o.stock_item_ids, StockState::Available)?;
+            set_items_state(tx, &o.stock_item_ids, StockState::Available, o.id)?;
             o.stock_item_ids.clear();
         }
         o.status = OrderStatus::Expired;
@@ -626,7 +560,7 @@ pub fn expire_reservations(tx: &Tx, limit: usize) -> Result<Vec<OrderId>> {
 pub fn refund_late_prepaid(tx: &Tx, limit: usize) -> Result<Vec<RefundResult>> {
     due_orders(tx, OrderStatus::Prepaid, limit)?
         .into_iter()
-        .map(|id| process_refund(tx, id, "the supplier did not deliver in time"))
+        .map(|o| process_refund(tx, o.id, "the supplier did not deliver in time"))
         .collect()
 }
 
@@ -687,8 +621,7 @@ pub struct Deliverable {
 
 impl Store {
     pub async fn order(&self, id: OrderId) -> Result<Order> {
-        self.read(move |rtx, _| load_order(&rtx.open_table(ORDERS)?, id))
-            .await
+        self.read(move |rtx, _| load_order(&rtx.open_table(ORDERS)?, id)).await
     }
 
     /// Orders, newest first.
@@ -738,11 +671,8 @@ impl Store {
     pub async fn payments(&self, limit: usize) -> Result<Vec<PaymentRecord>> {
         self.read(move |rtx, _| {
             let t = rtx.open_table(PAYMENTS)?;
-            let mut v: Vec<PaymentRecord> = t
-                .iter()?
-                .map(|r| decode(r?.1.value()))
-                .collect::<Result<_>>()?;
-            v.sort_by(|a, b| b.at.cmp(&a.at));
+            let mut v: Vec<PaymentRecord> = t.iter()?.map(|r| decode(r?.1.value())).collect::<Result<_>>()?;
+            v.sort_by_key(|p| std::cmp::Reverse(p.at));
             v.truncate(limit);
             Ok(v)
         })
@@ -757,10 +687,7 @@ pub(crate) fn list_orders(rtx: &ReadTransaction, f: &OrderFilter) -> Result<Vec<
     let keep = |o: &Order| f.status.is_none_or(|s| o.status == s);
     if let Some(u) = f.user {
         let idx = rtx.open_multimap_table(ORDERS_BY_USER)?;
-        let mut ids: Vec<u64> = idx
-            .get(u)?
-            .map(|r| r.map(|v| v.value()))
-            .collect::<Result<_, _>>()?;
+        let mut ids: Vec<u64> = idx.get(u)?.map(|r| r.map(|v| v.value())).collect::<Result<_, _>>()?;
         ids.reverse();
         for id in ids {
             if f.before.is_some_and(|b| id >= b) {

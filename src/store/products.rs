@@ -29,10 +29,7 @@ pub fn upsert_product(tx: &Tx, mut p: Product) -> Result<bool> {
     if let Some(s) = &p.supplier {
         let sup = tx.tx.open_table(SUPPLIERS)?;
         if sup.get(s.as_str())?.is_none() {
-            return Err(Error::bad(format!(
-                "product {}: unknown supplier {s:?}",
-                p.id
-            )));
+            return Err(Error::bad(format!("product {}: unknown supplier {s:?}", p.id)));
         }
     }
     p.updated_at = tx.now;
@@ -60,9 +57,7 @@ pub fn set_product_active(tx: &Tx, id: &ProductId, active: bool) -> Result<Produ
 }
 
 pub fn upsert_supplier(tx: &Tx, s: &Supplier) -> Result<()> {
-    if s.id.trim().is_empty() || s.id.len() > 64 {
-        return Err(Error::bad("supplier id must be 1-64 characters"));
-    }
+    s.validate()?;
     let mut t = tx.tx.open_table(SUPPLIERS)?;
     t.insert(s.id.as_str(), encode(s)?.as_slice())?;
     Ok(())
@@ -75,16 +70,10 @@ pub fn add_stock(tx: &Tx, product: &ProductId, items: &[String]) -> Result<Stock
     }
     for (i, c) in items.iter().enumerate() {
         if c.trim().is_empty() {
-            return Err(Error::bad(format!(
-                "stock item {} for {product} is empty",
-                i + 1
-            )));
+            return Err(Error::bad(format!("stock item {} for {product} is empty", i + 1)));
         }
         if c.len() > 8192 {
-            return Err(Error::bad(format!(
-                "stock item {} for {product} is longer than 8192 bytes",
-                i + 1
-            )));
+            return Err(Error::bad(format!("stock item {} for {product} is longer than 8192 bytes", i + 1)));
         }
     }
     let mut by_content = tx.tx.open_table(STOCK_BY_CONTENT)?;
@@ -96,10 +85,7 @@ pub fn add_stock(tx: &Tx, product: &ProductId, items: &[String]) -> Result<Stock
     for c in items {
         let content = c.trim().to_string();
         let key = content_key(&content);
-        if by_content
-            .get((product.as_str(), key.as_slice()))?
-            .is_some()
-        {
+        if by_content.get((product.as_str(), key.as_slice()))?.is_some() {
             out.duplicates += 1;
             continue;
         }
@@ -139,9 +125,7 @@ pub fn remove_stock_item(tx: &Tx, item_id: u64) -> Result<StockItem> {
     }
     item.state = StockState::Removed;
     items_t.insert(item_id, encode(&item)?.as_slice())?;
-    tx.tx
-        .open_multimap_table(STOCK_AVAILABLE)?
-        .remove(item.product_id.as_str(), item_id)?;
+    tx.tx.open_multimap_table(STOCK_AVAILABLE)?.remove(item.product_id.as_str(), item_id)?;
     drop(items_t);
     adjust_count(tx, &item.product_id, -1)?;
     Ok(item)
@@ -152,15 +136,10 @@ pub(crate) fn adjust_count(tx: &Tx, product: &ProductId, delta: i64) -> Result<(
         return Ok(());
     }
     let mut counts = tx.tx.open_table(STOCK_COUNTS)?;
-    let cur = counts
-        .get(product.as_str())?
-        .map(|v| v.value())
-        .unwrap_or(0) as i64;
+    let cur = counts.get(product.as_str())?.map(|v| v.value()).unwrap_or(0) as i64;
     let next = cur + delta;
     if next < 0 {
-        return Err(Error::internal(format!(
-            "stock count of {product} would go negative"
-        )));
+        return Err(Error::internal(format!("stock count of {product} would go negative")));
     }
     counts.insert(product.as_str(), next as u64)?;
     Ok(())
@@ -168,12 +147,7 @@ pub(crate) fn adjust_count(tx: &Tx, product: &ProductId, delta: i64) -> Result<(
 
 /// Takes `n` available items of a product (lowest ids first) and marks them reserved for
 /// `order_id`. Fails without writing if fewer than `n` are available.
-pub(crate) fn take_available(
-    tx: &Tx,
-    product: &ProductId,
-    n: u32,
-    order_id: u64,
-) -> Result<Vec<u64>> {
+pub(crate) fn take_available(tx: &Tx, product: &ProductId, n: u32, order_id: u64) -> Result<Vec<u64>> {
     let mut avail = tx.tx.open_multimap_table(STOCK_AVAILABLE)?;
     let mut ids = Vec::with_capacity(n as usize);
     for v in avail.get(product.as_str())? {
@@ -183,7 +157,9 @@ pub(crate) fn take_available(
         }
     }
     if ids.len() < n as usize {
-        return Err(Error::OutOfStock(product.to_string()));
+        // Callers check the count first; an index that disagrees is corruption, not a
+        // shortage to report to a customer.
+        return Err(Error::internal(format!("stock index of {product} is shorter than its count")));
     }
     let mut items_t = tx.tx.open_table(STOCK_ITEMS)?;
     for &id in &ids {
@@ -191,9 +167,7 @@ pub(crate) fn take_available(
         let mut item: StockItem = match items_t.get(id)? {
             Some(v) => decode(v.value())?,
             None => {
-                return Err(Error::internal(format!(
-                    "stock index names missing item {id}"
-                )));
+                return Err(Error::internal(format!("stock index names missing item {id}")));
             }
         };
         item.state = StockState::Reserved;
@@ -206,7 +180,7 @@ pub(crate) fn take_available(
 }
 
 /// Sets the state of held items (reserved → sold, or back to available).
-pub(crate) fn set_items_state(tx: &Tx, ids: &[u64], state: StockState) -> Result<Vec<StockItem>> {
+pub(crate) fn set_items_state(tx: &Tx, ids: &[u64], state: StockState, order: u64) -> Result<Vec<StockItem>> {
     let mut items_t = tx.tx.open_table(STOCK_ITEMS)?;
     let mut out = Vec::with_capacity(ids.len());
     let mut back_to_stock = Vec::new();
@@ -214,11 +188,15 @@ pub(crate) fn set_items_state(tx: &Tx, ids: &[u64], state: StockState) -> Result
         let mut item: StockItem = match items_t.get(id)? {
             Some(v) => decode(v.value())?,
             None => {
-                return Err(Error::internal(format!(
-                    "order names missing stock item {id}"
-                )));
+                return Err(Error::internal(format!("order names missing stock item {id}")));
             }
         };
+        if item.state != StockState::Reserved || item.order_id != Some(order) {
+            return Err(Error::internal(format!(
+                "stock item {id} is {:?} for order {:?}, not reserved for order {order}",
+                item.state, item.order_id
+            )));
+        }
         item.state = state;
         if state == StockState::Available {
             item.order_id = None;
@@ -228,13 +206,11 @@ pub(crate) fn set_items_state(tx: &Tx, ids: &[u64], state: StockState) -> Result
         out.push(item);
     }
     drop(items_t);
-    if !back_to_stock.is_empty() {
-        let mut avail = tx.tx.open_multimap_table(STOCK_AVAILABLE)?;
-        for (p, id) in &back_to_stock {
-            avail.insert(p.as_str(), *id)?;
+    for (p, id) in &back_to_stock {
+        if tx.tx.open_multimap_table(STOCK_AVAILABLE)?.insert(p.as_str(), *id)? {
+            return Err(Error::internal(format!("stock item {id} was already in the available index")));
         }
-        drop(avail);
-        adjust_count(tx, &back_to_stock[0].0, back_to_stock.len() as i64)?;
+        adjust_count(tx, p, 1)?;
     }
     Ok(out)
 }
@@ -268,8 +244,7 @@ fn availability_row(p: &Product, available: u64, now: Millis) -> Availability {
 /// Read-side queries.
 impl Store {
     pub async fn product(&self, id: ProductId) -> Result<Product> {
-        self.read(move |rtx, _| load_product(&rtx.open_table(PRODUCTS)?, &id))
-            .await
+        self.read(move |rtx, _| load_product(&rtx.open_table(PRODUCTS)?, &id)).await
     }
 
     /// Every product, in id order.
@@ -295,18 +270,14 @@ impl Store {
 
     /// The availability view for every product (active or not), at the store's "now".
     pub async fn available_stock_with_discounts(&self) -> Result<Vec<Availability>> {
-        self.read(|rtx, now| availability_all(rtx, now)).await
+        self.read(availability_all).await
     }
 
     /// The availability row of one product.
     pub async fn availability(&self, id: ProductId) -> Result<Availability> {
         self.read(move |rtx, now| {
             let p = load_product(&rtx.open_table(PRODUCTS)?, &id)?;
-            let n = rtx
-                .open_table(STOCK_COUNTS)?
-                .get(id.as_str())?
-                .map(|v| v.value())
-                .unwrap_or(0);
+            let n = rtx.open_table(STOCK_COUNTS)?.get(id.as_str())?.map(|v| v.value()).unwrap_or(0);
             Ok(availability_row(&p, n, now))
         })
         .await

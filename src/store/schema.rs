@@ -23,12 +23,10 @@ pub const STOCK_AVAILABLE: MultimapTableDefinition<&str, u64> =
 /// product id → number of available items (kept equal to `STOCK_AVAILABLE`'s length).
 pub const STOCK_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("stock_counts");
 /// (product id, sha256 of content) → item id: import de-duplicates by content.
-pub const STOCK_BY_CONTENT: TableDefinition<(&str, &[u8]), u64> =
-    TableDefinition::new("stock_by_content");
+pub const STOCK_BY_CONTENT: TableDefinition<(&str, &[u8]), u64> = TableDefinition::new("stock_by_content");
 
 pub const ORDERS: TableDefinition<u64, &[u8]> = TableDefinition::new("orders");
-pub const ORDERS_BY_USER: MultimapTableDefinition<i64, u64> =
-    MultimapTableDefinition::new("orders_by_user");
+pub const ORDERS_BY_USER: MultimapTableDefinition<i64, u64> = MultimapTableDefinition::new("orders_by_user");
 /// (status code, due time, order id): pending orders by `expires_at`, prepaid by `deadline`.
 pub const ORDERS_BY_STATUS_DEADLINE: TableDefinition<(u8, i64, u64), ()> =
     TableDefinition::new("orders_by_status_deadline");

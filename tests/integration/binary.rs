@@ -1,0 +1,287 @@
+//! The real `lavka` binary: SIGKILL during concurrent writes, then restart and check; the
+//! CLI's import, check, backup and healthcheck against files and a running server.
+
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "crash-test-admin-token-0123";
+const BIN: &str = env!("CARGO_BIN_EXE_lavka");
+
+fn lavka(dir: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--data-dir")
+        .arg(dir)
+        .env("LAVKA_ADMIN_TOKEN", TOKEN)
+        .env("RUST_LOG", "warn")
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    c
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn start(dir: &Path) -> Server {
+    let addr_file = dir.join("lavka.addr");
+    let _ = std::fs::remove_file(&addr_file);
+    let mut child = lavka(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("LAVKA_SCHEDULER", "false")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&addr_file)
+            && s.ends_with('\n')
+        {
+            return Server { child, base: s.trim().to_string() };
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn catalogue(dir: &Path, items: usize) -> PathBuf {
+    let stock: Vec<String> = (0..items).map(|i| format!("CRASH-KEY-{i:06}")).collect();
+    let cat = json!({
+        "currency": "RUB",
+        "products": [{"id": "key", "title": "Key", "price": 10}, {"id": "pre", "title": "Pre", "price": 5, "fulfillment_hours": 24}],
+        "stock": [{"product_id": "key", "items": stock}]
+    });
+    let path = dir.join("catalog.json");
+    std::fs::write(&path, cat.to_string()).unwrap();
+    path
+}
+
+#[derive(Default)]
+struct Acked {
+    /// Orders whose creation was answered 201.
+    created: Vec<u64>,
+    /// Orders whose payment confirmation was answered 200.
+    paid: Vec<u64>,
+}
+
+async fn drive(base: String, stop_at: Instant, worker: i64) -> Acked {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let mut acked = Acked::default();
+    let mut n = 0i64;
+    while Instant::now() < stop_at {
+        n += 1;
+        let kind = if n % 5 == 0 { "prepaid" } else { "instant" };
+        let product = if kind == "prepaid" { "pre" } else { "key" };
+        let r = client
+            .post(format!("{base}/admin/api/orders"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"user_id": worker * 1000 + n, "product_id": product, "kind": kind}))
+            .send()
+            .await;
+        let Ok(r) = r else { break };
+        if r.status().as_u16() != 201 {
+            continue;
+        }
+        let Ok(v) = r.json::<serde_json::Value>().await else { break };
+        let id = v["order"]["id"].as_u64().unwrap();
+        acked.created.push(id);
+        let r = client
+            .post(format!("{base}/admin/api/orders/{id}/confirm-payment"))
+            .bearer_auth(TOKEN)
+            .json(&json!({}))
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status().is_success() => acked.paid.push(id),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    acked
+}
+
+fn check_ok(dir: &Path) {
+    let out = lavka(dir).arg("check").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "lavka check failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_during_concurrent_writes_restarts_with_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = catalogue(dir.path(), 4000);
+    let out = lavka(dir.path()).arg("import").arg(&cat).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cycles: usize = std::env::var("LAVKA_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let mut all = Acked::default();
+    for cycle in 0..cycles {
+        let mut server = start(dir.path());
+        let run_for = Duration::from_millis(300 + fastrand::u64(0..500));
+        let stop_at = Instant::now() + Duration::from_secs(10);
+        let tasks: Vec<_> = (0..8)
+            .map(|w| tokio::spawn(drive(server.base.clone(), stop_at, (cycle * 8 + w) as i64 + 1)))
+            .collect();
+        tokio::time::sleep(run_for).await;
+        server.child.kill().unwrap(); // SIGKILL
+        server.child.wait().unwrap();
+        for t in tasks {
+            let a = t.await.unwrap();
+            all.created.extend(a.created);
+            all.paid.extend(a.paid);
+        }
+        check_ok(dir.path());
+    }
+    assert!(!all.paid.is_empty(), "the load did not get going");
+    // Everything acknowledged survived the kills.
+    let server = start(dir.path());
+    let client = reqwest::Client::new();
+    for id in &all.created {
+        let r = client
+            .get(format!("{}/admin/api/orders/{id}", server.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "acknowledged order {id} is gone");
+    }
+    for id in &all.paid {
+        let v: serde_json::Value = client
+            .get(format!("{}/admin/api/orders/{id}", server.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let st = v["order"]["status"].as_str().unwrap();
+        assert!(["paid", "delivered", "prepaid"].contains(&st), "acknowledged payment of {id} lost: {st}");
+    }
+    let chk: serde_json::Value = client
+        .get(format!("{}/admin/api/check", server.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(chk["ok"], true, "{chk}");
+    stop(server);
+}
+
+fn stop(mut s: Server) {
+    let _ = Command::new("kill").arg("-TERM").arg(s.child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if s.child.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = s.child.kill();
+    panic!("server did not stop on SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_check_and_healthcheck_work_against_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = catalogue(dir.path(), 50);
+    assert!(lavka(dir.path()).arg("import").arg(&cat).status().unwrap().success());
+    let server = start(dir.path());
+    // Writes keep going while the backup is taken.
+    let stop_at = Instant::now() + Duration::from_millis(1500);
+    let load = tokio::spawn(drive(server.base.clone(), stop_at, 1));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let backups = dir.path().join("out");
+    let out = lavka(dir.path()).arg("backup").arg(&backups).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(file.starts_with(&backups) && file.exists(), "{file:?}");
+    let out = lavka(dir.path()).arg("check").arg("--file").arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    // Check through the server (the database is held by it).
+    check_ok(dir.path());
+    assert!(lavka(dir.path()).arg("healthcheck").status().unwrap().success());
+    load.await.unwrap();
+    // Import through the running server.
+    let extra = dir.path().join("extra.csv");
+    std::fs::write(&extra, "product_id,content\nkey,EXTRA-1\n").unwrap();
+    let out = lavka(dir.path()).arg("import").arg(&extra).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"stock_added\": 1"));
+    stop(server);
+    assert!(!lavka(dir.path()).arg("healthcheck").status().unwrap().success());
+    // The restored snapshot is a working shop.
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::copy(&file, restored.path().join("lavka.redb")).unwrap();
+    check_ok(restored.path());
+    let s2 = start(restored.path());
+    let r = reqwest::Client::new()
+        .get(format!("{}/admin/api/products", s2.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    stop(s2);
+}
+
+#[test]
+fn import_of_a_bad_file_fails_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import/bad_price/products.csv");
+    let out = lavka(dir.path()).arg("import").arg(&fixture).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3"), "{err}");
+}
+
+#[test]
+fn check_reports_a_broken_invariant_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = catalogue(dir.path(), 3);
+    assert!(lavka(dir.path()).arg("import").arg(&cat).status().unwrap().success());
+    check_ok(dir.path());
+    {
+        let db = redb::Database::open(dir.path().join("lavka.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<i64, i64> = redb::TableDefinition::new("balances");
+            tx.open_table(def).unwrap().insert(5, 999).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let out = lavka(dir.path()).arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("user 5 balance 999 but ledger sums to 0"), "{text}");
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = catalogue(dir.path(), 3);
+    assert!(lavka(dir.path()).arg("import").arg(&cat).status().unwrap().success());
+    {
+        let db = redb::Database::open(dir.path().join("lavka.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+            tx.open_table(def).unwrap().insert("schema_version", b"99".as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let out = lavka(dir.path()).arg("check").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("newer Lavka"), "{err}");
+}

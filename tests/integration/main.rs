@@ -1,0 +1,11 @@
+//! One integration test binary (faster to link than many).
+
+mod helpers;
+
+mod admin_api;
+mod binary;
+mod concurrency;
+mod import;
+mod orders;
+mod properties;
+mod queue;
