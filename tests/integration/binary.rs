@@ -25,6 +25,7 @@ struct Server {
     base: String,
 }
 
+#[allow(clippy::zombie_processes)] // the returned Server is killed and waited by its owner
 fn start(dir: &Path) -> Server {
     let addr_file = dir.join("lavka.addr");
     let _ = std::fs::remove_file(&addr_file);
