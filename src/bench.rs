@@ -44,10 +44,11 @@ fn round2(x: f64) -> f64 {
 }
 
 /// Concurrent reserve → complete purchases for `seconds` by `buyers` tasks.
-pub async fn store(buyers: usize, seconds: u64) -> anyhow::Result<Value> {
+pub async fn store(buyers: usize, seconds: u64, gather_us: u64) -> anyhow::Result<Value> {
     let dir = tempfile::tempdir()?;
     let fsync_before = fsync_ms(dir.path());
-    let store = Store::open(&dir.path().join("bench.redb"), StoreOptions::default())?;
+    let opts = StoreOptions { gather: Duration::from_micros(gather_us), ..StoreOptions::default() };
+    let store = Store::open(&dir.path().join("bench.redb"), opts)?;
     let pid = ProductId::parse("bench-key")?;
     let product = Product {
         id: pid.clone(),
@@ -121,6 +122,7 @@ pub async fn store(buyers: usize, seconds: u64) -> anyhow::Result<Value> {
     let fsync_after = fsync_ms(dir.path());
     Ok(json!({
         "buyers": buyers,
+        "gather_us": gather_us,
         "seconds": round2(elapsed),
         "purchases": lat.len(),
         "purchases_per_sec": (lat.len() as f64 / elapsed).round(),

@@ -82,6 +82,9 @@ pub enum BenchKind {
         buyers: usize,
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Group-commit gather window in microseconds (as the `gather_us` setting).
+        #[arg(long, default_value_t = Config::default().gather_us)]
+        gather_us: u64,
     },
     /// Enqueue → run → ack of no-op jobs on a fresh temporary store, durable commits.
     Queue {
@@ -182,7 +185,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench { kind } => {
             let out = match kind {
-                BenchKind::Store { buyers, seconds } => crate::bench::store(buyers, seconds).await?,
+                BenchKind::Store { buyers, seconds, gather_us } => {
+                    crate::bench::store(buyers, seconds, gather_us).await?
+                }
                 BenchKind::Queue { jobs, concurrency } => crate::bench::queue(jobs, concurrency).await?,
             };
             println!("{}", serde_json::to_string(&out)?);

@@ -70,7 +70,8 @@ pub struct Config {
     pub outbox_keep: u64,
     /// Most write operations in one group commit.
     pub max_batch: usize,
-    /// Extra time the writer waits to gather a batch, microseconds (0: none).
+    /// Longest extra wait of the group-commit writer for more operations, microseconds, used
+    /// only while more writers are active than have arrived (a lone writer never waits).
     pub gather_us: u64,
     /// When the daily snapshot runs (cron with seconds, UTC).
     pub snapshot_cron: String,
@@ -101,7 +102,7 @@ impl Default for Config {
             done_job_retention_hours: 24 * 7,
             outbox_keep: 10_000,
             max_batch: 256,
-            gather_us: 0,
+            gather_us: 300,
             snapshot_cron: "0 30 3 * * *".into(),
             snapshots_keep: 7,
             body_limit_bytes: 2 * 1024 * 1024,

@@ -98,6 +98,13 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
         }
     }
     let mut avail_count: HashMap<String, u64> = HashMap::new();
+    let mut index_set: HashSet<(String, u64)> = HashSet::new();
+    for row in avail_t.iter()? {
+        let (k, ids) = row?;
+        for id in ids {
+            index_set.insert((k.value().to_string(), id?.value()));
+        }
+    }
     for row in items_t.iter()? {
         let (_, val) = row?;
         let item: StockItem = decode(val.value())?;
@@ -106,8 +113,7 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
         if held_by.len() > 1 {
             v.push(format!("stock item {} is held by several orders {:?}", item.id, held_by));
         }
-        let in_index =
-            avail_t.get(item.product_id.as_str())?.any(|x| x.map(|x| x.value() == item.id).unwrap_or(false));
+        let in_index = index_set.contains(&(item.product_id.to_string(), item.id));
         match item.state {
             StockState::Available | StockState::Removed => {
                 if !held_by.is_empty() {

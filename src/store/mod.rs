@@ -24,8 +24,9 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 pub use check::Report as CheckReport;
 pub use codec::{decode, encode};
@@ -61,15 +62,15 @@ impl Clock {
 pub struct StoreOptions {
     /// Most operations in one group commit.
     pub max_batch: usize,
-    /// How long the writer waits for more operations before committing a batch that is
-    /// smaller than `max_batch` (zero: commit what is queued right away).
+    /// Longest extra wait for more operations before a commit; used only while fewer
+    /// operations than in the previous batch have arrived (zero: never wait).
     pub gather: Duration,
     pub clock: Clock,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { max_batch: 256, gather: Duration::ZERO, clock: Clock::System }
+        StoreOptions { max_batch: 256, gather: Duration::from_micros(300), clock: Clock::System }
     }
 }
 
@@ -115,7 +116,7 @@ struct Inner {
     db: Database,
     path: PathBuf,
     clock: Clock,
-    tx_ops: mpsc::UnboundedSender<Pending>,
+    tx_ops: mpsc::Sender<Pending>,
     job_signal: Arc<Notify>,
     stats: Arc<WriterStats>,
 }
@@ -144,7 +145,7 @@ impl Store {
             Err(e) => return Err(Error::Storage(format!("opening {}: {e}", path.display()))),
         };
         init_schema(&db)?;
-        let (tx_ops, rx) = mpsc::unbounded_channel();
+        let (tx_ops, rx) = mpsc::channel();
         let inner = Arc::new(Inner {
             db,
             path: path.to_path_buf(),
@@ -282,10 +283,14 @@ fn init_schema(db: &Database) -> Result<()> {
     Ok(())
 }
 
-fn writer_loop(inner: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>, opts: StoreOptions) {
-    while let Some(first) = rx.blocking_recv() {
+/// Gathers operations into batches: everything already queued, then — when the previous
+/// batch had company — up to `gather` more time while fewer operations than last time have
+/// arrived (their callers are most likely just being answered). A lone writer never waits.
+fn writer_loop(inner: std::sync::Weak<Inner>, rx: mpsc::Receiver<Pending>, opts: StoreOptions) {
+    let mut last_len = 1usize;
+    while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
-        let started = Instant::now();
+        let deadline = Instant::now() + opts.gather;
         loop {
             while batch.len() < opts.max_batch {
                 match rx.try_recv() {
@@ -293,11 +298,17 @@ fn writer_loop(inner: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Pe
                     Err(_) => break,
                 }
             }
-            if batch.len() >= opts.max_batch || started.elapsed() >= opts.gather {
+            let want = last_len.min(opts.max_batch);
+            let now = Instant::now();
+            if batch.len() >= want || now >= deadline {
                 break;
             }
-            std::thread::sleep(Duration::from_micros(50).min(opts.gather));
+            match rx.recv_timeout(deadline - now) {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
         }
+        last_len = batch.len();
         let Some(inner) = inner.upgrade() else { return };
         run_batch(&inner, batch);
     }
