@@ -262,11 +262,12 @@ async fn open_local(cfg: &Config) -> anyhow::Result<Option<Store>> {
 }
 
 fn server_base(cfg: &Config) -> String {
+    // A server bound to every interface is reached on loopback.
+    let local = |s: &str| s.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
     if let Ok(s) = std::fs::read_to_string(cfg.addr_file()) {
-        return s.trim().to_string();
+        return local(s.trim());
     }
-    let l = cfg.listen.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
-    format!("http://{l}")
+    format!("http://{}", local(&cfg.listen))
 }
 
 async fn server_request(

@@ -5,8 +5,7 @@
 use super::Store;
 use crate::error::{Error, Result};
 use redb::{
-    Database, Key, MultimapTableDefinition, ReadTransaction, ReadableDatabase, ReadableMultimapTable,
-    ReadableTable, TableDefinition, Value, WriteTransaction,
+    Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, Value, WriteTransaction,
 };
 use std::path::{Path, PathBuf};
 
@@ -26,24 +25,6 @@ fn copy_table<K: Key + 'static, V: Value + 'static>(
     Ok(n)
 }
 
-fn copy_multimap<K: Key + 'static, V: Key + 'static>(
-    src: &ReadTransaction,
-    dst: &WriteTransaction,
-    def: MultimapTableDefinition<K, V>,
-) -> Result<u64> {
-    let from = src.open_multimap_table(def)?;
-    let mut to = dst.open_multimap_table(def)?;
-    let mut n = 0;
-    for row in from.iter()? {
-        let (k, vals) = row?;
-        for v in vals {
-            to.insert(k.value(), v?.value())?;
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
 /// Copies every table of `src` into a new database at `dest` (which must not exist).
 pub(crate) fn snapshot_into(src: &ReadTransaction, dest: &Path) -> Result<u64> {
     let db = Database::create(dest)?;
@@ -54,12 +35,7 @@ pub(crate) fn snapshot_into(src: &ReadTransaction, dest: &Path) -> Result<u64> {
             rows += copy_table(src, &wtx, $d)?;
         };
     }
-    macro_rules! mm {
-        ($d:expr) => {
-            rows += copy_multimap(src, &wtx, $d)?;
-        };
-    }
-    crate::for_each_table!(t, mm);
+    crate::for_each_table!(t);
     wtx.commit()?;
     drop(db);
     Ok(rows)

@@ -16,7 +16,7 @@ use crate::domain::{
     PaymentRecord, StockItem, StockState,
 };
 use crate::error::Result;
-use redb::{ReadTransaction, ReadableMultimapTable, ReadableTable, ReadableTableMetadata};
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 use std::collections::{HashMap, HashSet};
 
 /// The outcome of a check.
@@ -89,7 +89,7 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
 
     // Stock items and which order holds them.
     let items_t = rtx.open_table(STOCK_ITEMS)?;
-    let avail_t = rtx.open_multimap_table(STOCK_AVAILABLE)?;
+    let avail_t = rtx.open_table(STOCK_AVAILABLE)?;
     let counts_t = rtx.open_table(STOCK_COUNTS)?;
     let mut holders: HashMap<u64, Vec<u64>> = HashMap::new();
     for o in orders.values() {
@@ -100,10 +100,9 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
     let mut avail_count: HashMap<String, u64> = HashMap::new();
     let mut index_set: HashSet<(String, u64)> = HashSet::new();
     for row in avail_t.iter()? {
-        let (k, ids) = row?;
-        for id in ids {
-            index_set.insert((k.value().to_string(), id?.value()));
-        }
+        let (k, _) = row?;
+        let (product, id) = k.value();
+        index_set.insert((product.to_string(), id));
     }
     for row in items_t.iter()? {
         let (_, val) = row?;
@@ -170,16 +169,11 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
     let items_by_id = |id: u64| -> crate::error::Result<Option<StockItem>> {
         items_t.get(id)?.map(|x| decode::<StockItem>(x.value())).transpose()
     };
-    for row in avail_t.iter()? {
-        let (k, ids) = row?;
-        for id in ids {
-            let id = id?.value();
-            match items_by_id(id)? {
-                Some(i) if i.state == StockState::Available && i.product_id.as_str() == k.value() => {}
-                _ => v.push(format!(
-                    "available index of {} names item {id}, which is not available there",
-                    k.value()
-                )),
+    for (product, id) in &index_set {
+        match items_by_id(*id)? {
+            Some(i) if i.state == StockState::Available && i.product_id.as_str() == product => {}
+            _ => {
+                v.push(format!("available index of {product} names item {id}, which is not available there"))
             }
         }
     }

@@ -244,12 +244,7 @@ fn init_schema(db: &Database) -> Result<()> {
                 tx.open_table($d)?;
             };
         }
-        macro_rules! create_mm {
-            ($d:expr) => {
-                tx.open_multimap_table($d)?;
-            };
-        }
-        crate::for_each_table!(create, create_mm);
+        crate::for_each_table!(create);
         let mut meta = tx.open_table(schema::META)?;
         let found = meta
             .get("schema_version")?

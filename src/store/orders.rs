@@ -152,7 +152,7 @@ fn new_order(tx: &Tx, user: UserId, p: &Product, qty: u32, kind: OrderKind, ttl_
 
 fn index_user_order(tx: &Tx, o: &Order) -> Result<()> {
     ensure_user(tx, o.user_id, None)?;
-    tx.tx.open_multimap_table(ORDERS_BY_USER)?.insert(o.user_id, o.id)?;
+    tx.tx.open_table(ORDERS_BY_USER)?.insert((o.user_id, o.id), ())?;
     Ok(())
 }
 
@@ -686,10 +686,10 @@ pub(crate) fn list_orders(rtx: &ReadTransaction, f: &OrderFilter) -> Result<Vec<
     let mut out = Vec::new();
     let keep = |o: &Order| f.status.is_none_or(|s| o.status == s);
     if let Some(u) = f.user {
-        let idx = rtx.open_multimap_table(ORDERS_BY_USER)?;
-        let mut ids: Vec<u64> = idx.get(u)?.map(|r| r.map(|v| v.value())).collect::<Result<_, _>>()?;
-        ids.reverse();
-        for id in ids {
+        let idx = rtx.open_table(ORDERS_BY_USER)?;
+        let upper = f.before.unwrap_or(u64::MAX);
+        for r in idx.range((u, 0)..(u, upper))?.rev() {
+            let id = r?.0.value().1;
             if f.before.is_some_and(|b| id >= b) {
                 continue;
             }

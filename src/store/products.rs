@@ -5,7 +5,7 @@ use super::schema::*;
 use super::{Store, Tx, decode, encode};
 use crate::domain::{Availability, Millis, Product, ProductId, StockItem, StockState, Supplier};
 use crate::error::{Error, Result};
-use redb::{ReadTransaction, ReadableMultimapTable, ReadableTable};
+use redb::{ReadTransaction, ReadableTable};
 use sha2::{Digest, Sha256};
 
 /// Result of adding stock lines to a product.
@@ -78,8 +78,8 @@ pub fn add_stock(tx: &Tx, product: &ProductId, items: &[String]) -> Result<Stock
     }
     let mut by_content = tx.tx.open_table(STOCK_BY_CONTENT)?;
     let mut items_t = tx.tx.open_table(STOCK_ITEMS)?;
-    let mut by_product = tx.tx.open_multimap_table(STOCK_BY_PRODUCT)?;
-    let mut avail = tx.tx.open_multimap_table(STOCK_AVAILABLE)?;
+    let mut by_product = tx.tx.open_table(STOCK_BY_PRODUCT)?;
+    let mut avail = tx.tx.open_table(STOCK_AVAILABLE)?;
     let mut out = StockAdded::default();
     let mut ids = Vec::new();
     for c in items {
@@ -100,8 +100,8 @@ pub fn add_stock(tx: &Tx, product: &ProductId, items: &[String]) -> Result<Stock
         };
         items_t.insert(id, encode(&item)?.as_slice())?;
         by_content.insert((product.as_str(), key.as_slice()), id)?;
-        by_product.insert(product.as_str(), id)?;
-        avail.insert(product.as_str(), id)?;
+        by_product.insert((product.as_str(), id), ())?;
+        avail.insert((product.as_str(), id), ())?;
         ids.push(id);
         out.added += 1;
     }
@@ -125,7 +125,7 @@ pub fn remove_stock_item(tx: &Tx, item_id: u64) -> Result<StockItem> {
     }
     item.state = StockState::Removed;
     items_t.insert(item_id, encode(&item)?.as_slice())?;
-    tx.tx.open_multimap_table(STOCK_AVAILABLE)?.remove(item.product_id.as_str(), item_id)?;
+    tx.tx.open_table(STOCK_AVAILABLE)?.remove((item.product_id.as_str(), item_id))?;
     drop(items_t);
     adjust_count(tx, &item.product_id, -1)?;
     Ok(item)
@@ -148,10 +148,10 @@ pub(crate) fn adjust_count(tx: &Tx, product: &ProductId, delta: i64) -> Result<(
 /// Takes `n` available items of a product (lowest ids first) and marks them reserved for
 /// `order_id`. Fails without writing if fewer than `n` are available.
 pub(crate) fn take_available(tx: &Tx, product: &ProductId, n: u32, order_id: u64) -> Result<Vec<u64>> {
-    let mut avail = tx.tx.open_multimap_table(STOCK_AVAILABLE)?;
+    let mut avail = tx.tx.open_table(STOCK_AVAILABLE)?;
     let mut ids = Vec::with_capacity(n as usize);
-    for v in avail.get(product.as_str())? {
-        ids.push(v?.value());
+    for v in avail.range((product.as_str(), 0)..=(product.as_str(), u64::MAX))? {
+        ids.push(v?.0.value().1);
         if ids.len() == n as usize {
             break;
         }
@@ -163,7 +163,7 @@ pub(crate) fn take_available(tx: &Tx, product: &ProductId, n: u32, order_id: u64
     }
     let mut items_t = tx.tx.open_table(STOCK_ITEMS)?;
     for &id in &ids {
-        avail.remove(product.as_str(), id)?;
+        avail.remove((product.as_str(), id))?;
         let mut item: StockItem = match items_t.get(id)? {
             Some(v) => decode(v.value())?,
             None => {
@@ -207,7 +207,7 @@ pub(crate) fn set_items_state(tx: &Tx, ids: &[u64], state: StockState, order: u6
     }
     drop(items_t);
     for (p, id) in &back_to_stock {
-        if tx.tx.open_multimap_table(STOCK_AVAILABLE)?.insert(p.as_str(), *id)? {
+        if tx.tx.open_table(STOCK_AVAILABLE)?.insert((p.as_str(), *id), ())?.is_some() {
             return Err(Error::internal(format!("stock item {id} was already in the available index")));
         }
         adjust_count(tx, p, 1)?;
@@ -286,11 +286,11 @@ impl Store {
     /// Stock items of a product (every state), oldest first.
     pub async fn stock_items(&self, id: ProductId) -> Result<Vec<StockItem>> {
         self.read(move |rtx, _| {
-            let idx = rtx.open_multimap_table(STOCK_BY_PRODUCT)?;
+            let idx = rtx.open_table(STOCK_BY_PRODUCT)?;
             let items = rtx.open_table(STOCK_ITEMS)?;
             let mut out = Vec::new();
-            for v in idx.get(id.as_str())? {
-                let item_id = v?.value();
+            for v in idx.range((id.as_str(), 0)..=(id.as_str(), u64::MAX))? {
+                let item_id = v?.0.value().1;
                 if let Some(raw) = items.get(item_id)? {
                     out.push(decode(raw.value())?);
                 }
