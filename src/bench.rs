@@ -156,14 +156,24 @@ pub async fn queue(jobs: u64, concurrency: usize) -> anyhow::Result<Value> {
     let q = Queue::new(store.clone(), handler.clone(), QueueOptions { concurrency, ..Default::default() });
     let enqueued: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
     let started = Instant::now();
-    // The producer enqueues in chunks of 100 jobs per transaction, concurrently with workers.
+    let done_count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // The producer enqueues in chunks of up to 100 jobs per transaction, concurrently with
+    // the workers, keeping at most 4 × concurrency jobs outstanding so that the latency is
+    // that of the pipeline, not of a backlog.
+    let window = (concurrency as u64 * 4).max(100);
     let producer = {
         let store = store.clone();
         let enqueued = enqueued.clone();
+        let done_count = done_count.clone();
         tokio::spawn(async move {
             let mut n = 0u64;
             while n < jobs {
-                let k = 100.min(jobs - n);
+                let outstanding = n - done_count.load(std::sync::atomic::Ordering::Relaxed);
+                if outstanding + 50 > window {
+                    tokio::time::sleep(Duration::from_micros(100)).await;
+                    continue;
+                }
+                let k = 100.min(jobs - n).min(window - outstanding);
                 let first = n;
                 let ids = store
                     .write(move |tx| {
@@ -188,7 +198,6 @@ pub async fn queue(jobs: u64, concurrency: usize) -> anyhow::Result<Value> {
         })
     };
     let mut workers = Vec::new();
-    let done_count = Arc::new(std::sync::atomic::AtomicU64::new(0));
     for _ in 0..concurrency {
         let q = q.clone();
         let h = handler.clone();

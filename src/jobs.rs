@@ -218,6 +218,14 @@ impl Handler for ShopJobs {
                 Ok(())
             }
             JobKind::Snapshot => {
+                // The schedule also fires once at every start-up; a restart loop must not
+                // fill the disk with snapshots, so a recent one is enough.
+                if let Some(age) = crate::store::backup::newest_age(&self.settings.backups_dir)
+                    && age < Duration::from_secs(20 * 3600)
+                {
+                    tracing::debug!(age_secs = age.as_secs(), "recent snapshot exists; skipped");
+                    return Ok(());
+                }
                 let s = self
                     .store
                     .snapshot(self.settings.backups_dir.clone())

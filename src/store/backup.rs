@@ -106,6 +106,16 @@ pub fn rotate(dir: &Path, keep: usize) -> Result<usize> {
     Ok(excess)
 }
 
+/// How old the newest snapshot in `dir` is, if there is one.
+pub fn newest_age(dir: &Path) -> Option<std::time::Duration> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("lavka-") && n.ends_with(".redb")))
+        .filter_map(|e| e.metadata().ok()?.modified().ok()?.elapsed().ok())
+        .min()
+}
+
 /// Opens a database file read-only for checking (e.g. a snapshot) — it must not be in use.
 pub fn open_for_check(path: &Path) -> Result<Database> {
     if !path.exists() {

@@ -247,3 +247,63 @@ async fn the_worker_pool_runs_jobs_as_they_arrive() {
     assert_eq!(jobs(app.store(), JobState::Done).await.len(), 20);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_periodic_jobs_expire_refund_and_snapshot_through_the_queue() {
+    use lavka::domain::{Currency, OrderKind, OrderStatus};
+    use lavka::store::orders::{self as ops, Payment};
+    let app = spawn_app().await;
+    seed(app.store(), SMALL).await;
+    let s = app.store();
+    let p = pid("key");
+    let reserved = s.write(move |tx| ops::reserve_product_for_purchase(tx, 1, &p, 1, 60_000)).await.unwrap();
+    let p = pid("pre");
+    let pre = s
+        .write(move |tx| ops::create_order_with_availability_check(tx, 2, &p, 1, OrderKind::Prepaid, 60_000))
+        .await
+        .unwrap();
+    let pay = Payment {
+        provider: "t".into(),
+        external_id: "x".into(),
+        amount: pre.amount,
+        currency: Currency::RUB,
+    };
+    s.write(move |tx| ops::apply_payment(tx, pre.id, &pay)).await.unwrap();
+    app.drain_jobs().await;
+    app.clock.advance(Duration::from_secs(49 * 3600));
+    let q = &app.state.queue;
+    q.enqueue(JobKind::ExpireReservations, EnqueueOpts::while_pending("periodic:expire_reservations"))
+        .await
+        .unwrap();
+    q.enqueue(JobKind::RefundLatePrepaid, EnqueueOpts::while_pending("periodic:refund_late_prepaid"))
+        .await
+        .unwrap();
+    q.enqueue(JobKind::Snapshot, EnqueueOpts::default()).await.unwrap();
+    app.drain_jobs().await;
+    assert_eq!(s.order(reserved.id).await.unwrap().status, OrderStatus::Expired);
+    assert_eq!(s.order(pre.id).await.unwrap().status, OrderStatus::Refunded);
+    assert_eq!(s.balance(2).await.unwrap(), pre.amount);
+    let told = app.messenger.messages_to(2);
+    assert!(told.iter().any(|m| m.contains("баланс")), "{told:?}");
+    let backups: Vec<_> = std::fs::read_dir(app.dir.path().join("backups")).unwrap().collect();
+    assert_eq!(backups.len(), 1);
+    // A second snapshot right away is skipped (start-up loops must not fill the disk).
+    q.enqueue(JobKind::Snapshot, EnqueueOpts::default()).await.unwrap();
+    app.drain_jobs().await;
+    assert_eq!(std::fs::read_dir(app.dir.path().join("backups")).unwrap().count(), 1);
+    assert_check(s).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_scheduler_enqueues_every_periodic_job_at_start() {
+    let app = spawn_app_with(|c| c.scheduler = true).await;
+    // Start-up catch-up runs before the server answers.
+    let health = app.client.get(format!("{}/healthz", app.base)).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let ready = jobs(app.store(), JobState::Ready).await;
+    for kind in ["expire_reservations", "refund_late_prepaid", "prune_jobs", "snapshot"] {
+        assert!(ready.iter().any(|j| j.kind.name() == kind), "{kind} missing from {ready:?}");
+    }
+    app.stop().await;
+}
