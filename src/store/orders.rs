@@ -235,6 +235,13 @@ fn notify(tx: &Tx, user: UserId, notice: Notice, key: String) -> Result<()> {
     Ok(())
 }
 
+/// Puts a received payment on the customer's balance and tells them why.
+fn credit_payment(tx: &Tx, o: &Order, pay: &Payment, reason: &str, notice: Notice) -> Result<i64> {
+    let balance = post_entry(tx, o.user_id, pay.amount, pay.currency, reason, Some(o.id))?;
+    notify(tx, o.user_id, notice, format!("credited:{}:{}", pay.provider, pay.external_id))?;
+    Ok(balance)
+}
+
 /// Applies a received payment to an order, exactly once per `(provider, external_id)`.
 ///
 /// - pending order, amount and currency match → paid (instant: items sold, delivery
@@ -294,20 +301,8 @@ pub fn apply_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<Paymen
             EnqueueOpts::once(format!("mismatch:{}:{}", pay.provider, pay.external_id)),
         )?;
         if creditable {
-            balance = Some(post_entry(
-                tx,
-                o.user_id,
-                pay.amount,
-                pay.currency,
-                "payment did not match the order",
-                Some(o.id),
-            )?);
-            notify(
-                tx,
-                o.user_id,
-                Notice::MismatchCredited { order_id: o.id, amount: pay.amount },
-                format!("credited:{}:{}", pay.provider, pay.external_id),
-            )?;
+            let notice = Notice::MismatchCredited { order_id: o.id, amount: pay.amount };
+            balance = Some(credit_payment(tx, &o, pay, "payment did not match the order", notice)?);
         }
     } else {
         let late = o.status == OrderStatus::Expired;
@@ -359,19 +354,14 @@ pub fn apply_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<Paymen
                 } else {
                     "payment after the order lapsed"
                 };
-                balance = Some(post_entry(tx, o.user_id, pay.amount, pay.currency, reason, Some(o.id))?);
+                let notice = Notice::LatePaymentCredited { order_id: o.id, amount: pay.amount };
+                balance = Some(credit_payment(tx, &o, pay, reason, notice)?);
                 if !o.was_paid() {
                     o.status = OrderStatus::Refunded;
                     o.paid_at = Some(now);
                     o.refunded_at = Some(now);
                     o.note = Some(reason.into());
                 }
-                notify(
-                    tx,
-                    o.user_id,
-                    Notice::LatePaymentCredited { order_id: o.id, amount: pay.amount },
-                    format!("credited:{}:{}", pay.provider, pay.external_id),
-                )?;
             }
         }
         if outcome == PaymentOutcome::Applied {

@@ -152,28 +152,16 @@ async fn a_server_killed_during_concurrent_writes_restarts_with_every_acknowledg
             .unwrap();
         assert_eq!(r.status().as_u16(), 200, "acknowledged order {id} is gone");
     }
+    let get = |path: String| {
+        let req = client.get(format!("{}{path}", server.base)).bearer_auth(TOKEN);
+        async move { req.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
     for id in &all.paid {
-        let v: serde_json::Value = client
-            .get(format!("{}/admin/api/orders/{id}", server.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = get(format!("/admin/api/orders/{id}")).await;
         let st = v["order"]["status"].as_str().unwrap();
         assert!(["paid", "delivered", "prepaid"].contains(&st), "acknowledged payment of {id} lost: {st}");
     }
-    let chk: serde_json::Value = client
-        .get(format!("{}/admin/api/check", server.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let chk = get("/admin/api/check".into()).await;
     assert_eq!(chk["ok"], true, "{chk}");
     stop(server);
 }
