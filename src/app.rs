@@ -8,6 +8,7 @@ use crate::domain::Currency;
 use crate::jobs::{JobSettings, ShopJobs, UpdateProcessor};
 use crate::messenger::{LogMessenger, Messenger};
 use crate::queue::{Queue, QueueOptions, Schedules, schedules};
+use crate::search::Search;
 use crate::store::{Clock, Store, StoreOptions};
 use anyhow::Context;
 use std::sync::Arc;
@@ -16,11 +17,27 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Imports the embedded demo catalogue into an empty database, when configured.
+pub async fn import_demo_if_empty(config: &Config, store: &Store) -> anyhow::Result<()> {
+    if config.demo_catalog && store.products().await?.is_empty() {
+        let cur = Currency::parse(&config.currency)?;
+        let cat = catalog::parse_json(catalog::DEMO_CATALOG, cur).context("the embedded demo catalogue")?;
+        let sum = store.write(move |tx| catalog::apply(tx, &cat)).await?;
+        tracing::info!(
+            products = sum.products_created,
+            stock = sum.stock_added,
+            "empty database: imported the demo catalogue (set LAVKA_DEMO_CATALOG=false to start empty)"
+        );
+    }
+    Ok(())
+}
+
 /// What every request handler and job can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub queue: Queue,
+    pub search: Search,
     pub config: Arc<Config>,
     pub admin_token: Secret,
 }
@@ -52,17 +69,9 @@ impl App {
         let store = tokio::task::spawn_blocking(move || Store::open(&path, opts))
             .await?
             .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
-        if config.demo_catalog && store.products().await?.is_empty() {
-            let cur = Currency::parse(&config.currency)?;
-            let cat =
-                catalog::parse_json(catalog::DEMO_CATALOG, cur).context("the embedded demo catalogue")?;
-            let sum = store.write(move |tx| catalog::apply(tx, &cat)).await?;
-            tracing::info!(
-                products = sum.products_created,
-                stock = sum.stock_added,
-                "empty database: imported the demo catalogue (set LAVKA_DEMO_CATALOG=false to start empty)"
-            );
-        }
+        import_demo_if_empty(&config, &store).await?;
+        let search =
+            Search::open(&config.index_dir(), store.clone()).await.context("opening the search index")?;
         let admin_token = config.resolve_admin_token()?;
         let messenger = parts.messenger.unwrap_or_else(|| Arc::new(LogMessenger::new(store.clone())));
         let handler = Arc::new(ShopJobs {
@@ -88,7 +97,7 @@ impl App {
                 ..QueueOptions::default()
             },
         );
-        Ok(App { state: AppState { store, queue, config: Arc::new(config), admin_token } })
+        Ok(App { state: AppState { store, queue, search, config: Arc::new(config), admin_token } })
     }
 
     /// Serves HTTP on `listener` and runs workers and schedules until `cancel` fires.
@@ -101,6 +110,7 @@ impl App {
         if state.config.workers > 0 {
             state.queue.spawn_workers(&tracker, cancel.clone());
         }
+        state.search.spawn_refresher(&tracker, cancel.clone());
         let sched = if state.config.scheduler {
             Some(Schedules::start(state.queue.clone(), schedules(&state.config.snapshot_cron)).await?)
         } else {

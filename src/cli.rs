@@ -45,6 +45,17 @@ pub enum Command {
         /// The catalogue file or directory.
         file: PathBuf,
     },
+    /// Search the catalogue; prints ranked products with scores.
+    Search {
+        /// What the customer would type.
+        query: String,
+        /// Most results to show.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Print `{"results":[{"id","title","score",...}]}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a consistent snapshot of the database into DIR (through the running server
     /// when there is one).
     Backup {
@@ -156,6 +167,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Search { query, limit, json } => {
+            let results: Vec<crate::search::Hit> = match open_local(&cfg).await? {
+                Some(store) => {
+                    crate::app::import_demo_if_empty(&cfg, &store).await?;
+                    let search = crate::search::Search::open(&cfg.index_dir(), store).await?;
+                    search.search(&query, limit).await?
+                }
+                None => {
+                    let base = server_base(&cfg);
+                    let url = reqwest::Url::parse_with_params(
+                        &format!("{base}/api/search"),
+                        &[("q", query.as_str()), ("limit", &limit.to_string())],
+                    )?;
+                    let v: serde_json::Value = reqwest::get(url).await?.error_for_status()?.json().await?;
+                    serde_json::from_value(v["results"].clone()).context("server answer")?
+                }
+            };
+            if json {
+                println!("{}", serde_json::json!({ "results": results }));
+            } else if results.is_empty() {
+                println!("nothing found");
+            } else {
+                for (i, h) in results.iter().enumerate() {
+                    println!("{:>2}. {:<28} {:>7.3}  {}", i + 1, h.id.as_str(), h.score, h.title);
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Backup { dir } => {

@@ -178,6 +178,9 @@ impl Config {
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("lavka.redb")
     }
+    pub fn index_dir(&self) -> PathBuf {
+        self.data_dir.join("index")
+    }
     pub fn backups_dir(&self) -> PathBuf {
         self.data_dir.join("backups")
     }

@@ -10,6 +10,8 @@
 //! - [`jobs`]: the job kinds' handlers (deliver, notify supplier/user, refunds, expiry).
 //! - [`messenger`]: the seam to the customer-facing channel (Telegram later; a log now).
 //! - [`catalog`]: the catalogue import format (JSON and CSV).
+//! - [`search`]: product search (tantivy keywords; embeddings to come), kept in step with
+//!   the store.
 //! - [`http`]: the axum router — health, metrics, admin API.
 //! - [`app`]: builds everything from [`config::Config`] and runs it until shutdown.
 //! - [`cli`]: the `lavka` command line.
@@ -26,6 +28,8 @@ pub mod jobs;
 pub mod messenger;
 pub mod metrics;
 pub mod queue;
+pub mod search;
+
 pub mod store;
 pub mod texts;
 

@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/api/search", get(search))
         .nest("/admin/api", admin)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
@@ -65,6 +66,21 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::render(&s.store).await,
     )
+}
+
+#[derive(serde::Deserialize)]
+struct SearchQuery {
+    q: String,
+    limit: Option<usize>,
+}
+
+/// Product search (public: it shows only what the catalogue shows).
+async fn search(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<SearchQuery>,
+) -> error::ApiResult<axum::Json<serde_json::Value>> {
+    let results = s.search.search(&q.q, q.limit.unwrap_or(10)).await?;
+    Ok(axum::Json(serde_json::json!({ "results": results })))
 }
 
 async fn not_found() -> error::ApiError {

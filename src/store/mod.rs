@@ -80,6 +80,7 @@ pub struct Tx<'a> {
     pub(crate) tx: &'a WriteTransaction,
     pub(crate) now: Millis,
     pub(crate) enqueued: Cell<bool>,
+    pub(crate) products_changed: Cell<bool>,
 }
 
 impl<'a> Tx<'a> {
@@ -118,6 +119,7 @@ struct Inner {
     clock: Clock,
     tx_ops: mpsc::Sender<Pending>,
     job_signal: Arc<Notify>,
+    products_signal: Arc<Notify>,
     stats: Arc<WriterStats>,
 }
 
@@ -152,6 +154,7 @@ impl Store {
             clock: opts.clock.clone(),
             tx_ops,
             job_signal: Arc::new(Notify::new()),
+            products_signal: Arc::new(Notify::new()),
             stats: Arc::new(WriterStats::default()),
         });
         let weak = Arc::downgrade(&inner);
@@ -177,6 +180,11 @@ impl Store {
     /// Woken after every commit that enqueued a job.
     pub fn job_signal(&self) -> Arc<Notify> {
         self.inner.job_signal.clone()
+    }
+
+    /// Woken (one permit is kept) after every commit that changed a product.
+    pub fn products_signal(&self) -> Arc<Notify> {
+        self.inner.products_signal.clone()
     }
 
     pub fn writer_stats(&self) -> Arc<WriterStats> {
@@ -323,7 +331,7 @@ fn run_batch(inner: &Inner, batch: Vec<Pending>) {
                 return;
             }
         };
-        let tx = Tx { tx: &wtx, now, enqueued: Cell::new(false) };
+        let tx = Tx { tx: &wtx, now, enqueued: Cell::new(false), products_changed: Cell::new(false) };
         let mut results: Vec<(usize, AnyBox)> = Vec::with_capacity(live.len());
         let mut failed: Vec<(usize, Error)> = Vec::new();
         for (i, slot) in live.iter_mut().enumerate() {
@@ -336,6 +344,7 @@ fn run_batch(inner: &Inner, batch: Vec<Pending>) {
             }
         }
         let enqueued = tx.enqueued.get();
+        let products_changed = tx.products_changed.get();
 
         if !failed.is_empty() {
             // A failed operation may have written part of its change before it failed, so
@@ -364,6 +373,9 @@ fn run_batch(inner: &Inner, batch: Vec<Pending>) {
             Ok(()) => {
                 if enqueued {
                     inner.job_signal.notify_waiters();
+                }
+                if products_changed {
+                    inner.products_signal.notify_one();
                 }
                 for (i, v) in results {
                     if let Some(p) = live[i].take() {

@@ -33,6 +33,7 @@ pub fn upsert_product(tx: &Tx, mut p: Product) -> Result<bool> {
         }
     }
     p.updated_at = tx.now;
+    tx.products_changed.set(true);
     let mut t = tx.tx.open_table(PRODUCTS)?;
     let existed = t.get(p.id.as_str())?.is_some();
     t.insert(p.id.as_str(), encode(&p)?.as_slice())?;
@@ -52,6 +53,7 @@ pub fn set_product_active(tx: &Tx, id: &ProductId, active: bool) -> Result<Produ
     };
     p.active = active;
     p.updated_at = tx.now;
+    tx.products_changed.set(true);
     t.insert(id.as_str(), encode(&p)?.as_slice())?;
     Ok(p)
 }

@@ -9,3 +9,4 @@ mod import;
 mod orders;
 mod properties;
 mod queue;
+mod search;

@@ -1,0 +1,216 @@
+//! The keyword index (tantivy) in `data/index/`: title, tags, category and description,
+//! lower-cased, `ё` folded to `е`, stemmed for Russian and then English (each stemmer leaves
+//! the other alphabet alone), with one-typo tolerance on longer words. Derived state: it is
+//! rebuilt from the store when missing, corrupt or of another schema version. Only active
+//! products are indexed. One writer, behind a mutex.
+
+use crate::domain::{Product, ProductId};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::tokenizer::{Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
+
+/// Bumped whenever the schema or the analysis changes: an index of another version is rebuilt.
+const INDEX_VERSION: &str = "lavka-keyword-1";
+const VERSION_FILE: &str = "lavka-index-version";
+const ANALYZER: &str = "lavka_ru_en";
+
+/// Field weights: a word in the title counts more than one in the description.
+const WEIGHTS: [(&str, f32); 4] = [("title", 3.0), ("tags", 2.0), ("category", 1.5), ("description", 1.0)];
+
+fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(Stemmer::new(Language::Russian))
+        .filter(Stemmer::new(Language::English))
+        .build()
+}
+
+/// `ё` and `е` are one letter to searchers.
+pub fn fold(text: &str) -> String {
+    text.replace('ё', "е").replace('Ё', "Е")
+}
+
+fn tantivy_err(e: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("keyword index: {e}"))
+}
+
+struct Fields {
+    id: Field,
+    text: Vec<(Field, f32)>,
+}
+
+/// The tantivy index and its single writer.
+pub struct KeywordIndex {
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+    dir: PathBuf,
+}
+
+impl KeywordIndex {
+    /// Opens the index in `dir`, or creates it afresh (wiping whatever is there) when it is
+    /// missing, unreadable or of another version. Returns whether it was created afresh.
+    pub fn open(dir: &Path) -> Result<(KeywordIndex, bool)> {
+        let current = std::fs::read_to_string(dir.join(VERSION_FILE)).ok();
+        if current.as_deref().map(str::trim) == Some(INDEX_VERSION) {
+            match Self::open_existing(dir) {
+                Ok(ix) => return Ok((ix, false)),
+                Err(e) => {
+                    tracing::warn!(error = %e, dir = %dir.display(), "keyword index unreadable; rebuilding")
+                }
+            }
+        } else if dir.exists() {
+            tracing::info!(dir = %dir.display(), "keyword index missing or of another version; rebuilding");
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        std::fs::create_dir_all(dir)?;
+        let index = Index::create_in_dir(dir, schema()).map_err(tantivy_err)?;
+        let ix = Self::from_index(index, dir)?;
+        std::fs::write(dir.join(VERSION_FILE), INDEX_VERSION)?;
+        Ok((ix, true))
+    }
+
+    fn open_existing(dir: &Path) -> Result<KeywordIndex> {
+        let index = Index::open_in_dir(dir).map_err(tantivy_err)?;
+        Self::from_index(index, dir)
+    }
+
+    fn from_index(index: Index, dir: &Path) -> Result<KeywordIndex> {
+        index.tokenizers().register(ANALYZER, analyzer());
+        let schema = index.schema();
+        let field = |name: &str| schema.get_field(name).map_err(tantivy_err);
+        let fields = Fields {
+            id: field("id")?,
+            text: WEIGHTS.iter().map(|(n, w)| Ok((field(n)?, *w))).collect::<Result<_>>()?,
+        };
+        let writer = index.writer_with_num_threads(1, 30_000_000).map_err(tantivy_err)?;
+        let reader =
+            index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(tantivy_err)?;
+        Ok(KeywordIndex { reader, writer: Mutex::new(writer), fields, dir: dir.to_path_buf() })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Replaces the documents of `upsert` (indexing only active ones) and deletes `remove`,
+    /// then commits and makes the change visible.
+    pub fn apply(&self, upsert: &[Product], remove: &[ProductId]) -> Result<()> {
+        let mut w = self.writer.lock().map_err(|_| Error::internal("keyword writer lock poisoned"))?;
+        for id in remove.iter().chain(upsert.iter().map(|p| &p.id)) {
+            w.delete_term(Term::from_field_text(self.fields.id, id.as_str()));
+        }
+        for p in upsert.iter().filter(|p| p.active) {
+            let [title, tags, category, description] = [0, 1, 2, 3].map(|i| self.fields.text[i].0);
+            w.add_document(doc!(
+                self.fields.id => p.id.as_str(),
+                title => fold(&p.title),
+                tags => fold(&p.tags.join(" ")),
+                category => fold(&p.category),
+                description => fold(&p.description),
+            ))
+            .map_err(tantivy_err)?;
+        }
+        w.commit().map_err(tantivy_err)?;
+        drop(w);
+        self.reader.reload().map_err(tantivy_err)
+    }
+
+    /// Removes every document.
+    pub fn clear(&self) -> Result<()> {
+        let mut w = self.writer.lock().map_err(|_| Error::internal("keyword writer lock poisoned"))?;
+        w.delete_all_documents().map_err(tantivy_err)?;
+        w.commit().map_err(tantivy_err)?;
+        drop(w);
+        self.reader.reload().map_err(tantivy_err)
+    }
+
+    /// Number of indexed (active) products.
+    pub fn len(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The analysed terms of a text, as the index sees them.
+    pub fn terms(text: &str) -> Vec<String> {
+        let mut a = analyzer();
+        let folded = fold(text);
+        let mut stream = a.token_stream(&folded);
+        let mut out = Vec::new();
+        while let Some(t) = stream.next() {
+            out.push(t.text.clone());
+        }
+        out
+    }
+
+    /// BM25 over the weighted fields, plus one-edit fuzzy matches of words of 5+ letters.
+    /// Best first, at most `limit`.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<(ProductId, f32)>> {
+        let terms = Self::terms(query);
+        if terms.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for t in &terms {
+            for &(field, weight) in &self.fields.text {
+                let term = Term::from_field_text(field, t);
+                let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(exact), weight))));
+                if t.chars().count() >= 5 {
+                    let fuzzy = FuzzyTermQuery::new(term, 1, true);
+                    clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), weight * 0.3))));
+                }
+            }
+        }
+        let q = BooleanQuery::new(clauses);
+        let searcher = self.reader.searcher();
+        let top = searcher.search(&q, &TopDocs::with_limit(limit).order_by_score()).map_err(tantivy_err)?;
+        let mut out = Vec::with_capacity(top.len());
+        for (score, addr) in top {
+            let d: TantivyDocument = searcher.doc(addr).map_err(tantivy_err)?;
+            if let Some(id) = d.get_first(self.fields.id).and_then(|v| v.as_str()) {
+                out.push((ProductId::parse(id)?, score));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn schema() -> Schema {
+    let mut sb = Schema::builder();
+    sb.add_text_field("id", STRING | STORED);
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(ANALYZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    for (name, _) in WEIGHTS {
+        sb.add_text_field(name, text.clone());
+    }
+    sb.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn russian_and_english_words_are_stemmed_and_yo_folded() {
+        assert_eq!(KeywordIndex::terms("Шаблоны презентаций"), KeywordIndex::terms("шаблон презентация"));
+        assert_eq!(KeywordIndex::terms("templates"), KeywordIndex::terms("template"));
+        assert_eq!(KeywordIndex::terms("ёлка"), KeywordIndex::terms("елка"));
+    }
+}
