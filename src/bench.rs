@@ -244,3 +244,30 @@ pub async fn queue(jobs: u64, concurrency: usize) -> anyhow::Result<Value> {
         "fsync_ms_after": round2(fsync_ms(dir.path())),
     }))
 }
+
+/// Search quality on a labelled set over a catalogue, in a temporary data dir.
+pub async fn search_quality(
+    catalog: Option<&std::path::Path>,
+    queries: Option<&std::path::Path>,
+    cfg: &crate::config::Config,
+) -> anyhow::Result<Value> {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("lavka.redb"), StoreOptions::default())?;
+    let cur = Currency::parse(&cfg.currency)?;
+    let cat = match catalog {
+        Some(p) => crate::catalog::load_path(p, cur)?,
+        None => crate::catalog::parse_json(crate::catalog::DEMO_CATALOG, cur)?,
+    };
+    store.write(move |tx| crate::catalog::apply(tx, &cat)).await?;
+    let qs = match queries {
+        Some(p) => {
+            crate::search::eval::parse_queries(&std::fs::read_to_string(p).context("reading the query set")?)?
+        }
+        None => crate::search::eval::parse_queries(crate::search::eval::DEMO_QUERIES)?,
+    };
+    let search = crate::search::Search::open(&dir.path().join("index"), store).await?;
+    let t = Instant::now();
+    let report = search.evaluate(&qs).await?;
+    let per_query_ms = t.elapsed().as_secs_f64() * 1000.0 / qs.len().max(1) as f64;
+    Ok(json!({ "keyword": report, "ms_per_query": round2(per_query_ms) }))
+}

@@ -104,6 +104,16 @@ pub enum BenchKind {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Search quality (hit@1, hit@3, MRR) of a labelled query set on a catalogue, in a
+    /// temporary data dir. Defaults: the demo catalogue and the shipped query set.
+    SearchQuality {
+        /// Catalogue to import (JSON or CSV, as `lavka import`).
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// Labelled queries: `{"queries":[{"q","lang","kind","relevant":[ids]}]}`.
+        #[arg(long)]
+        queries: Option<PathBuf>,
+    },
 }
 
 /// Entry point of the binary.
@@ -228,6 +238,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     crate::bench::store(buyers, seconds, gather_us).await?
                 }
                 BenchKind::Queue { jobs, concurrency } => crate::bench::queue(jobs, concurrency).await?,
+                BenchKind::SearchQuality { catalog, queries } => {
+                    crate::bench::search_quality(catalog.as_deref(), queries.as_deref(), &cfg).await?
+                }
             };
             println!("{}", serde_json::to_string(&out)?);
             Ok(ExitCode::SUCCESS)

@@ -5,6 +5,7 @@
 //! content hash per product is kept next to the index). The store signals every committed
 //! product change, and the running app refreshes on that signal.
 
+pub mod eval;
 pub mod keyword;
 
 use crate::domain::{Product, ProductId};
