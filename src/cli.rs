@@ -76,6 +76,12 @@ pub enum Command {
         #[command(subcommand)]
         kind: BenchKind,
     },
+    /// The embedding model: `lavka model fetch` downloads and verifies the pinned files into
+    /// the model directory (`models/` by default).
+    Model {
+        #[command(subcommand)]
+        action: ModelAction,
+    },
     /// Exit 0 if the running server answers /healthz (for Docker's HEALTHCHECK).
     Healthcheck {
         /// Base URL of the server. Default: from the data dir's address file, else the
@@ -83,6 +89,12 @@ pub enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelAction {
+    /// Download (if missing) and verify the pinned model file; prints its path.
+    Fetch,
 }
 
 #[derive(Subcommand, Debug)]
@@ -243,6 +255,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             println!("{}", serde_json::to_string(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Model { action: ModelAction::Fetch } => {
+            let path =
+                crate::search::model::ensure(&cfg.model_dir, &crate::search::model::E5_SMALL_Q4).await?;
+            println!("{}", path.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Healthcheck { url } => {

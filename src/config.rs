@@ -79,6 +79,8 @@ pub struct Config {
     pub snapshots_keep: usize,
     /// Largest request body accepted, bytes.
     pub body_limit_bytes: usize,
+    /// Directory of the embedding model files (fetched there when missing).
+    pub model_dir: PathBuf,
     /// Import the demo catalogue when the database is empty.
     pub demo_catalog: bool,
     /// Run the periodic jobs (expiry, refunds, pruning, snapshots).
@@ -106,6 +108,7 @@ impl Default for Config {
             snapshot_cron: "0 30 3 * * *".into(),
             snapshots_keep: 7,
             body_limit_bytes: 2 * 1024 * 1024,
+            model_dir: PathBuf::from("models"),
             demo_catalog: true,
             scheduler: true,
         }

@@ -7,6 +7,7 @@
 
 pub mod eval;
 pub mod keyword;
+pub mod model;
 
 use crate::domain::{Product, ProductId};
 use crate::error::{Error, Result};
