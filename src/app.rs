@@ -70,8 +70,9 @@ impl App {
             .await?
             .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
         import_demo_if_empty(&config, &store).await?;
-        let search =
-            Search::open(&config.index_dir(), store.clone()).await.context("opening the search index")?;
+        let search = Search::open(&config.index_dir(), store.clone(), None)
+            .await
+            .context("opening the search index")?;
         let admin_token = config.resolve_admin_token()?;
         let messenger = parts.messenger.unwrap_or_else(|| Arc::new(LogMessenger::new(store.clone())));
         let handler = Arc::new(ShopJobs {

@@ -265,9 +265,19 @@ pub async fn search_quality(
         }
         None => crate::search::eval::parse_queries(crate::search::eval::DEMO_QUERIES)?,
     };
-    let search = crate::search::Search::open(&dir.path().join("index"), store).await?;
-    let t = Instant::now();
-    let report = search.evaluate(&qs).await?;
-    let per_query_ms = t.elapsed().as_secs_f64() * 1000.0 / qs.len().max(1) as f64;
-    Ok(json!({ "keyword": report, "ms_per_query": round2(per_query_ms) }))
+    let search = crate::search::Search::open(&dir.path().join("index"), store, None).await?;
+    use crate::search::Mode;
+    let mut out = json!({ "queries": qs.len(), "semantic": search.semantic() });
+    let modes: &[(&str, Mode)] = if search.semantic() {
+        &[("keyword", Mode::Keyword), ("vector", Mode::Vector), ("hybrid", Mode::Hybrid)]
+    } else {
+        &[("keyword", Mode::Keyword)]
+    };
+    for (name, mode) in modes {
+        let t = Instant::now();
+        let report = search.evaluate(&qs, *mode).await?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0 / qs.len().max(1) as f64;
+        out[name] = json!({ "report": report, "ms_per_query": round2(ms) });
+    }
+    Ok(out)
 }

@@ -195,7 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let results: Vec<crate::search::Hit> = match open_local(&cfg).await? {
                 Some(store) => {
                     crate::app::import_demo_if_empty(&cfg, &store).await?;
-                    let search = crate::search::Search::open(&cfg.index_dir(), store).await?;
+                    let search = crate::search::Search::open(&cfg.index_dir(), store, None).await?;
                     search.search(&query, limit).await?
                 }
                 None => {

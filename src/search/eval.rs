@@ -107,8 +107,8 @@ where
 }
 
 impl Search {
-    /// Evaluates this engine's ranking on a labelled set.
-    pub async fn evaluate(&self, queries: &[LabelledQuery]) -> Result<Report> {
-        evaluate(queries, |q| async move { self.search(&q, 10).await }).await
+    /// Evaluates one ranking of this engine on a labelled set.
+    pub async fn evaluate(&self, queries: &[LabelledQuery], mode: super::Mode) -> Result<Report> {
+        evaluate(queries, |q| async move { self.search_with(&q, 10, mode).await }).await
     }
 }

@@ -1,25 +1,36 @@
 //! Product search: one entry point for the consultant, the bot and the Mini App.
 //!
-//! The keyword index (tantivy) is derived from the store and kept in step by
-//! [`Search::refresh`], which re-indexes only products whose searchable text changed (a
-//! content hash per product is kept next to the index). The store signals every committed
-//! product change, and the running app refreshes on that signal.
+//! Two lists are fused: keywords (tantivy, [`keyword`]) and meaning (sentence embeddings,
+//! [`embed`], scanned exactly in [`vectors`]). Both are derived from the store and kept in
+//! step by [`Search::refresh`], which re-indexes only products whose searchable text
+//! changed (a content hash per product is kept next to the index) and reuses stored
+//! vectors while text and model are unchanged. Without a model, search runs on keywords
+//! alone. Inactive products are never returned.
 
+pub mod embed;
 pub mod eval;
 pub mod keyword;
 pub mod model;
+pub mod vectors;
 
 use crate::domain::{Product, ProductId};
 use crate::error::{Error, Result};
 use crate::store::Store;
+use crate::store::embeddings::StoredVector;
+use embed::Embedder;
 use keyword::KeywordIndex;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
+use vectors::{FlatIndex, VectorIndex};
 
 const HASHES_FILE: &str = "lavka-indexed.json";
+/// Candidates taken from each list before fusion.
+const CANDIDATES: usize = 30;
+/// Texts per embedding call while indexing.
+const EMBED_BATCH: usize = 16;
 
 /// One search result.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -30,13 +41,31 @@ pub struct Hit {
     pub score: f32,
     /// Rank in the keyword list (1 = best), if the product was there.
     pub keyword_rank: Option<usize>,
+    /// Rank in the vector list, if the product was there.
+    #[serde(default)]
+    pub vector_rank: Option<usize>,
+    /// Cosine similarity to the query, when vectors were used.
+    #[serde(default)]
+    pub similarity: Option<f32>,
+}
+
+/// Which ranking to use (the hybrid is the product's; the others are for measurement).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Keyword,
+    Vector,
+    Hybrid,
 }
 
 struct Inner {
     store: Store,
     keyword: KeywordIndex,
+    embedder: Option<Arc<dyn Embedder>>,
+    vectors: RwLock<FlatIndex>,
     /// product id → hash of its indexed text (and active flag), as in the index.
     indexed: Mutex<HashMap<String, String>>,
+    /// product id → hash of the text its vector was computed from.
+    embedded: Mutex<HashMap<String, [u8; 16]>>,
     /// Serialises refreshes (the index has one writer).
     refreshing: tokio::sync::Mutex<()>,
     dir: PathBuf,
@@ -58,13 +87,28 @@ fn text_hash(p: &Product) -> String {
     hex::encode(&h.finalize()[..12])
 }
 
+/// The text a product's vector is computed from.
+pub fn passage(p: &Product) -> String {
+    format!("passage: {}. {}", p.title.trim(), p.description.trim())
+}
+
+fn passage_hash(text: &str) -> [u8; 16] {
+    let d = Sha256::digest(text.as_bytes());
+    let mut h = [0u8; 16];
+    h.copy_from_slice(&d[..16]);
+    h
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::internal(format!("search task: {e}")))?
+}
+
 impl Search {
-    /// Opens (or rebuilds) the index in `dir` and brings it up to date with the store.
-    pub async fn open(dir: &Path, store: Store) -> Result<Search> {
+    /// Opens (or rebuilds) the index in `dir` and brings it up to date with the store;
+    /// `embedder` adds meaning to keywords.
+    pub async fn open(dir: &Path, store: Store, embedder: Option<Arc<dyn Embedder>>) -> Result<Search> {
         let d = dir.to_path_buf();
-        let (keyword, fresh) = tokio::task::spawn_blocking(move || KeywordIndex::open(&d))
-            .await
-            .map_err(|e| Error::internal(format!("index task: {e}")))??;
+        let (keyword, fresh) = blocking(move || KeywordIndex::open(&d)).await?;
         let indexed = if fresh {
             HashMap::new()
         } else {
@@ -77,33 +121,56 @@ impl Search {
                 }
             }
         };
+        let dim = embedder.as_ref().map(|e| e.dim()).unwrap_or(0);
+        let mut flat = FlatIndex::new(dim);
+        let mut embedded = HashMap::new();
+        if let Some(e) = &embedder {
+            for v in store.embeddings(e.model_id().to_string()).await? {
+                flat.upsert(&v.product, &v.vector);
+                embedded.insert(v.product.to_string(), v.text_hash);
+            }
+        }
         let s = Search {
             inner: Arc::new(Inner {
                 store,
                 keyword,
+                embedder,
+                vectors: RwLock::new(flat),
                 indexed: Mutex::new(indexed),
+                embedded: Mutex::new(embedded),
                 refreshing: tokio::sync::Mutex::new(()),
                 dir: dir.to_path_buf(),
             }),
         };
         let n = s.refresh().await?;
         if n > 0 {
-            tracing::info!(products = n, "keyword index updated");
+            tracing::info!(products = n, "search index updated");
         }
         Ok(s)
     }
 
-    /// Re-indexes products whose searchable text changed since the last refresh; returns how
-    /// many documents changed.
+    /// Whether meaning (vectors) takes part in ranking.
+    pub fn semantic(&self) -> bool {
+        self.inner.embedder.is_some()
+    }
+
+    /// Re-indexes products whose searchable text changed since the last refresh and
+    /// computes missing vectors; returns how many products changed.
     pub async fn refresh(&self) -> Result<usize> {
         let _one = self.inner.refreshing.lock().await;
         let products = self.inner.store.products().await?;
+        let changed = self.refresh_keywords(&products).await?;
+        self.refresh_vectors(&products).await?;
+        Ok(changed)
+    }
+
+    async fn refresh_keywords(&self, products: &[Product]) -> Result<usize> {
         let (upsert, remove, next) = {
             let indexed = self.inner.indexed.lock().map_err(|_| Error::internal("search lock"))?;
             let mut next = HashMap::with_capacity(products.len());
             let mut upsert = Vec::new();
             for p in products {
-                let h = text_hash(&p);
+                let h = text_hash(p);
                 if indexed.get(p.id.as_str()) != Some(&h) {
                     upsert.push(p.clone());
                 }
@@ -122,17 +189,67 @@ impl Search {
         }
         let inner = self.inner.clone();
         let json = serde_json::to_vec(&next)?;
-        tokio::task::spawn_blocking(move || -> Result<()> {
+        blocking(move || {
             inner.keyword.apply(&upsert, &remove)?;
             let tmp = inner.dir.join(format!("{HASHES_FILE}.tmp"));
             std::fs::write(&tmp, &json)?;
             std::fs::rename(&tmp, inner.dir.join(HASHES_FILE))?;
             Ok(())
         })
-        .await
-        .map_err(|e| Error::internal(format!("index task: {e}")))??;
+        .await?;
         *self.inner.indexed.lock().map_err(|_| Error::internal("search lock"))? = next;
         Ok(changed)
+    }
+
+    async fn refresh_vectors(&self, products: &[Product]) -> Result<()> {
+        let Some(embedder) = self.inner.embedder.clone() else { return Ok(()) };
+        let todo: Vec<(ProductId, String, [u8; 16])> = {
+            let embedded = self.inner.embedded.lock().map_err(|_| Error::internal("search lock"))?;
+            products
+                .iter()
+                .map(|p| {
+                    let text = passage(p);
+                    let h = passage_hash(&text);
+                    (p.id.clone(), text, h)
+                })
+                .filter(|(id, _, h)| embedded.get(id.as_str()) != Some(h))
+                .collect()
+        };
+        let live: std::collections::HashSet<&str> = products.iter().map(|p| p.id.as_str()).collect();
+        {
+            let mut v = self.inner.vectors.write().map_err(|_| Error::internal("search lock"))?;
+            let mut embedded = self.inner.embedded.lock().map_err(|_| Error::internal("search lock"))?;
+            let gone: Vec<String> = embedded.keys().filter(|k| !live.contains(k.as_str())).cloned().collect();
+            for k in gone {
+                if let Ok(id) = ProductId::parse(&k) {
+                    v.remove(&id);
+                }
+                embedded.remove(&k);
+            }
+        }
+        if !todo.is_empty() {
+            tracing::info!(products = todo.len(), model = embedder.model_id(), "computing product vectors");
+        }
+        for chunk in todo.chunks(EMBED_BATCH) {
+            let texts: Vec<String> = chunk.iter().map(|(_, t, _)| t.clone()).collect();
+            let e = embedder.clone();
+            let vecs = blocking(move || e.embed(&texts)).await?;
+            let rows: Vec<StoredVector> = chunk
+                .iter()
+                .zip(vecs)
+                .map(|((id, _, h), v)| StoredVector { product: id.clone(), text_hash: *h, vector: v })
+                .collect();
+            let model = embedder.model_id().to_string();
+            let stored = rows.clone();
+            self.inner.store.write(move |tx| crate::store::embeddings::put(tx, &model, &stored)).await?;
+            let mut v = self.inner.vectors.write().map_err(|_| Error::internal("search lock"))?;
+            let mut embedded = self.inner.embedded.lock().map_err(|_| Error::internal("search lock"))?;
+            for r in rows {
+                v.upsert(&r.product, &r.vector);
+                embedded.insert(r.product.to_string(), r.text_hash);
+            }
+        }
+        Ok(())
     }
 
     /// Keeps the index in step with the store until `cancel` fires.
@@ -153,8 +270,13 @@ impl Search {
         });
     }
 
-    /// Products matching `query`, best first, at most `limit`. Inactive products never appear.
+    /// Products matching `query`, best first, at most `limit`.
     pub async fn search(&self, query: &str, limit: usize) -> Result<Vec<Hit>> {
+        self.search_with(query, limit, Mode::Hybrid).await
+    }
+
+    /// The same with a chosen ranking (for measurement).
+    pub async fn search_with(&self, query: &str, limit: usize, mode: Mode) -> Result<Vec<Hit>> {
         let q = query.trim().to_string();
         if q.is_empty() {
             return Ok(Vec::new());
@@ -162,25 +284,151 @@ impl Search {
         if q.chars().count() > 500 {
             return Err(Error::bad("the search query is longer than 500 characters"));
         }
-        let inner = self.inner.clone();
         let limit = limit.clamp(1, 100);
-        let kw = tokio::task::spawn_blocking(move || inner.keyword.search(&q, limit))
-            .await
-            .map_err(|e| Error::internal(format!("search task: {e}")))??;
+        let inner = self.inner.clone();
+        let q2 = q.clone();
+        let kw = if mode == Mode::Vector {
+            Vec::new()
+        } else {
+            blocking(move || inner.keyword.search(&q2, CANDIDATES.max(limit))).await?
+        };
+        let want_vectors = mode != Mode::Keyword && !(mode == Mode::Hybrid && rank::decisive(&kw));
+        let vec = if want_vectors { self.vector_list(&q, CANDIDATES.max(limit)).await } else { Vec::new() };
+        let fused = match mode {
+            Mode::Keyword => rank::only_keyword(&kw),
+            Mode::Vector => rank::only_vector(&vec),
+            Mode::Hybrid => rank::fuse(&kw, &vec),
+        };
         let products = self.inner.store.products().await?;
-        let titles: HashMap<&str, &Product> = products.iter().map(|p| (p.id.as_str(), p)).collect();
-        Ok(kw
+        let by_id: HashMap<&str, &Product> = products.iter().map(|p| (p.id.as_str(), p)).collect();
+        Ok(fused
             .into_iter()
-            .enumerate()
-            .filter_map(|(i, (id, score))| {
-                let p = titles.get(id.as_str()).filter(|p| p.active)?;
-                Some(Hit { title: p.title.clone(), id, score, keyword_rank: Some(i + 1) })
+            .filter_map(|mut h| {
+                let p = by_id.get(h.id.as_str()).filter(|p| p.active)?;
+                h.title = p.title.clone();
+                Some(h)
             })
+            .take(limit)
             .collect())
+    }
+
+    /// The vector list for a query; empty (with one warning per failure kind) when the
+    /// model is missing or fails, so keywords still answer.
+    async fn vector_list(&self, q: &str, k: usize) -> Vec<(ProductId, f32)> {
+        let Some(e) = self.inner.embedder.clone() else { return Vec::new() };
+        let text = vec![format!("query: {q}")];
+        match blocking(move || e.embed(&text)).await {
+            Ok(v) => match v.into_iter().next() {
+                Some(qv) => match self.inner.vectors.read() {
+                    Ok(ix) => ix.search(&qv, k),
+                    Err(_) => Vec::new(),
+                },
+                None => Vec::new(),
+            },
+            Err(err) => {
+                tracing::warn!(error = %err, "query embedding failed; answering with keywords only");
+                metrics::counter!("lavka_search_embedding_failures_total").increment(1);
+                Vec::new()
+            }
+        }
     }
 
     /// Number of indexed (active) products.
     pub fn indexed(&self) -> u64 {
         self.inner.keyword.len()
+    }
+
+    /// Number of product vectors in memory.
+    pub fn vectors(&self) -> usize {
+        self.inner.vectors.read().map(|v| v.len()).unwrap_or(0)
+    }
+}
+
+/// Fusion of the keyword and vector lists.
+pub mod rank {
+    use super::Hit;
+    use crate::domain::ProductId;
+    use std::collections::HashMap;
+
+    /// How much a full keyword match adds to a cosine similarity. The encoder's cosines are
+    /// compressed (unrelated texts still score ~0.8), so a small weight moves ranks.
+    pub const KEYWORD_WEIGHT: f32 = 0.04;
+
+    /// The keyword list alone answers when it is unambiguous: one hit, or a best score at
+    /// least three times the runner-up's.
+    pub fn decisive(kw: &[(ProductId, f32)]) -> bool {
+        match kw {
+            [_] => true,
+            [a, b, ..] => a.1 >= 3.0 * b.1,
+            [] => false,
+        }
+    }
+
+    pub fn only_keyword(kw: &[(ProductId, f32)]) -> Vec<Hit> {
+        kw.iter()
+            .enumerate()
+            .map(|(i, (id, s))| Hit {
+                id: id.clone(),
+                title: String::new(),
+                score: *s,
+                keyword_rank: Some(i + 1),
+                vector_rank: None,
+                similarity: None,
+            })
+            .collect()
+    }
+
+    pub fn only_vector(vec: &[(ProductId, f32)]) -> Vec<Hit> {
+        vec.iter()
+            .enumerate()
+            .map(|(i, (id, s))| Hit {
+                id: id.clone(),
+                title: String::new(),
+                score: *s,
+                keyword_rank: None,
+                vector_rank: Some(i + 1),
+                similarity: Some(*s),
+            })
+            .collect()
+    }
+
+    /// Cosine similarity plus a small bonus for the keyword score (relative to the best
+    /// keyword score of the query). Products only the keyword list found get the lowest
+    /// cosine of the vector list as their base.
+    pub fn fuse(kw: &[(ProductId, f32)], vec: &[(ProductId, f32)]) -> Vec<Hit> {
+        if vec.is_empty() {
+            return only_keyword(kw);
+        }
+        let kmax = kw.first().map(|k| k.1).unwrap_or(1.0).max(f32::MIN_POSITIVE);
+        let floor = vec.last().map(|v| v.1).unwrap_or(0.0);
+        let mut hits: HashMap<&ProductId, Hit> = HashMap::new();
+        for (i, (id, s)) in vec.iter().enumerate() {
+            hits.insert(
+                id,
+                Hit {
+                    id: id.clone(),
+                    title: String::new(),
+                    score: *s,
+                    keyword_rank: None,
+                    vector_rank: Some(i + 1),
+                    similarity: Some(*s),
+                },
+            );
+        }
+        for (i, (id, s)) in kw.iter().enumerate() {
+            let h = hits.entry(id).or_insert_with(|| Hit {
+                id: id.clone(),
+                title: String::new(),
+                score: floor,
+                keyword_rank: None,
+                vector_rank: None,
+                similarity: None,
+            });
+            h.keyword_rank = Some(i + 1);
+            h.score += KEYWORD_WEIGHT * (s / kmax);
+        }
+        let mut out: Vec<Hit> = hits.into_values().collect();
+        out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        out
     }
 }

@@ -50,6 +50,10 @@ pub const JOBS_DONE: TableDefinition<(i64, u64), ()> = TableDefinition::new("job
 pub const JOBS_DEAD: TableDefinition<u64, ()> = TableDefinition::new("jobs_dead");
 pub const JOBS_BY_DEDUPE: TableDefinition<&str, u64> = TableDefinition::new("jobs_by_dedupe");
 
+/// (product id, model id) → 16-byte hash of the embedded text, then the vector as f32 LE.
+/// A vector is reused while its text and model are unchanged.
+pub const EMBEDDINGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("embeddings");
+
 /// Messages sent (or, without a channel, that would have been sent), newest last.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
@@ -82,5 +86,6 @@ macro_rules! for_each_table {
         $m!($crate::store::schema::JOBS_DEAD);
         $m!($crate::store::schema::JOBS_BY_DEDUPE);
         $m!($crate::store::schema::OUTBOX);
+        $m!($crate::store::schema::EMBEDDINGS);
     };
 }

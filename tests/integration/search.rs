@@ -20,7 +20,7 @@ fn ids(hits: &[lavka::search::Hit]) -> Vec<&str> {
 async fn presentation_templates_come_first_for_a_russian_request() {
     let t = test_store();
     demo(&t).await;
-    let s = Search::open(&t.dir.path().join("index"), t.store.clone()).await.unwrap();
+    let s = Search::open(&t.dir.path().join("index"), t.store.clone(), None).await.unwrap();
     let hits = s.search("нужны шаблоны для презентации", 5).await.unwrap();
     assert!(ids(&hits)[0].starts_with("ppt-"), "{hits:?}");
     let typo = s.search("шаблоны презинтаций", 5).await.unwrap();
@@ -33,7 +33,7 @@ async fn presentation_templates_come_first_for_a_russian_request() {
 async fn inactive_products_never_appear_and_changes_show_after_refresh() {
     let t = test_store();
     demo(&t).await;
-    let s = Search::open(&t.dir.path().join("index"), t.store.clone()).await.unwrap();
+    let s = Search::open(&t.dir.path().join("index"), t.store.clone(), None).await.unwrap();
     // win10-pro is inactive in the demo catalogue.
     assert!(!ids(&s.search("windows 10", 10).await.unwrap()).contains(&"win10-pro"));
     let p = pid("vpn-1m");
@@ -53,12 +53,12 @@ async fn a_deleted_or_corrupt_index_is_rebuilt_from_the_store() {
     demo(&t).await;
     let dir = t.dir.path().join("index");
     let n = {
-        let s = Search::open(&dir, t.store.clone()).await.unwrap();
+        let s = Search::open(&dir, t.store.clone(), None).await.unwrap();
         s.indexed()
     };
     assert!(n > 20);
     std::fs::remove_dir_all(&dir).unwrap();
-    let s = Search::open(&dir, t.store.clone()).await.unwrap();
+    let s = Search::open(&dir, t.store.clone(), None).await.unwrap();
     assert_eq!(s.indexed(), n);
     drop(s);
     // Garbage in the index files: rebuilt, not a crash.
@@ -70,13 +70,13 @@ async fn a_deleted_or_corrupt_index_is_rebuilt_from_the_store() {
             std::fs::write(&p, b"{ not json").unwrap();
         }
     }
-    let s = Search::open(&dir, t.store.clone()).await.unwrap();
+    let s = Search::open(&dir, t.store.clone(), None).await.unwrap();
     assert_eq!(s.indexed(), n);
     assert!(!s.search("minecraft", 3).await.unwrap().is_empty());
     drop(s);
     // An index from another version is rebuilt too.
     std::fs::write(dir.join("lavka-index-version"), "lavka-keyword-0").unwrap();
-    let s = Search::open(&dir, t.store.clone()).await.unwrap();
+    let s = Search::open(&dir, t.store.clone(), None).await.unwrap();
     assert_eq!(s.indexed(), n);
 }
 
