@@ -99,3 +99,103 @@ async fn the_running_app_reindexes_on_product_changes_and_serves_search() {
     assert_eq!(found, vec!["sale".to_string()]);
     app.stop().await;
 }
+
+/// A stand-in encoder: hashed character trigrams, L2-normalised. Counts its calls and can
+/// be told to fail.
+struct Trigrams {
+    calls: std::sync::atomic::AtomicUsize,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl Trigrams {
+    fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Trigrams { calls: Default::default(), fail: Default::default() })
+    }
+}
+
+impl lavka::search::embed::Embedder for Trigrams {
+    fn model_id(&self) -> &str {
+        "test-trigrams-1"
+    }
+    fn dim(&self) -> usize {
+        64
+    }
+    fn embed(&self, texts: &[String]) -> lavka::Result<Vec<Vec<f32>>> {
+        use std::sync::atomic::Ordering;
+        self.calls.fetch_add(texts.len(), Ordering::SeqCst);
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(lavka::Error::Unavailable("encoder down".into()));
+        }
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let body = t.split_once(": ").map(|x| x.1).unwrap_or(t).to_lowercase();
+                let chars: Vec<char> = body.chars().collect();
+                let mut v = vec![0f32; 64];
+                for w in chars.windows(3) {
+                    let h = w.iter().fold(7u32, |h, c| h.wrapping_mul(31).wrapping_add(*c as u32));
+                    v[(h % 64) as usize] += 1.0;
+                }
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+                v.iter().map(|x| x / n).collect()
+            })
+            .collect())
+    }
+}
+
+#[tokio::test]
+async fn vectors_are_computed_once_stored_and_reused_after_restart() {
+    use std::sync::atomic::Ordering;
+    let t = test_store();
+    demo(&t).await;
+    let dir = t.dir.path().join("index");
+    let enc = Trigrams::new();
+    let s = Search::open(&dir, t.store.clone(), Some(enc.clone())).await.unwrap();
+    let active = t.store.products().await.unwrap().len();
+    assert_eq!(s.vectors(), active);
+    let first = enc.calls.load(Ordering::SeqCst);
+    assert_eq!(first, active, "one passage per product");
+    drop(s);
+    let enc2 = Trigrams::new();
+    let s = Search::open(&dir, t.store.clone(), Some(enc2.clone())).await.unwrap();
+    assert_eq!(enc2.calls.load(Ordering::SeqCst), 0, "vectors come from the store");
+    assert_eq!(s.vectors(), active);
+    // A changed description is re-embedded; nothing else.
+    seed(
+        &t.store,
+        r#"{"products":[{"id":"vpn-1m","title":"VPN на месяц","description":"Новый текст","price":249.90}]}"#,
+    )
+    .await;
+    s.refresh().await.unwrap();
+    assert_eq!(enc2.calls.load(Ordering::SeqCst), 1);
+    // Hybrid search returns similarity and both ranks.
+    let hits = s.search("шаблоны презентаций", 3).await.unwrap();
+    assert!(hits[0].id.as_str().starts_with("ppt-"), "{hits:?}");
+    assert!(hits[0].similarity.is_some() || hits[0].keyword_rank.is_some());
+}
+
+#[tokio::test]
+async fn when_the_encoder_fails_search_answers_with_keywords() {
+    use std::sync::atomic::Ordering;
+    let t = test_store();
+    demo(&t).await;
+    let enc = Trigrams::new();
+    let s = Search::open(&t.dir.path().join("index"), t.store.clone(), Some(enc.clone())).await.unwrap();
+    enc.fail.store(true, Ordering::SeqCst);
+    let hits = s.search("шаблоны для презентации", 3).await.unwrap();
+    assert!(hits[0].id.as_str().starts_with("ppt-"), "{hits:?}");
+    assert!(hits.iter().all(|h| h.similarity.is_none()));
+}
+
+#[test]
+fn fusion_adds_a_keyword_bonus_to_the_cosine_and_keeps_keyword_only_finds() {
+    use lavka::search::rank;
+    let kw = vec![(pid("b"), 10.0), (pid("c"), 5.0)];
+    let vec = vec![(pid("a"), 0.86), (pid("b"), 0.85), (pid("d"), 0.80)];
+    let fused = rank::fuse(&kw, &vec);
+    let order: Vec<&str> = fused.iter().map(|h| h.id.as_str()).collect();
+    assert_eq!(order, vec!["b", "a", "c", "d"]);
+    assert!(rank::decisive(&[(pid("x"), 9.0), (pid("y"), 2.0)]));
+    assert!(!rank::decisive(&[(pid("x"), 9.0), (pid("y"), 4.0)]));
+    assert!(rank::decisive(&[(pid("x"), 1.0)]));
+}
