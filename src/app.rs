@@ -112,6 +112,12 @@ impl App {
             state.queue.spawn_workers(&tracker, cancel.clone());
         }
         state.search.spawn_refresher(&tracker, cancel.clone());
+        if state.config.semantic_search {
+            // The model loads (or is fetched, once) in the background; until then search
+            // answers on keywords.
+            let (search, dir) = (state.search.clone(), state.config.model_dir.clone());
+            tracker.spawn(async move { crate::search::model::attach(&search, &dir).await });
+        }
         let sched = if state.config.scheduler {
             Some(Schedules::start(state.queue.clone(), schedules(&state.config.snapshot_cron)).await?)
         } else {

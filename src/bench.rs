@@ -266,6 +266,9 @@ pub async fn search_quality(
         None => crate::search::eval::parse_queries(crate::search::eval::DEMO_QUERIES)?,
     };
     let search = crate::search::Search::open(&dir.path().join("index"), store, None).await?;
+    if cfg.semantic_search {
+        crate::search::model::attach(&search, &cfg.model_dir).await;
+    }
     use crate::search::Mode;
     let mut out = json!({ "queries": qs.len(), "semantic": search.semantic() });
     let modes: &[(&str, Mode)] = if search.semantic() {

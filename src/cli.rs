@@ -196,6 +196,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(store) => {
                     crate::app::import_demo_if_empty(&cfg, &store).await?;
                     let search = crate::search::Search::open(&cfg.index_dir(), store, None).await?;
+                    if cfg.semantic_search {
+                        crate::search::model::attach(&search, &cfg.model_dir).await;
+                    }
                     search.search(&query, limit).await?
                 }
                 None => {

@@ -79,6 +79,8 @@ pub struct Config {
     pub snapshots_keep: usize,
     /// Largest request body accepted, bytes.
     pub body_limit_bytes: usize,
+    /// Rank search results by meaning too (loads, and if needed fetches, the model).
+    pub semantic_search: bool,
     /// Directory of the embedding model files (fetched there when missing).
     pub model_dir: PathBuf,
     /// Import the demo catalogue when the database is empty.
@@ -108,6 +110,7 @@ impl Default for Config {
             snapshot_cron: "0 30 3 * * *".into(),
             snapshots_keep: 7,
             body_limit_bytes: 2 * 1024 * 1024,
+            semantic_search: true,
             model_dir: PathBuf::from("models"),
             demo_catalog: true,
             scheduler: true,
@@ -150,6 +153,7 @@ impl Config {
             admin_token: Some(Secret::new("test-admin-token-0123456789")),
             demo_catalog: false,
             scheduler: false,
+            semantic_search: false,
             workers: 0,
             job_backoff_base_ms: 100,
             ..Config::default()

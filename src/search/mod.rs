@@ -60,7 +60,7 @@ pub enum Mode {
 struct Inner {
     store: Store,
     keyword: KeywordIndex,
-    embedder: Option<Arc<dyn Embedder>>,
+    embedder: RwLock<Option<Arc<dyn Embedder>>>,
     vectors: RwLock<FlatIndex>,
     /// product id → hash of its indexed text (and active flag), as in the index.
     indexed: Mutex<HashMap<String, String>>,
@@ -89,7 +89,8 @@ fn text_hash(p: &Product) -> String {
 
 /// The text a product's vector is computed from.
 pub fn passage(p: &Product) -> String {
-    format!("passage: {}. {}", p.title.trim(), p.description.trim())
+    let tags = if p.tags.is_empty() { String::new() } else { format!(" {}.", p.tags.join(", ")) };
+    format!("passage: {}. {}. {}{}", p.title.trim(), p.category.trim(), p.description.trim(), tags)
 }
 
 fn passage_hash(text: &str) -> [u8; 16] {
@@ -121,37 +122,58 @@ impl Search {
                 }
             }
         };
-        let dim = embedder.as_ref().map(|e| e.dim()).unwrap_or(0);
-        let mut flat = FlatIndex::new(dim);
-        let mut embedded = HashMap::new();
-        if let Some(e) = &embedder {
-            for v in store.embeddings(e.model_id().to_string()).await? {
-                flat.upsert(&v.product, &v.vector);
-                embedded.insert(v.product.to_string(), v.text_hash);
-            }
-        }
         let s = Search {
             inner: Arc::new(Inner {
                 store,
                 keyword,
-                embedder,
-                vectors: RwLock::new(flat),
+                embedder: RwLock::new(None),
+                vectors: RwLock::new(FlatIndex::new(0)),
                 indexed: Mutex::new(indexed),
-                embedded: Mutex::new(embedded),
+                embedded: Mutex::new(HashMap::new()),
                 refreshing: tokio::sync::Mutex::new(()),
                 dir: dir.to_path_buf(),
             }),
         };
-        let n = s.refresh().await?;
-        if n > 0 {
-            tracing::info!(products = n, "search index updated");
+        match embedder {
+            Some(e) => s.set_embedder(e).await?,
+            None => {
+                let n = s.refresh().await?;
+                if n > 0 {
+                    tracing::info!(products = n, "search index updated");
+                }
+            }
         }
         Ok(s)
     }
 
+    /// Adds meaning to keywords: loads the vectors stored for this model, computes the
+    /// missing ones, and from then on ranks by both.
+    pub async fn set_embedder(&self, e: Arc<dyn Embedder>) -> Result<()> {
+        let _one = self.inner.refreshing.lock().await;
+        let mut flat = FlatIndex::new(e.dim());
+        let mut embedded = HashMap::new();
+        for v in self.inner.store.embeddings(e.model_id().to_string()).await? {
+            flat.upsert(&v.product, &v.vector);
+            embedded.insert(v.product.to_string(), v.text_hash);
+        }
+        *self.inner.vectors.write().map_err(|_| Error::internal("search lock"))? = flat;
+        *self.inner.embedded.lock().map_err(|_| Error::internal("search lock"))? = embedded;
+        *self.inner.embedder.write().map_err(|_| Error::internal("search lock"))? = Some(e);
+        drop(_one);
+        let n = self.refresh().await?;
+        if n > 0 {
+            tracing::info!(products = n, "search index updated");
+        }
+        Ok(())
+    }
+
+    fn embedder(&self) -> Option<Arc<dyn Embedder>> {
+        self.inner.embedder.read().ok().and_then(|e| e.clone())
+    }
+
     /// Whether meaning (vectors) takes part in ranking.
     pub fn semantic(&self) -> bool {
-        self.inner.embedder.is_some()
+        self.embedder().is_some()
     }
 
     /// Re-indexes products whose searchable text changed since the last refresh and
@@ -202,7 +224,7 @@ impl Search {
     }
 
     async fn refresh_vectors(&self, products: &[Product]) -> Result<()> {
-        let Some(embedder) = self.inner.embedder.clone() else { return Ok(()) };
+        let Some(embedder) = self.embedder() else { return Ok(()) };
         let todo: Vec<(ProductId, String, [u8; 16])> = {
             let embedded = self.inner.embedded.lock().map_err(|_| Error::internal("search lock"))?;
             products
@@ -315,7 +337,7 @@ impl Search {
     /// The vector list for a query; empty (with one warning per failure kind) when the
     /// model is missing or fails, so keywords still answer.
     async fn vector_list(&self, q: &str, k: usize) -> Vec<(ProductId, f32)> {
-        let Some(e) = self.inner.embedder.clone() else { return Vec::new() };
+        let Some(e) = self.embedder() else { return Vec::new() };
         let text = vec![format!("query: {q}")];
         match blocking(move || e.embed(&text)).await {
             Ok(v) => match v.into_iter().next() {

@@ -30,6 +30,31 @@ pub const E5_SMALL_Q4: Pinned = Pinned {
     size: 71_622_400,
 };
 
+/// The pinned model from `dir`, fetched first when missing; `Err` says why it is unusable
+/// (the caller then searches on keywords alone).
+pub async fn load_e5(dir: &Path) -> Result<std::sync::Arc<dyn super::embed::Embedder>> {
+    let path = ensure(dir, &E5_SMALL_Q4).await?;
+    let t = std::time::Instant::now();
+    let e5 = tokio::task::spawn_blocking(move || super::embed::E5::load(&path))
+        .await
+        .map_err(|e| Error::internal(format!("model load task: {e}")))??;
+    tracing::info!(ms = t.elapsed().as_millis() as u64, model = e5.model_id_str(), "embedding model loaded");
+    Ok(std::sync::Arc::new(e5))
+}
+
+/// Attaches the model to `search` when possible; otherwise logs once why search stays on
+/// keywords.
+pub async fn attach(search: &super::Search, dir: &Path) {
+    match load_e5(dir).await {
+        Ok(e) => {
+            if let Err(err) = search.set_embedder(e).await {
+                tracing::warn!(error = %err, "semantic search unavailable; searching on keywords only");
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "embedding model unavailable; searching on keywords only"),
+    }
+}
+
 fn sha256_file(path: &Path) -> Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();

@@ -199,3 +199,35 @@ fn fusion_adds_a_keyword_bonus_to_the_cosine_and_keeps_keyword_only_finds() {
     assert!(!rank::decisive(&[(pid("x"), 9.0), (pid("y"), 4.0)]));
     assert!(rank::decisive(&[(pid("x"), 1.0)]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_real_model_the_hybrid_beats_each_list_on_the_labelled_set() {
+    use lavka::search::{Mode, eval};
+    let t = test_store();
+    demo(&t).await;
+    let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    // Fetched on first use by the project's own code; a model that cannot be had fails here.
+    let e = lavka::search::model::load_e5(&models).await.expect("the embedding model");
+    let s = Search::open(&t.dir.path().join("index"), t.store.clone(), Some(e)).await.unwrap();
+    let top = s.search("нужны шаблоны для презентации", 3).await.unwrap();
+    assert!(top.iter().all(|h| h.id.as_str().starts_with("ppt-")), "{top:?}");
+    assert!(top[0].similarity.is_some());
+    let qs = eval::parse_queries(eval::DEMO_QUERIES).unwrap();
+    let kw = s.evaluate(&qs, Mode::Keyword).await.unwrap().overall;
+    let vec = s.evaluate(&qs, Mode::Vector).await.unwrap().overall;
+    let hy = s.evaluate(&qs, Mode::Hybrid).await.unwrap();
+    assert!(hy.overall.hit_at_3 >= 0.98, "{hy:?}");
+    assert!(
+        hy.overall.mrr >= kw.mrr && hy.overall.mrr >= vec.mrr,
+        "hybrid {hy:?} keyword {kw:?} vector {vec:?}"
+    );
+    // A brand typed in Cyrillic and an English query against Russian text.
+    assert_eq!(s.search("фотошоп", 1).await.unwrap()[0].id.as_str(), "photoshop-12m");
+    assert!(
+        s.search("windows activation key", 3)
+            .await
+            .unwrap()
+            .iter()
+            .any(|h| h.id.as_str().starts_with("win11"))
+    );
+}
