@@ -116,7 +116,10 @@ impl App {
             // The model loads (or is fetched, once) in the background; until then search
             // answers on keywords.
             let (search, dir) = (state.search.clone(), state.config.model_dir.clone());
-            tracker.spawn(async move { crate::search::model::attach(&search, &dir).await });
+            let fetch = state.config.model_fetch;
+            tracker.spawn(async move {
+                crate::search::model::attach(&search, &dir, fetch).await;
+            });
         }
         let sched = if state.config.scheduler {
             Some(Schedules::start(state.queue.clone(), schedules(&state.config.snapshot_cron)).await?)

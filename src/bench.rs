@@ -267,7 +267,7 @@ pub async fn search_quality(
     };
     let search = crate::search::Search::open(&dir.path().join("index"), store, None).await?;
     if cfg.semantic_search {
-        crate::search::model::attach(&search, &cfg.model_dir).await;
+        crate::search::model::attach(&search, &cfg.model_dir, cfg.model_fetch).await;
     }
     use crate::search::Mode;
     let mut out = json!({ "queries": qs.len(), "semantic": search.semantic() });
@@ -283,4 +283,104 @@ pub async fn search_quality(
         out[name] = json!({ "report": report, "ms_per_query": round2(ms) });
     }
     Ok(out)
+}
+
+fn percentile_ms(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    (round2(percentile(&v, 0.5)), round2(percentile(&v, 0.99)))
+}
+
+/// Search latency at a catalogue size, vector scan cost, and indexing throughput.
+pub async fn search(products: usize, queries: usize, cfg: &crate::config::Config) -> anyhow::Result<Value> {
+    use crate::search::vectors::{FlatIndex, VectorIndex};
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("lavka.redb"), StoreOptions::default())?;
+    let cur = Currency::parse(&cfg.currency)?;
+    let demo = crate::catalog::parse_json(crate::catalog::DEMO_CATALOG, cur)?;
+    // Variants of the demo products: same texts with a numbered edition, so keyword and
+    // vector lists have realistic competition.
+    let mut all = Vec::with_capacity(products);
+    for i in 0..products {
+        let mut p = demo.products[i % demo.products.len()].clone();
+        if i >= demo.products.len() {
+            p.id = ProductId::parse(&format!("{}-v{i}", p.id.as_str().chars().take(40).collect::<String>()))?;
+            p.title = format!("{} (выпуск {i})", p.title);
+        }
+        p.active = true;
+        p.supplier = None;
+        all.push(p);
+    }
+    for chunk in all.chunks(2000) {
+        let chunk = chunk.to_vec();
+        store
+            .write(move |tx| {
+                for p in &chunk {
+                    upsert_product(tx, p.clone())?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    let t = Instant::now();
+    let search = crate::search::Search::open(&dir.path().join("index"), store.clone(), None).await?;
+    let keyword_index_s = t.elapsed().as_secs_f64();
+    let encoder = crate::search::model::load_e5(&cfg.model_dir, cfg.model_fetch).await?;
+    // Indexing throughput on real passages (64 of them).
+    let passages: Vec<String> = all.iter().take(64).map(crate::search::passage).collect();
+    let e = encoder.clone();
+    let t = Instant::now();
+    tokio::task::spawn_blocking(move || e.embed(&passages)).await??;
+    let texts_per_sec = 64.0 / t.elapsed().as_secs_f64();
+    // Random unit vectors for every product (the scan costs the same as for real ones).
+    let dim = encoder.dim();
+    let rows: Vec<(ProductId, Vec<f32>)> = all
+        .iter()
+        .map(|p| {
+            let v: Vec<f32> = (0..dim).map(|_| fastrand::f32() - 0.5).collect();
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            (p.id.clone(), v.into_iter().map(|x| x / n).collect())
+        })
+        .collect();
+    let mut flat = FlatIndex::new(dim);
+    for (id, v) in &rows {
+        flat.upsert(id, v);
+    }
+    let mut scan = Vec::new();
+    for (_, q) in rows.iter().take(queries) {
+        let t = Instant::now();
+        std::hint::black_box(flat.search(q, 30));
+        scan.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    // Stored as if computed by the encoder, so attaching it loads them instead of embedding.
+    let model = encoder.model_id().to_string();
+    let stored: Vec<crate::store::embeddings::StoredVector> = all
+        .iter()
+        .zip(&rows)
+        .map(|(p, (id, v))| crate::store::embeddings::StoredVector {
+            product: id.clone(),
+            text_hash: crate::search::passage_hash(&crate::search::passage(p)),
+            vector: v.clone(),
+        })
+        .collect();
+    for chunk in stored.chunks(2000) {
+        let (m, c) = (model.clone(), chunk.to_vec());
+        store.write(move |tx| crate::store::embeddings::put(tx, &m, &c)).await?;
+    }
+    search.set_embedder(encoder).await?;
+    let qs = crate::search::eval::parse_queries(crate::search::eval::DEMO_QUERIES)?;
+    let mut lat = Vec::new();
+    for q in qs.iter().cycle().take(queries) {
+        let t = Instant::now();
+        search.search_with(&q.q, 10, crate::search::Mode::Hybrid).await?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (q50, q99) = percentile_ms(lat);
+    let (s50, s99) = percentile_ms(scan);
+    Ok(json!({
+        "products": products,
+        "keyword_index_seconds": round2(keyword_index_s),
+        "query_p50_ms": q50, "query_p99_ms": q99,
+        "vector_scan_p50_ms": s50, "vector_scan_p99_ms": s99,
+        "index_texts_per_sec": round2(texts_per_sec),
+    }))
 }

@@ -116,6 +116,15 @@ pub enum BenchKind {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Search speed: index `--products` synthetic products (variants of the demo catalogue;
+    /// vectors random for the sizes the encoder would take minutes to fill), then time
+    /// hybrid queries, the vector scan alone, and the encoder's indexing throughput.
+    Search {
+        #[arg(long, default_value_t = 10_000)]
+        products: usize,
+        #[arg(long, default_value_t = 50)]
+        queries: usize,
+    },
     /// Search quality (hit@1, hit@3, MRR) of a labelled query set on a catalogue, in a
     /// temporary data dir. Defaults: the demo catalogue and the shipped query set.
     SearchQuality {
@@ -197,7 +206,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     crate::app::import_demo_if_empty(&cfg, &store).await?;
                     let search = crate::search::Search::open(&cfg.index_dir(), store, None).await?;
                     if cfg.semantic_search {
-                        crate::search::model::attach(&search, &cfg.model_dir).await;
+                        crate::search::model::attach(&search, &cfg.model_dir, cfg.model_fetch).await;
                     }
                     search.search(&query, limit).await?
                 }
@@ -253,6 +262,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     crate::bench::store(buyers, seconds, gather_us).await?
                 }
                 BenchKind::Queue { jobs, concurrency } => crate::bench::queue(jobs, concurrency).await?,
+                BenchKind::Search { products, queries } => {
+                    crate::bench::search(products, queries, &cfg).await?
+                }
                 BenchKind::SearchQuality { catalog, queries } => {
                     crate::bench::search_quality(catalog.as_deref(), queries.as_deref(), &cfg).await?
                 }

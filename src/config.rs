@@ -81,6 +81,8 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Rank search results by meaning too (loads, and if needed fetches, the model).
     pub semantic_search: bool,
+    /// Fetch the pinned model into `model_dir` when it is missing (needs network once).
+    pub model_fetch: bool,
     /// Directory of the embedding model files (fetched there when missing).
     pub model_dir: PathBuf,
     /// Import the demo catalogue when the database is empty.
@@ -111,6 +113,7 @@ impl Default for Config {
             snapshots_keep: 7,
             body_limit_bytes: 2 * 1024 * 1024,
             semantic_search: true,
+            model_fetch: true,
             model_dir: PathBuf::from("models"),
             demo_catalog: true,
             scheduler: true,

@@ -64,6 +64,9 @@ struct Inner {
     vectors: RwLock<FlatIndex>,
     /// product id → hash of its indexed text (and active flag), as in the index.
     indexed: Mutex<HashMap<String, String>>,
+    /// product id → (title, active), refreshed with the index: results are shaped without
+    /// reading the store on every query.
+    titles: RwLock<HashMap<String, (String, bool)>>,
     /// product id → hash of the text its vector was computed from.
     embedded: Mutex<HashMap<String, [u8; 16]>>,
     /// Serialises refreshes (the index has one writer).
@@ -93,7 +96,8 @@ pub fn passage(p: &Product) -> String {
     format!("passage: {}. {}. {}{}", p.title.trim(), p.category.trim(), p.description.trim(), tags)
 }
 
-fn passage_hash(text: &str) -> [u8; 16] {
+/// The hash a stored vector is keyed by.
+pub fn passage_hash(text: &str) -> [u8; 16] {
     let d = Sha256::digest(text.as_bytes());
     let mut h = [0u8; 16];
     h.copy_from_slice(&d[..16]);
@@ -127,6 +131,7 @@ impl Search {
                 store,
                 keyword,
                 embedder: RwLock::new(None),
+                titles: RwLock::new(HashMap::new()),
                 vectors: RwLock::new(FlatIndex::new(0)),
                 indexed: Mutex::new(indexed),
                 embedded: Mutex::new(HashMap::new()),
@@ -181,6 +186,8 @@ impl Search {
     pub async fn refresh(&self) -> Result<usize> {
         let _one = self.inner.refreshing.lock().await;
         let products = self.inner.store.products().await?;
+        let titles = products.iter().map(|p| (p.id.to_string(), (p.title.clone(), p.active))).collect();
+        *self.inner.titles.write().map_err(|_| Error::internal("search lock"))? = titles;
         let changed = self.refresh_keywords(&products).await?;
         self.refresh_vectors(&products).await?;
         Ok(changed)
@@ -321,13 +328,15 @@ impl Search {
             Mode::Vector => rank::only_vector(&vec),
             Mode::Hybrid => rank::fuse(&kw, &vec),
         };
-        let products = self.inner.store.products().await?;
-        let by_id: HashMap<&str, &Product> = products.iter().map(|p| (p.id.as_str(), p)).collect();
+        let titles = self.inner.titles.read().map_err(|_| Error::internal("search lock"))?;
         Ok(fused
             .into_iter()
             .filter_map(|mut h| {
-                let p = by_id.get(h.id.as_str()).filter(|p| p.active)?;
-                h.title = p.title.clone();
+                let (title, active) = titles.get(h.id.as_str())?;
+                if !active {
+                    return None;
+                }
+                h.title = title.clone();
                 Some(h)
             })
             .take(limit)

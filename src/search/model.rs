@@ -32,8 +32,17 @@ pub const E5_SMALL_Q4: Pinned = Pinned {
 
 /// The pinned model from `dir`, fetched first when missing; `Err` says why it is unusable
 /// (the caller then searches on keywords alone).
-pub async fn load_e5(dir: &Path) -> Result<std::sync::Arc<dyn super::embed::Embedder>> {
-    let path = ensure(dir, &E5_SMALL_Q4).await?;
+pub async fn load_e5(dir: &Path, fetch: bool) -> Result<std::sync::Arc<dyn super::embed::Embedder>> {
+    let path = if fetch {
+        ensure(dir, &E5_SMALL_Q4).await?
+    } else {
+        present(dir, &E5_SMALL_Q4)?.ok_or_else(|| {
+            Error::Unavailable(format!(
+                "{} is missing and fetching is off",
+                dir.join(E5_SMALL_Q4.file).display()
+            ))
+        })?
+    };
     let t = std::time::Instant::now();
     let e5 = tokio::task::spawn_blocking(move || super::embed::E5::load(&path))
         .await
@@ -42,16 +51,21 @@ pub async fn load_e5(dir: &Path) -> Result<std::sync::Arc<dyn super::embed::Embe
     Ok(std::sync::Arc::new(e5))
 }
 
-/// Attaches the model to `search` when possible; otherwise logs once why search stays on
-/// keywords.
-pub async fn attach(search: &super::Search, dir: &Path) {
-    match load_e5(dir).await {
-        Ok(e) => {
-            if let Err(err) = search.set_embedder(e).await {
+/// Attaches the model to `search` when possible (fetching it if allowed); otherwise logs
+/// once why search stays on keywords. Returns whether search is semantic now.
+pub async fn attach(search: &super::Search, dir: &Path, fetch: bool) -> bool {
+    match load_e5(dir, fetch).await {
+        Ok(e) => match search.set_embedder(e).await {
+            Ok(()) => true,
+            Err(err) => {
                 tracing::warn!(error = %err, "semantic search unavailable; searching on keywords only");
+                false
             }
+        },
+        Err(err) => {
+            tracing::warn!(error = %err, "embedding model unavailable; searching on keywords only");
+            false
         }
-        Err(err) => tracing::warn!(error = %err, "embedding model unavailable; searching on keywords only"),
     }
 }
 

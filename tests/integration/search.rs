@@ -207,7 +207,7 @@ async fn with_the_real_model_the_hybrid_beats_each_list_on_the_labelled_set() {
     demo(&t).await;
     let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
     // Fetched on first use by the project's own code; a model that cannot be had fails here.
-    let e = lavka::search::model::load_e5(&models).await.expect("the embedding model");
+    let e = lavka::search::model::load_e5(&models, true).await.expect("the embedding model");
     let s = Search::open(&t.dir.path().join("index"), t.store.clone(), Some(e)).await.unwrap();
     let top = s.search("нужны шаблоны для презентации", 3).await.unwrap();
     assert!(top.iter().all(|h| h.id.as_str().starts_with("ppt-")), "{top:?}");
@@ -230,4 +230,20 @@ async fn with_the_real_model_the_hybrid_beats_each_list_on_the_labelled_set() {
             .iter()
             .any(|h| h.id.as_str().starts_with("win11"))
     );
+}
+
+#[tokio::test]
+async fn without_a_model_and_without_fetching_search_stays_on_keywords() {
+    let t = test_store();
+    demo(&t).await;
+    let s = Search::open(&t.dir.path().join("index"), t.store.clone(), None).await.unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    assert!(!lavka::search::model::attach(&s, empty.path(), false).await);
+    assert!(!s.semantic());
+    let hits = s.search("шаблоны презентаций", 3).await.unwrap();
+    assert!(hits[0].id.as_str().starts_with("ppt-"));
+    // A damaged model file is refused with a clear error, not a crash.
+    std::fs::write(empty.path().join("e5-small-q4.bin"), b"E5S1 garbage").unwrap();
+    let err = lavka::search::model::load_e5(empty.path(), false).await.err().unwrap().to_string();
+    assert!(err.contains("does not match the pinned model"), "{err}");
 }
