@@ -117,8 +117,13 @@ impl App {
             // answers on keywords.
             let (search, dir) = (state.search.clone(), state.config.model_dir.clone());
             let fetch = state.config.model_fetch;
+            let c = cancel.clone();
             tracker.spawn(async move {
-                crate::search::model::attach(&search, &dir, fetch).await;
+                // Embedding a large catalogue takes a while: shutdown must not wait for it.
+                tokio::select! {
+                    _ = c.cancelled() => {}
+                    _ = crate::search::model::attach(&search, &dir, fetch) => {}
+                }
             });
         }
         let sched = if state.config.scheduler {
