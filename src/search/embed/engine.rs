@@ -96,6 +96,14 @@ impl E5 {
     /// Consecutive texts are packed into forward passes of at most
     /// `MAX_BATCH_TOKENS` tokens; the result keeps input order.
     pub fn embed_ids(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        embed_packed(&self.bert, ids)
+    }
+}
+
+/// Runs `ids` through `bert` in consecutive packs of at most `MAX_BATCH_TEXTS` texts and
+/// `MAX_BATCH_TOKENS` tokens; the result keeps input order.
+pub(super) fn embed_packed(bert: &bert::Bert, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+    {
         let mut out = Vec::with_capacity(ids.len());
         let mut start = 0;
         while start < ids.len() {
@@ -108,7 +116,7 @@ impl E5 {
                 tokens += ids[end].len();
                 end += 1;
             }
-            out.extend(self.bert.embed_ids(&ids[start..end])?);
+            out.extend(bert.embed_ids(&ids[start..end])?);
             start = end;
         }
         Ok(out)

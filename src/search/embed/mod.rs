@@ -8,6 +8,7 @@ pub mod bert;
 pub mod e5s1;
 mod engine;
 mod error;
+pub mod hf;
 mod kernels;
 mod ops;
 #[cfg(test)]
@@ -31,6 +32,19 @@ pub trait Embedder: Send + Sync {
 impl From<error::Error> for crate::Error {
     fn from(e: error::Error) -> Self {
         crate::Error::Internal(format!("embedding model: {e}"))
+    }
+}
+
+impl Embedder for hf::HfModel {
+    fn model_id(&self) -> &str {
+        hf::HfModel::model_id(self)
+    }
+    fn dim(&self) -> usize {
+        hf::HfModel::dim(self)
+    }
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        Ok(hf::HfModel::embed(self, &refs)?)
     }
 }
 
