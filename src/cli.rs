@@ -180,7 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cfg.listen = l;
             }
             if print_config {
-                println!("{}", toml_like(&cfg)?);
+                println!("{}", serde_json::to_string_pretty(&cfg)?);
                 return Ok(ExitCode::SUCCESS);
             }
             serve(cfg).await?;
@@ -291,10 +291,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
-}
-
-fn toml_like(cfg: &Config) -> anyhow::Result<String> {
-    Ok(serde_json::to_string_pretty(cfg)?)
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
