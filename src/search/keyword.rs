@@ -159,34 +159,105 @@ impl KeywordIndex {
     /// BM25 over the weighted fields, plus one-edit fuzzy matches of words of 5+ letters.
     /// Best first, at most `limit`.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<(ProductId, f32)>> {
-        let terms = Self::terms(query);
+        Ok(self.search_scored(query, limit)?.into_iter().map(|h| (h.id, h.score)).collect())
+    }
+
+    /// The same, with each hit's share of the query it matches ([`KeywordHit::coverage`]).
+    pub fn search_scored(&self, query: &str, limit: usize) -> Result<Vec<KeywordHit>> {
+        let mut terms = Self::terms(query);
+        terms.sort();
+        terms.dedup();
         if terms.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for t in &terms {
-            for &(field, weight) in &self.fields.text {
-                let term = Term::from_field_text(field, t);
-                let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
-                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(exact), weight))));
-                if t.chars().count() >= 5 {
-                    let fuzzy = FuzzyTermQuery::new(term, 1, true);
-                    clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), weight * 0.3))));
-                }
-            }
-        }
-        let q = BooleanQuery::new(clauses);
+        let per_term: Vec<BooleanQuery> = terms.iter().map(|t| self.term_query(t)).collect();
+        let q = BooleanQuery::new(
+            per_term.iter().map(|q| (Occur::Should, Box::new(q.clone()) as Box<dyn Query>)).collect(),
+        );
         let searcher = self.reader.searcher();
         let top = searcher.search(&q, &TopDocs::with_limit(limit).order_by_score()).map_err(tantivy_err)?;
+        let coverage = self.coverage(&searcher, &terms, &per_term, &top)?;
         let mut out = Vec::with_capacity(top.len());
-        for (score, addr) in top {
+        for ((score, addr), coverage) in top.into_iter().zip(coverage) {
             let d: TantivyDocument = searcher.doc(addr).map_err(tantivy_err)?;
             if let Some(id) = d.get_first(self.fields.id).and_then(|v| v.as_str()) {
-                out.push((ProductId::parse(id)?, score));
+                out.push(KeywordHit { id: ProductId::parse(id)?, score, coverage });
             }
         }
         Ok(out)
     }
+
+    /// One analysed term in any field: exact (weighted by field) or, for 5+ letters, one
+    /// edit away at a third of the weight.
+    fn term_query(&self, t: &str) -> BooleanQuery {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for &(field, weight) in &self.fields.text {
+            let term = Term::from_field_text(field, t);
+            let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
+            clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(exact), weight))));
+            if t.chars().count() >= 5 {
+                let fuzzy = FuzzyTermQuery::new(term, 1, true);
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), weight * 0.3))));
+            }
+        }
+        BooleanQuery::new(clauses)
+    }
+
+    /// For each hit, the IDF-weighted share of the query's terms it contains (exactly or
+    /// one typo away): 1.0 when every word of the query is found in the product. Found by
+    /// seeking each term's postings to the hits' documents, so the cost grows with the
+    /// number of hits and terms, not with the catalogue.
+    fn coverage(
+        &self,
+        searcher: &tantivy::Searcher,
+        terms: &[String],
+        per_term: &[BooleanQuery],
+        top: &[(f32, tantivy::DocAddress)],
+    ) -> Result<Vec<f32>> {
+        let n = searcher.num_docs().max(1) as f32;
+        let mut idf = Vec::with_capacity(terms.len());
+        for t in terms {
+            let mut df = 0u64;
+            for &(field, _) in &self.fields.text {
+                df = df.max(searcher.doc_freq(&Term::from_field_text(field, t)).map_err(tantivy_err)?);
+            }
+            idf.push((1.0 + (n - df as f32 + 0.5) / (df as f32 + 0.5)).ln().max(0.05));
+        }
+        let total: f32 = idf.iter().sum();
+        let mut matched = vec![0f32; top.len()];
+        let mut order: Vec<usize> = (0..top.len()).collect();
+        order.sort_by_key(|&i| (top[i].1.segment_ord, top[i].1.doc_id));
+        let scoring = tantivy::query::EnableScoring::disabled_from_searcher(searcher);
+        for (q, w) in per_term.iter().zip(&idf) {
+            let weight = q.weight(scoring).map_err(tantivy_err)?;
+            let mut current: Option<(u32, Box<dyn tantivy::query::Scorer>)> = None;
+            for &i in &order {
+                let addr = top[i].1;
+                if current.as_ref().map(|c| c.0) != Some(addr.segment_ord) {
+                    let reader = searcher.segment_reader(addr.segment_ord);
+                    current = Some((addr.segment_ord, weight.scorer(reader, 1.0).map_err(tantivy_err)?));
+                }
+                if let Some((_, scorer)) = current.as_mut() {
+                    use tantivy::DocSet;
+                    let at =
+                        if scorer.doc() >= addr.doc_id { scorer.doc() } else { scorer.seek(addr.doc_id) };
+                    if at == addr.doc_id {
+                        matched[i] += w;
+                    }
+                }
+            }
+        }
+        Ok(matched.into_iter().map(|m| if total > 0.0 { (m / total).min(1.0) } else { 0.0 }).collect())
+    }
+}
+
+/// A keyword match: BM25 score and the share of the query matched.
+#[derive(Debug, Clone)]
+pub struct KeywordHit {
+    pub id: ProductId,
+    pub score: f32,
+    /// IDF-weighted share of the query's distinct terms found in the product, 0..=1.
+    pub coverage: f32,
 }
 
 fn schema() -> Schema {

@@ -319,7 +319,7 @@ impl Search {
         let kw = if mode == Mode::Vector {
             Vec::new()
         } else {
-            blocking(move || inner.keyword.search(&q2, CANDIDATES.max(limit))).await?
+            blocking(move || inner.keyword.search_scored(&q2, CANDIDATES.max(limit))).await?
         };
         let want_vectors = mode != Mode::Keyword && !(mode == Mode::Hybrid && rank::decisive(&kw));
         let vec = if want_vectors { self.vector_list(&q, CANDIDATES.max(limit)).await } else { Vec::new() };
@@ -329,6 +329,11 @@ impl Search {
             Mode::Hybrid => rank::fuse(&kw, &vec),
         };
         let titles = self.inner.titles.read().map_err(|_| Error::internal("search lock"))?;
+        let fused = if mode == Mode::Hybrid {
+            rank::prefer_variant(fused, &q, |id| titles.get(id.as_str()).map(|t| t.0.as_str()))
+        } else {
+            fused
+        };
         Ok(fused
             .into_iter()
             .filter_map(|mut h| {
@@ -378,30 +383,36 @@ impl Search {
 /// Fusion of the keyword and vector lists.
 pub mod rank {
     use super::Hit;
+    use super::keyword::KeywordHit;
     use crate::domain::ProductId;
     use std::collections::HashMap;
 
     /// How much a full keyword match adds to a cosine similarity. The encoder's cosines are
     /// compressed (unrelated texts still score ~0.8), so a small weight moves ranks.
-    pub const KEYWORD_WEIGHT: f32 = 0.04;
+    pub const KEYWORD_WEIGHT: f32 = 0.05;
 
-    /// The keyword list alone answers when it is unambiguous: one hit, or a best score at
-    /// least three times the runner-up's.
-    pub fn decisive(kw: &[(ProductId, f32)]) -> bool {
+    /// The keyword list alone answers when it is unambiguous: the best hit contains every
+    /// word of the query and is the only hit, or scores at least three times the runner-up.
+    /// A lone hit on a generic word ("template") is not decisive: the meaning may point
+    /// elsewhere.
+    pub fn decisive(kw: &[KeywordHit]) -> bool {
         match kw {
-            [_] => true,
-            [a, b, ..] => a.1 >= 3.0 * b.1,
+            [a] => a.coverage >= FULL,
+            [a, b, ..] => a.coverage >= FULL && a.score >= 3.0 * b.score,
             [] => false,
         }
     }
 
-    pub fn only_keyword(kw: &[(ProductId, f32)]) -> Vec<Hit> {
+    /// Coverage at or above this is "every word of the query".
+    const FULL: f32 = 0.999;
+
+    pub fn only_keyword(kw: &[KeywordHit]) -> Vec<Hit> {
         kw.iter()
             .enumerate()
-            .map(|(i, (id, s))| Hit {
-                id: id.clone(),
+            .map(|(i, k)| Hit {
+                id: k.id.clone(),
                 title: String::new(),
-                score: *s,
+                score: k.score,
                 keyword_rank: Some(i + 1),
                 vector_rank: None,
                 similarity: None,
@@ -423,20 +434,97 @@ pub mod rank {
             .collect()
     }
 
-    /// Cosine similarity plus a small bonus for the keyword score (relative to the best
-    /// keyword score of the query). Products only the keyword list found get the lowest
-    /// cosine of the vector list as their base.
-    pub fn fuse(kw: &[(ProductId, f32)], vec: &[(ProductId, f32)]) -> Vec<Hit> {
+    /// How much a title that names every number of the query (the variant asked for: "12
+    /// months", "1000 ₽", "Windows 10") adds to the fused score.
+    pub const VARIANT_BONUS: f32 = 0.03;
+
+    /// The numbers a text names, with "year"/"год" read as 12 (months) and a "1" right before
+    /// it dropped: "на год" and "1 год" and "12 месяцев" all name 12.
+    pub fn numbers(text: &str) -> Vec<u32> {
+        let lower = text.to_lowercase();
+        let words: Vec<&str> =
+            lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+        let mut out: Vec<u32> = Vec::new();
+        for (i, w) in words.iter().enumerate() {
+            if is_year_word(w) {
+                if i > 0 && words[i - 1] == "1" {
+                    out.retain(|&n| n != 1);
+                }
+                out.push(12);
+            } else if let Ok(n) = w.parse::<u32>() {
+                out.push(n);
+            } else {
+                // "10usd", "500₽" and "win11" split into their digits.
+                let digits: String =
+                    w.chars().skip_while(|c| !c.is_ascii_digit()).take_while(char::is_ascii_digit).collect();
+                if let Ok(n) = digits.parse::<u32>() {
+                    out.push(n);
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn is_year_word(w: &str) -> bool {
+        matches!(
+            w,
+            "год"
+                | "года"
+                | "году"
+                | "годовая"
+                | "годовой"
+                | "годовую"
+                | "year"
+                | "years"
+                | "yearly"
+                | "annual"
+                | "annually"
+        )
+    }
+
+    /// Adds [`VARIANT_BONUS`] to hits whose title names every number of the query, then
+    /// re-sorts. A query without numbers is left as it is.
+    pub fn prefer_variant<'a>(
+        mut hits: Vec<Hit>,
+        query: &str,
+        title: impl Fn(&ProductId) -> Option<&'a str>,
+    ) -> Vec<Hit> {
+        let want = numbers(query);
+        if want.is_empty() {
+            return hits;
+        }
+        for h in &mut hits {
+            if let Some(t) = title(&h.id) {
+                let have = numbers(t);
+                if want.iter().all(|n| have.contains(n)) {
+                    h.score += VARIANT_BONUS;
+                }
+            }
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        hits
+    }
+
+    /// Cosine similarity plus a keyword bonus of `KEYWORD_WEIGHT · coverage²`, where
+    /// coverage is the IDF-weighted share of the query's words the product contains. The
+    /// bonus depends on how much of the *query* a product matches, not on its BM25 score
+    /// relative to the best keyword hit: relative scores gave a full bonus to whatever matched
+    /// one generic word ("template") and made the hybrid worse than vectors alone on a
+    /// catalogue without tags (MRR 0.935 vs 0.965); with coverage it never falls below
+    /// vectors there and beats both lists on the shipped set. Products only the keyword list
+    /// found get the lowest cosine of the vector list as their base.
+    pub fn fuse(kw: &[KeywordHit], vec: &[(ProductId, f32)]) -> Vec<Hit> {
         if vec.is_empty() {
             return only_keyword(kw);
         }
-        let kmax = kw.first().map(|k| k.1).unwrap_or(1.0).max(f32::MIN_POSITIVE);
         let floor = vec.last().map(|v| v.1).unwrap_or(0.0);
         let mut hits: HashMap<ProductId, Hit> =
             only_vector(vec).into_iter().map(|h| (h.id.clone(), h)).collect();
-        for (i, (id, s)) in kw.iter().enumerate() {
-            let h = hits.entry(id.clone()).or_insert_with(|| Hit {
-                id: id.clone(),
+        for (i, k) in kw.iter().enumerate() {
+            let h = hits.entry(k.id.clone()).or_insert_with(|| Hit {
+                id: k.id.clone(),
                 title: String::new(),
                 score: floor,
                 keyword_rank: None,
@@ -444,7 +532,7 @@ pub mod rank {
                 similarity: None,
             });
             h.keyword_rank = Some(i + 1);
-            h.score += KEYWORD_WEIGHT * (s / kmax);
+            h.score += KEYWORD_WEIGHT * k.coverage * k.coverage;
         }
         let mut out: Vec<Hit> = hits.into_values().collect();
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
