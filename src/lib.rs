@@ -2,6 +2,8 @@
 //!
 //! Map of the crate (arrows point one way: edges → use cases → storage):
 //!
+//! - [`ai`]: the sales consultant (Gemini with tools, and the offline consultant).
+//! - [`callback`]: compact button payloads shared by every channel.
 //! - [`domain`]: shared types (ids, [`domain::Money`], products, orders) — no I/O.
 //! - [`store`]: the redb database, its tables and every transactional operation; the only
 //!   module that names redb types. Writes go through one group-commit writer.
@@ -16,8 +18,10 @@
 //! - [`app`]: builds everything from [`config::Config`] and runs it until shutdown.
 //! - [`cli`]: the `lavka` command line.
 
+pub mod ai;
 pub mod app;
 pub mod bench;
+pub mod callback;
 pub mod catalog;
 pub mod cli;
 pub mod config;
