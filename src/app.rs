@@ -40,6 +40,8 @@ pub struct AppState {
     pub search: Search,
     pub config: Arc<Config>,
     pub admin_token: Secret,
+    /// The sales consultant every channel talks to.
+    pub consultant: crate::ai::Consultant,
 }
 
 /// Replaceable parts (tests swap them).
@@ -98,7 +100,10 @@ impl App {
                 ..QueueOptions::default()
             },
         );
-        Ok(App { state: AppState { store, queue, search, config: Arc::new(config), admin_token } })
+        let consultant = consultant(&config, &store, &search)?;
+        Ok(App {
+            state: AppState { store, queue, search, config: Arc::new(config), admin_token, consultant },
+        })
     }
 
     /// Serves HTTP on `listener` and runs workers and schedules until `cancel` fires.
@@ -126,6 +131,11 @@ impl App {
                 }
             });
         }
+        if let Some(llm) = state.consultant.llm().cloned() {
+            tracker.spawn(async move { llm.check_model().await });
+        } else {
+            tracing::info!("no Gemini API key: the offline consultant answers customers");
+        }
         let sched = if state.config.scheduler {
             Some(Schedules::start(state.queue.clone(), schedules(&state.config.snapshot_cron)).await?)
         } else {
@@ -146,4 +156,16 @@ impl App {
         tracing::info!("stopped");
         served.context("HTTP server")
     }
+}
+
+/// The consultant for this configuration (the model when a Gemini key is set).
+pub fn consultant(config: &Config, store: &Store, search: &Search) -> anyhow::Result<crate::ai::Consultant> {
+    Ok(crate::ai::Consultant::new(crate::ai::Setup {
+        store: store.clone(),
+        search: search.clone(),
+        ai: config.ai.clone(),
+        shop_name: config.shop_name.clone(),
+        currency: crate::domain::Currency::parse(&config.currency)?,
+        reservation_ttl_ms: config.reservation_ttl_secs as i64 * 1000,
+    })?)
 }

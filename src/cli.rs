@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
+mod chat;
+
 /// Lavka — a Telegram shop for digital goods with an AI sales consultant, in one binary.
 #[derive(Parser, Debug)]
 #[command(name = "lavka", version, about, long_about = None)]
@@ -55,6 +57,16 @@ pub enum Command {
         /// Print `{"results":[{"id","title","score",...}]}`.
         #[arg(long)]
         json: bool,
+    },
+    /// Talk to the sales consultant in the terminal as a customer (numbers press buttons).
+    /// Uses Gemini when GEMINI_API_KEY is set, else the offline consultant.
+    Chat {
+        /// Customer id to talk as (orders and balance are this customer's).
+        #[arg(long, default_value_t = 1)]
+        user: i64,
+        /// Language of the customer's Telegram client ("ru" or "en").
+        #[arg(long)]
+        lang: Option<String>,
     },
     /// Write a consistent snapshot of the database into DIR (through the running server
     /// when there is one).
@@ -229,6 +241,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("{:>2}. {:<28} {:>7.3}  {}", i + 1, h.id.as_str(), h.score, h.title);
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Chat { user, lang } => {
+            chat::run(&cfg, user, lang).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Backup { dir } => {

@@ -89,6 +89,62 @@ pub struct Config {
     pub demo_catalog: bool,
     /// Run the periodic jobs (expiry, refunds, pruning, snapshots).
     pub scheduler: bool,
+    /// The sales consultant (`[ai]` in `lavka.toml`, `LAVKA_AI__<KEY>` in the environment).
+    pub ai: AiConfig,
+}
+
+/// The consultant's settings. Without `gemini_api_key` (or `GEMINI_API_KEY`) the offline
+/// consultant answers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AiConfig {
+    /// Google Gemini API key; also read from `GEMINI_API_KEY`.
+    pub gemini_api_key: Secret,
+    /// API base URL (tests point it at a fake server).
+    pub gemini_base_url: String,
+    /// Model id. The default alias tracks the current Flash release.
+    pub gemini_model: String,
+    /// Gemini 3 thinking level (MINIMAL, LOW, MEDIUM, HIGH); empty: the model's default.
+    pub thinking_level: String,
+    /// Timeout of one model request, seconds.
+    pub request_timeout_secs: u64,
+    /// Attempts per model request on 429/5xx/timeouts (1 = no retry).
+    pub max_attempts: u32,
+    /// A 429 asking to wait longer than this (seconds) is not waited for: the offline
+    /// consultant answers instead.
+    pub max_retry_wait_secs: u64,
+    /// Tool calls the model may make for one customer message.
+    pub max_tool_calls: u32,
+    /// Turns of conversation remembered per customer.
+    pub history_turns: usize,
+    /// Model calls allowed per customer per minute and per day.
+    pub user_calls_per_minute: u32,
+    pub user_calls_per_day: u32,
+    /// Put the system prompt into a Gemini context cache when it is at least this many
+    /// tokens (estimated); 0 disables explicit caching.
+    pub cache_min_tokens: usize,
+    /// Lifetime of the context cache, seconds; it is extended before it expires.
+    pub cache_ttl_secs: u64,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        AiConfig {
+            gemini_api_key: Secret::default(),
+            gemini_base_url: "https://generativelanguage.googleapis.com".into(),
+            gemini_model: "gemini-flash-latest".into(),
+            thinking_level: "LOW".into(),
+            request_timeout_secs: 20,
+            max_attempts: 3,
+            max_retry_wait_secs: 10,
+            max_tool_calls: 4,
+            history_turns: 12,
+            user_calls_per_minute: 6,
+            user_calls_per_day: 200,
+            cache_min_tokens: 4096,
+            cache_ttl_secs: 3600,
+        }
+    }
 }
 
 impl Default for Config {
@@ -117,6 +173,7 @@ impl Default for Config {
             model_dir: PathBuf::from("models"),
             demo_catalog: true,
             scheduler: true,
+            ai: AiConfig::default(),
         }
     }
 }
@@ -141,9 +198,19 @@ impl Config {
             _ => Vec::new(),
         };
         fig = fig.merge(
-            Env::prefixed("LAVKA_").filter(move |k| known.iter().any(|f| f.eq_ignore_ascii_case(k.as_str()))),
+            Env::prefixed("LAVKA_")
+                .filter(move |k| {
+                    let top = k.as_str().split("__").next().unwrap_or_default();
+                    known.iter().any(|f| f.eq_ignore_ascii_case(top))
+                })
+                .split("__"),
         );
-        let cfg: Config = fig.extract().map_err(|e| Error::bad(format!("configuration: {e}")))?;
+        let mut cfg: Config = fig.extract().map_err(|e| Error::bad(format!("configuration: {e}")))?;
+        if cfg.ai.gemini_api_key.is_empty()
+            && let Ok(k) = std::env::var("GEMINI_API_KEY")
+        {
+            cfg.ai.gemini_api_key = Secret::new(k.trim());
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -181,6 +248,24 @@ impl Config {
         }
         if self.max_batch == 0 {
             return Err(Error::bad("max_batch must be positive"));
+        }
+        let ai = &self.ai;
+        if !ai.gemini_api_key.is_empty() {
+            reqwest::Url::parse(&ai.gemini_base_url)
+                .map_err(|e| Error::bad(format!("ai.gemini_base_url {:?}: {e}", ai.gemini_base_url)))?;
+            if ai.gemini_model.trim().is_empty() || ai.gemini_model.contains(['/', ':', '?', '#']) {
+                return Err(Error::bad(
+                    "ai.gemini_model must be a bare model id such as gemini-flash-latest",
+                ));
+            }
+        }
+        if !["", "MINIMAL", "LOW", "MEDIUM", "HIGH"].contains(&ai.thinking_level.as_str()) {
+            return Err(Error::bad("ai.thinking_level must be MINIMAL, LOW, MEDIUM, HIGH or empty"));
+        }
+        if ai.max_attempts == 0 || ai.request_timeout_secs == 0 || ai.history_turns == 0 {
+            return Err(Error::bad(
+                "ai.max_attempts, ai.request_timeout_secs and ai.history_turns must be positive",
+            ));
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use crate::callback::Callback;
 use crate::domain::{Currency, Millis, OrderId, ProductId, UserId};
 use crate::error::Result;
 use crate::texts::Lang;
+use serde::Serialize;
 
 /// Who is talking.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,16 +19,20 @@ pub struct Customer {
     pub first_name: Option<String>,
 }
 
-/// A button under a reply.
-#[derive(Clone, Debug, PartialEq)]
+/// A button under a reply. JSON: `{"label", "callback"}` or `{"label", "url"}` or
+/// `{"label", "web_app"}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Button {
     pub label: String,
+    #[serde(flatten)]
     pub action: ButtonAction,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ButtonAction {
     /// Handled by the shop itself (Telegram callback data, a Mini App action).
+    #[serde(serialize_with = "encoded")]
     Callback(Callback),
     /// Opens a link (a payment page).
     Url(String),
@@ -44,8 +49,13 @@ impl Button {
     }
 }
 
+fn encoded<S: serde::Serializer>(c: &Callback, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&c.encode())
+}
+
 /// What kind of order an offer is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OfferKind {
     /// An item is reserved until `expires_at`.
     Instant,
@@ -54,7 +64,7 @@ pub enum OfferKind {
 }
 
 /// A payment offer built by code from the store (never by the model).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Offer {
     pub order_id: OrderId,
     pub product_id: ProductId,
@@ -70,7 +80,7 @@ pub struct Offer {
 }
 
 /// The consultant's answer: text to show, button rows, and the payment offer if one was made.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Reply {
     pub text: String,
     pub buttons: Vec<Vec<Button>>,
@@ -82,3 +92,9 @@ pub struct Reply {
 pub trait Consult: Send + Sync {
     async fn reply(&self, customer: &Customer, text: &str) -> Result<Reply>;
 }
+
+pub mod consultant;
+pub mod gemini;
+pub mod llm;
+
+pub use consultant::{Consultant, PayLinks, Setup};

@@ -408,3 +408,27 @@ pub async fn backup(State(s): State<AppState>) -> ApiResult<Response> {
     )
         .into_response())
 }
+
+/// `POST /admin/api/chat {"user_id", "text"}` or `{"user_id", "button"}` (callback data):
+/// talks to the consultant as that customer (`lavka chat` against a running server).
+#[derive(Deserialize)]
+pub struct ChatRequest {
+    user_id: UserId,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    button: Option<String>,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+pub async fn chat(State(s): State<AppState>, Json(req): Json<ChatRequest>) -> ApiResult<Json<Value>> {
+    let lang = crate::texts::Lang::pick(req.lang.as_deref(), s.config.lang());
+    let c = crate::ai::Customer { user_id: req.user_id, chat_id: req.user_id, lang, first_name: None };
+    let reply = match (req.text, req.button) {
+        (Some(t), None) => s.consultant.answer(&c, &t).await?,
+        (None, Some(b)) => s.consultant.press(&c, &crate::callback::Callback::parse(&b)?).await?,
+        _ => return Err(Error::bad("give exactly one of \"text\" and \"button\"").into()),
+    };
+    Ok(Json(json!(reply)))
+}

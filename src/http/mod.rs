@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{id}/retry", post(admin::retry_job))
         .route("/messages", get(admin::list_messages))
         .route("/stats", get(admin::stats))
+        .route("/chat", post(admin::chat))
         .route("/check", get(admin::check))
         .route("/backup", get(admin::backup))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin::require_token));

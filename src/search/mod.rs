@@ -71,6 +71,9 @@ struct Inner {
     embedded: Mutex<HashMap<String, [u8; 16]>>,
     /// Serialises refreshes (the index has one writer).
     refreshing: tokio::sync::Mutex<()>,
+    /// Bumped after every refresh: readers of derived catalogue views (the consultant's
+    /// catalogue summary) rebuild when it moves.
+    generation: std::sync::atomic::AtomicU64,
     dir: PathBuf,
 }
 
@@ -136,6 +139,7 @@ impl Search {
                 indexed: Mutex::new(indexed),
                 embedded: Mutex::new(HashMap::new()),
                 refreshing: tokio::sync::Mutex::new(()),
+                generation: std::sync::atomic::AtomicU64::new(0),
                 dir: dir.to_path_buf(),
             }),
         };
@@ -189,8 +193,14 @@ impl Search {
         let titles = products.iter().map(|p| (p.id.to_string(), (p.title.clone(), p.active))).collect();
         *self.inner.titles.write().map_err(|_| Error::internal("search lock"))? = titles;
         let changed = self.refresh_keywords(&products).await?;
+        self.inner.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
         self.refresh_vectors(&products).await?;
         Ok(changed)
+    }
+
+    /// Moves whenever the catalogue may have changed (see [`Search::refresh`]).
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     async fn refresh_keywords(&self, products: &[Product]) -> Result<usize> {

@@ -10,6 +10,7 @@
 pub mod backup;
 pub mod check;
 mod codec;
+pub mod conversations;
 pub mod embeddings;
 pub mod jobs;
 pub mod ledger;

@@ -546,6 +546,29 @@ pub fn expire_reservations(tx: &Tx, limit: usize) -> Result<Vec<OrderId>> {
     Ok(ids)
 }
 
+/// Cancels a customer's unpaid order (reserved or awaiting payment): the reserved items go
+/// back on sale. A paid order cannot be cancelled here (refunds are an admin action).
+pub fn cancel_order(tx: &Tx, order_id: OrderId, user: UserId) -> Result<Order> {
+    let before = get_order(tx, order_id)?;
+    if before.user_id != user {
+        return Err(Error::not_found(format!("order {order_id}")));
+    }
+    if !before.status.is_pending_payment() {
+        return Err(Error::conflict(format!(
+            "order {order_id} is {} and cannot be cancelled",
+            before.status.as_str()
+        )));
+    }
+    let mut o = before.clone();
+    if !o.stock_item_ids.is_empty() {
+        set_items_state(tx, &o.stock_item_ids, StockState::Available, o.id)?;
+        o.stock_item_ids.clear();
+    }
+    o.status = OrderStatus::Expired;
+    save_order(tx, Some(&before), &o)?;
+    Ok(o)
+}
+
 /// Refunds paid pre-orders whose deadline passed.
 pub fn refund_late_prepaid(tx: &Tx, limit: usize) -> Result<Vec<RefundResult>> {
     due_orders(tx, OrderStatus::Prepaid, limit)?

@@ -57,6 +57,9 @@ pub const EMBEDDINGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::ne
 /// Messages sent (or, without a channel, that would have been sent), newest last.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
+/// Customer id → the consultant's memory of the conversation (JSON).
+pub const CONVERSATIONS: TableDefinition<i64, &[u8]> = TableDefinition::new("conversations");
+
 /// Calls `$m!(DEF)` for every table; the backup and the table-creating start-up use it so a
 /// new table cannot be forgotten. (Multimap tables are avoided: a tuple key is cheaper.)
 #[macro_export]
@@ -87,5 +90,6 @@ macro_rules! for_each_table {
         $m!($crate::store::schema::JOBS_BY_DEDUPE);
         $m!($crate::store::schema::OUTBOX);
         $m!($crate::store::schema::EMBEDDINGS);
+        $m!($crate::store::schema::CONVERSATIONS);
     };
 }

@@ -1,10 +1,12 @@
 //! One integration test binary (faster to link than many).
 
+mod fake_gemini;
 mod helpers;
 
 mod admin_api;
 mod binary;
 mod concurrency;
+mod consultant;
 mod import;
 mod orders;
 mod properties;

@@ -1,0 +1,381 @@
+//! The consultant: offline answers and intents, validated actions, the Gemini loop against a
+//! fake server (tools, thought signatures, context cache, retries, fallbacks), memory and the
+//! per-customer rate limit.
+
+use crate::fake_gemini::{self, FakeGemini, answer, call, final_answer};
+use crate::helpers::*;
+use lavka::ai::{ButtonAction, Consultant, Customer, OfferKind, Reply, Setup};
+use lavka::callback::Callback;
+use lavka::catalog;
+use lavka::config::{AiConfig, Secret};
+use lavka::domain::{Currency, OrderStatus};
+use lavka::search::Search;
+use lavka::store::orders::OrderFilter;
+use lavka::texts::Lang;
+use serde_json::json;
+
+struct Shop {
+    t: TestStore,
+    c: Consultant,
+}
+
+async fn shop(ai: AiConfig) -> Shop {
+    let t = test_store();
+    let cat = catalog::parse_json(catalog::DEMO_CATALOG, Currency::RUB).unwrap();
+    t.store.write(move |tx| catalog::apply(tx, &cat)).await.unwrap();
+    let search = Search::open(&t.dir.path().join("index"), t.store.clone(), None).await.unwrap();
+    search.refresh().await.unwrap();
+    let c = Consultant::new(Setup {
+        store: t.store.clone(),
+        search,
+        ai,
+        shop_name: "Lavka".into(),
+        currency: Currency::RUB,
+        reservation_ttl_ms: 15 * 60_000,
+    })
+    .unwrap();
+    Shop { t, c }
+}
+
+fn online(fake: &FakeGemini) -> AiConfig {
+    AiConfig {
+        gemini_api_key: Secret::new(fake_gemini::KEY),
+        gemini_base_url: fake.url.clone(),
+        gemini_model: fake_gemini::MODEL.into(),
+        cache_min_tokens: 0,
+        max_attempts: 3,
+        ..AiConfig::default()
+    }
+}
+
+fn customer(id: i64) -> Customer {
+    Customer { user_id: id, chat_id: id, lang: Lang::Ru, first_name: Some("Аня".into()) }
+}
+
+fn callbacks(r: &Reply) -> Vec<Callback> {
+    r.buttons
+        .iter()
+        .flatten()
+        .filter_map(|b| match &b.action {
+            ButtonAction::Callback(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn offline_a_russian_request_gets_the_right_cards_and_buy_reserves_at_the_store_price() {
+    let s = shop(AiConfig::default()).await;
+    assert!(!s.c.online());
+    let me = customer(10);
+    let r = s.c.answer(&me, "нужны шаблоны для презентации").await.unwrap();
+    assert!(r.text.contains("Шаблоны презентаций"), "{}", r.text);
+    let buys: Vec<String> = callbacks(&r)
+        .into_iter()
+        .filter_map(|c| match c {
+            Callback::Buy(p) => Some(p.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(!buys.is_empty() && buys.iter().all(|p| p.starts_with("ppt-")), "{buys:?}");
+    // Press the first Buy button: an item is reserved, the offer carries the store's price.
+    let first = lavka::domain::ProductId::parse(&buys[0]).unwrap();
+    let offer_reply = s.c.press(&me, &Callback::Buy(first.clone())).await.unwrap();
+    let offer = offer_reply.offer.clone().expect("an offer");
+    assert_eq!(offer.kind, OfferKind::Instant);
+    let order = s.t.store.order(offer.order_id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Reserved);
+    assert_eq!(order.stock_item_ids.len(), 1);
+    let avail = s.t.store.availability(first).await.unwrap();
+    assert_eq!(offer.amount, avail.final_price);
+    assert!(callbacks(&offer_reply).contains(&Callback::Cancel(offer.order_id)));
+    // "My orders" shows it; cancelling releases the item.
+    let mine = s.c.answer(&me, "мои заказы").await.unwrap();
+    assert!(mine.text.contains(&format!("#{}", offer.order_id)), "{}", mine.text);
+    s.c.press(&me, &Callback::Cancel(offer.order_id)).await.unwrap();
+    assert_eq!(s.t.store.order(offer.order_id).await.unwrap().status, OrderStatus::Expired);
+    // Someone else cannot cancel or see my order.
+    let other = s.c.press(&customer(11), &Callback::Order(offer.order_id)).await.unwrap();
+    assert!(!other.text.contains(&order.title), "{}", other.text);
+    assert_check(&s.t.store).await;
+}
+
+#[tokio::test]
+async fn offline_english_more_cheaper_balance_and_nonsense() {
+    let s = shop(AiConfig::default()).await;
+    let me = Customer { lang: Lang::En, ..customer(20) };
+    let r = s.c.answer(&me, "steam").await.unwrap();
+    assert!(r.text.starts_with("These match best"), "{}", r.text);
+    assert!(callbacks(&r).iter().any(|c| matches!(c, Callback::More(_))), "{r:?}");
+    let more = s.c.answer(&me, "more").await.unwrap();
+    assert!(more.text.contains("4."), "numbering continues: {}", more.text);
+    let cheap = s.c.answer(&me, "cheapest windows key").await.unwrap();
+    assert!(cheap.text.contains("1. Windows 11 Home"), "{}", cheap.text);
+    let bal = s.c.answer(&me, "balance").await.unwrap();
+    assert!(bal.text.contains("0.00 ₽"), "{}", bal.text);
+    let none = s.c.answer(&me, "zxqv blorf").await.unwrap();
+    assert!(none.text.contains("couldn't find"), "{}", none.text);
+    let hi = s.c.answer(&me, "").await.unwrap();
+    assert!(hi.text.contains("Hello"), "{}", hi.text);
+}
+
+#[tokio::test]
+async fn offline_preorder_needs_consent_then_creates_a_prepaid_order() {
+    let s = shop(AiConfig::default()).await;
+    let me = customer(30);
+    // Photoshop has no stock and a 72 h supplier: buying asks for consent, creates nothing.
+    let ask = s.c.answer(&me, "купить фотошоп").await.unwrap();
+    assert!(ask.text.contains("72 ч"), "{}", ask.text);
+    assert!(ask.offer.is_none());
+    assert!(s.t.store.orders(OrderFilter { user: Some(30), ..Default::default() }).await.unwrap().is_empty());
+    let yes = s.c.answer(&me, "да").await.unwrap();
+    let offer = yes.offer.expect("a pre-order offer");
+    assert_eq!(offer.kind, OfferKind::Prepaid);
+    let o = s.t.store.order(offer.order_id).await.unwrap();
+    assert_eq!(o.status, OrderStatus::AwaitingPayment);
+    assert_eq!(o.product_id.as_str(), "photoshop-12m");
+    // A sold-out product without pre-order suggests buyable alternatives.
+    let sold = s.c.answer(&me, "купить ютуб премиум на 3 месяца").await.unwrap();
+    assert!(sold.text.contains("закончился"), "{}", sold.text);
+    assert!(
+        callbacks(&sold).iter().any(|c| matches!(c, Callback::Buy(p) if p.as_str().starts_with("youtube")))
+    );
+}
+
+#[tokio::test]
+async fn pay_from_balance_completes_the_order_and_enqueues_delivery() {
+    let s = shop(AiConfig::default()).await;
+    let me = customer(40);
+    s.t.store
+        .write(|tx| lavka::store::ledger::credit_balance(tx, 40, 500_000, Currency::RUB, "gift"))
+        .await
+        .unwrap();
+    let r = s.c.answer(&me, "купить windows 11 pro").await.unwrap();
+    let offer = r.offer.clone().expect("offer");
+    assert!(callbacks(&r).contains(&Callback::PayBalance(offer.order_id)), "{r:?}");
+    let paid = s.c.press(&me, &Callback::PayBalance(offer.order_id)).await.unwrap();
+    assert!(paid.text.contains("оплачен"), "{}", paid.text);
+    assert_eq!(s.t.store.order(offer.order_id).await.unwrap().status, OrderStatus::Paid);
+    assert_eq!(s.t.store.balance(40).await.unwrap(), 500_000 - offer.amount);
+    let id = offer.order_id;
+    let deliveries = jobs_of_kind(
+        &s.t.store,
+        |k| matches!(k, lavka::domain::JobKind::DeliverOrder { order_id } if *order_id == id),
+    )
+    .await;
+    assert_eq!(deliveries.len(), 1);
+    // Paying twice does not charge twice.
+    s.c.press(&me, &Callback::PayBalance(offer.order_id)).await.unwrap();
+    assert_eq!(s.t.store.balance(40).await.unwrap(), 500_000 - offer.amount);
+    assert_check(&s.t.store).await;
+}
+
+#[tokio::test]
+async fn gemini_tool_loop_echoes_signatures_and_code_builds_the_offer() {
+    let fake = FakeGemini::start().await;
+    let s = shop(online(&fake)).await;
+    assert!(s.c.online());
+    assert!(s.c.llm().unwrap().check_model().await);
+    fake.then_ok(call("search_products", json!({"query": "windows 11 pro"})));
+    fake.then(|body| {
+        // The tool result came back, after the model's turn with its signature.
+        let contents = body["contents"].as_array().unwrap();
+        let last = contents.last().unwrap();
+        assert_eq!(last["role"], "user");
+        let results = &last["parts"][0]["functionResponse"]["response"]["results"];
+        assert!(results.as_array().unwrap().iter().any(|r| r["product_id"] == "win11-pro"), "{results}");
+        (200, answer(call("check_product_availability", json!({"product_id": "win11-pro"}))))
+    });
+    // The model claims a wrong price: the offer still carries the store's.
+    fake.then_ok(final_answer("Отличный выбор! Всего 1 ₽.", "offer_payment", Some("win11-pro")));
+    let r = s.c.answer(&customer(50), "хочу windows 11 pro").await.unwrap();
+    let offer = r.offer.clone().expect("offer");
+    assert_eq!(offer.product_id.as_str(), "win11-pro");
+    assert_eq!(offer.amount, s.t.store.availability(offer.product_id.clone()).await.unwrap().final_price);
+    assert!(r.text.starts_with("Отличный выбор!"), "{}", r.text);
+    assert!(r.text.contains("1990.00 ₽"), "the code's price is in the text: {}", r.text);
+    assert!(!r.text.contains("private reasoning"), "the thought is never shown");
+    let bodies = fake.generate_bodies();
+    assert_eq!(bodies.len(), 3);
+    assert!(bodies[0]["systemInstruction"]["parts"][0]["text"].as_str().unwrap().contains("win11-pro"));
+    assert_eq!(bodies[0]["toolConfig"]["functionCallingConfig"]["mode"], "ANY");
+    assert_eq!(bodies[2]["contents"].as_array().unwrap().len(), 5, "user, model, tool, model, tool");
+    // No stock content ever reaches the model.
+    let all = fake.all_bodies_text();
+    for item in s.t.store.stock_items(offer.product_id.clone()).await.unwrap() {
+        assert!(!all.contains(&item.content), "stock content leaked");
+    }
+}
+
+#[tokio::test]
+async fn gemini_actions_are_validated_unknown_products_and_consent() {
+    let fake = FakeGemini::start().await;
+    let s = shop(online(&fake)).await;
+    let me = customer(60);
+    fake.then_ok(final_answer("Вот ключ!", "offer_payment", Some("no-such-product")));
+    let r = s.c.answer(&me, "дай ключ").await.unwrap();
+    assert!(r.offer.is_none());
+    assert!(r.text.contains("Не нашёл"), "{}", r.text);
+    // confirm_prepaid without the question asked first → the question, not an order.
+    fake.then_ok(final_answer("Оформляю.", "confirm_prepaid", Some("photoshop-12m")));
+    let r = s.c.answer(&me, "оформи фотошоп под заказ").await.unwrap();
+    assert!(r.offer.is_none(), "{r:?}");
+    assert!(
+        callbacks(&r)
+            .contains(&Callback::ConfirmPreOrder(lavka::domain::ProductId::parse("photoshop-12m").unwrap()))
+    );
+    // Now the customer agrees: the order is created, and the model saw the pending consent.
+    fake.then(|body| {
+        let note = body["contents"].as_array().unwrap().last().unwrap()["parts"][1]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(note.contains("pre-order of photoshop-12m"), "{note}");
+        (200, answer(final_answer("Готово.", "confirm_prepaid", Some("photoshop-12m"))))
+    });
+    let r = s.c.answer(&me, "да, согласен").await.unwrap();
+    assert_eq!(r.offer.expect("offer").kind, OfferKind::Prepaid);
+    // Memory: earlier turns are in the history of later requests.
+    let last = fake.generate_bodies().pop().unwrap();
+    let texts: Vec<String> =
+        last["contents"].as_array().unwrap().iter().map(|c| c["parts"][0]["text"].to_string()).collect();
+    assert!(texts.iter().any(|t| t.contains("дай ключ")), "{texts:?}");
+}
+
+#[tokio::test]
+async fn gemini_failures_fall_back_to_the_offline_consultant() {
+    let fake = FakeGemini::start().await;
+    let s = shop(AiConfig { max_retry_wait_secs: 1, ..online(&fake) }).await;
+    let me = customer(70);
+    // 429 with a short RetryInfo, then an answer: retried, answered by the model.
+    fake.then(|_| fake_gemini::rate_limited("0.05s"));
+    fake.then_ok(final_answer("Здравствуйте! Чем помочь?", "none", None));
+    let r = s.c.answer(&me, "привет").await.unwrap();
+    assert_eq!(r.text, "Здравствуйте! Чем помочь?");
+    // 429 asking for a long wait: not waited for; the offline consultant answers at once.
+    fake.then(|_| fake_gemini::rate_limited("3600s"));
+    let r = s.c.answer(&me, "шаблоны презентаций").await.unwrap();
+    assert!(r.text.contains("Шаблоны презентаций"), "{}", r.text);
+    // Server errors on every attempt → offline.
+    for _ in 0..3 {
+        fake.then(|_| {
+            (503, json!({"error": {"code": 503, "status": "UNAVAILABLE", "message": "overloaded"}}))
+        });
+    }
+    let r = s.c.answer(&me, "шаблон резюме").await.unwrap();
+    assert!(r.text.contains("резюме"), "{}", r.text);
+    // A blocked prompt (no candidates) → offline.
+    fake.then(|_| (200, json!({"promptFeedback": {"blockReason": "SAFETY"}})));
+    let r = s.c.answer(&me, "vpn").await.unwrap();
+    assert!(r.text.contains("VPN"), "{}", r.text);
+    // A model that loops on tools is cut off and the offline consultant answers.
+    for _ in 0..6 {
+        fake.then_ok(call("search_products", json!({"query": "x"})));
+    }
+    let r = s.c.answer(&me, "майнкрафт").await.unwrap();
+    assert!(r.text.contains("Minecraft"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_wrong_key_or_a_missing_model_is_reported_and_offline_answers() {
+    let fake = FakeGemini::start().await;
+    let s = shop(AiConfig { gemini_model: "gemini-retired".into(), ..online(&fake) }).await;
+    assert!(!s.c.llm().unwrap().check_model().await);
+    let r = s.c.answer(&customer(80), "касперский").await.unwrap();
+    assert!(r.text.contains("Kaspersky"), "{}", r.text);
+    let s = shop(AiConfig { gemini_api_key: Secret::new("wrong"), ..online(&fake) }).await;
+    let r = s.c.answer(&customer(81), "касперский").await.unwrap();
+    assert!(r.text.contains("Kaspersky"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn the_context_cache_is_created_used_and_reused_or_skipped_when_refused() {
+    let fake = FakeGemini::start().await;
+    let s = shop(AiConfig { cache_min_tokens: 10, ..online(&fake) }).await;
+    fake.then_ok(final_answer("Привет!", "none", None));
+    fake.then_ok(final_answer("Снова привет!", "none", None));
+    s.c.answer(&customer(90), "привет").await.unwrap();
+    s.c.answer(&customer(91), "привет").await.unwrap();
+    assert_eq!(fake.count("POST", "/cachedContents"), 1, "one cache for the same prompt");
+    let created = fake
+        .state
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|r| r.path.ends_with("/cachedContents"))
+        .unwrap()
+        .body
+        .clone();
+    assert!(created["systemInstruction"]["parts"][0]["text"].as_str().unwrap().contains("Catalogue"));
+    assert!(created["tools"].is_array() && created["toolConfig"].is_object());
+    for b in fake.generate_bodies() {
+        assert_eq!(b["cachedContent"], "cachedContents/c1");
+        assert!(b.get("systemInstruction").is_none() && b.get("tools").is_none());
+    }
+    // Near expiry the cache is extended, not recreated.
+    s.t.clock.advance(std::time::Duration::from_secs(3590));
+    fake.then_ok(final_answer("Ок", "none", None));
+    s.c.answer(&customer(92), "привет").await.unwrap();
+    assert_eq!(fake.count("PATCH", "/cachedContents/c1"), 1);
+    assert_eq!(fake.count("POST", "/cachedContents"), 1);
+
+    // A shop whose cache is refused (too small, free tier): plain requests, asked once.
+    let fake = FakeGemini::start().await;
+    *fake.state.cache_refusal.lock().unwrap() = Some(fake_gemini::refuse_small());
+    let s = shop(AiConfig { cache_min_tokens: 10, ..online(&fake) }).await;
+    fake.then_ok(final_answer("Привет!", "none", None));
+    fake.then_ok(final_answer("Привет!", "none", None));
+    s.c.answer(&customer(93), "привет").await.unwrap();
+    s.c.answer(&customer(93), "как дела").await.unwrap();
+    assert_eq!(fake.count("POST", "/cachedContents"), 1, "a refusal is remembered");
+    for b in fake.generate_bodies() {
+        assert!(b.get("cachedContent").is_none());
+        assert!(b.get("systemInstruction").is_some());
+    }
+}
+
+#[tokio::test]
+async fn the_per_customer_rate_limit_answers_politely_without_calling_the_model() {
+    let fake = FakeGemini::start().await;
+    let s = shop(AiConfig { user_calls_per_minute: 1, ..online(&fake) }).await;
+    fake.then_ok(final_answer("Привет!", "none", None));
+    s.c.answer(&customer(100), "привет").await.unwrap();
+    let r = s.c.answer(&customer(100), "шаблоны презентаций").await.unwrap();
+    assert!(r.text.contains("минутку"), "{}", r.text);
+    assert!(r.text.contains("Шаблоны презентаций"), "still useful: {}", r.text);
+    assert_eq!(fake.generate_bodies().len(), 1);
+    // Another customer is not limited.
+    fake.then_ok(final_answer("Здравствуйте!", "none", None));
+    assert_eq!(s.c.answer(&customer(101), "привет").await.unwrap().text, "Здравствуйте!");
+}
+
+#[tokio::test]
+async fn memory_is_bounded_and_stored_per_customer() {
+    let s = shop(AiConfig { history_turns: 4, ..AiConfig::default() }).await;
+    for q in ["vpn", "steam", "фотошоп", "notion"] {
+        s.c.answer(&customer(110), q).await.unwrap();
+    }
+    let conv = s.t.store.conversation(110).await.unwrap();
+    assert_eq!(conv.turns.len(), 4);
+    assert_eq!(conv.turns[0].text, "фотошоп");
+    assert!(s.t.store.conversation(111).await.unwrap().turns.is_empty());
+    assert!(s.c.forget(110).await.unwrap());
+    assert!(s.t.store.conversation(110).await.unwrap().turns.is_empty());
+}
+
+#[tokio::test]
+async fn the_admin_chat_endpoint_talks_to_the_consultant() {
+    let app = spawn_app().await;
+    seed(app.store(), SMALL).await;
+    app.state.search.refresh().await.unwrap();
+    let (code, v) = app.post("/admin/api/chat", json!({"user_id": 5, "text": "Key"})).await;
+    assert_eq!(code, 200, "{v}");
+    assert!(v["buttons"][0][0]["callback"].as_str().unwrap().starts_with("b:"), "{v}");
+    let (code, v) = app.post("/admin/api/chat", json!({"user_id": 5, "button": "b:key"})).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["offer"]["product_id"], "key");
+    let (code, _) = app.post("/admin/api/chat", json!({"user_id": 5, "button": "zz:1"})).await;
+    assert_eq!(code, 400);
+    app.stop().await;
+}
