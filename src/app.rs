@@ -42,6 +42,8 @@ pub struct AppState {
     pub admin_token: Secret,
     /// The sales consultant every channel talks to.
     pub consultant: crate::ai::Consultant,
+    /// Payment providers.
+    pub payments: crate::payments::Payments,
 }
 
 /// Replaceable parts (tests swap them).
@@ -101,8 +103,18 @@ impl App {
             },
         );
         let consultant = consultant(&config, &store, &search)?;
+        let payments = crate::payments::Payments::new(&config, store.clone(), &admin_token)?;
+        consultant.set_pay_links(Arc::new(payments.clone()));
         Ok(App {
-            state: AppState { store, queue, search, config: Arc::new(config), admin_token, consultant },
+            state: AppState {
+                store,
+                queue,
+                search,
+                config: Arc::new(config),
+                admin_token,
+                consultant,
+                payments,
+            },
         })
     }
 
@@ -113,6 +125,14 @@ impl App {
         let addr_file = state.config.addr_file();
         std::fs::write(&addr_file, format!("http://{addr}\n")).context("writing the address file")?;
         let tracker = TaskTracker::new();
+        if state.config.public_url.is_none() {
+            state.payments.set_base_url(&format!("http://{addr}").replace("0.0.0.0", "127.0.0.1"));
+        }
+        state.payments.spawn_reconciler(
+            &tracker,
+            cancel.clone(),
+            Duration::from_secs(state.config.payments.reconcile_secs),
+        );
         if state.config.workers > 0 {
             state.queue.spawn_workers(&tracker, cancel.clone());
         }

@@ -91,6 +91,39 @@ pub struct Config {
     pub scheduler: bool,
     /// The sales consultant (`[ai]` in `lavka.toml`, `LAVKA_AI__<KEY>` in the environment).
     pub ai: AiConfig,
+    /// Public base URL of this server (payment links, webhooks). Unset: the listen address.
+    pub public_url: Option<String>,
+    /// Payment providers (`[payments]`).
+    pub payments: PaymentsConfig,
+}
+
+/// Payment providers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentsConfig {
+    /// The dev provider (`/pay/dev/{order}` marks an order paid). Unset: on only when no
+    /// real provider is configured.
+    pub dev_payments: Option<bool>,
+    /// Crypto Pay (@CryptoBot) app token; unset: Crypto Pay off.
+    pub cryptopay_token: Secret,
+    /// Crypto Pay API base (`https://testnet-pay.crypt.bot` for the testnet).
+    pub cryptopay_api_url: String,
+    /// Assets a customer may pay a fiat invoice with.
+    pub cryptopay_assets: String,
+    /// Seconds between reconciliation rounds (`getInvoices`); 0 = never.
+    pub reconcile_secs: u64,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        PaymentsConfig {
+            dev_payments: None,
+            cryptopay_token: Secret::default(),
+            cryptopay_api_url: "https://pay.crypt.bot".into(),
+            cryptopay_assets: "USDT,TON,BTC".into(),
+            reconcile_secs: 300,
+        }
+    }
 }
 
 /// The consultant's settings. Without `gemini_api_key` (or `GEMINI_API_KEY`) the offline
@@ -174,6 +207,8 @@ impl Default for Config {
             demo_catalog: true,
             scheduler: true,
             ai: AiConfig::default(),
+            public_url: None,
+            payments: PaymentsConfig::default(),
         }
     }
 }

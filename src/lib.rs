@@ -31,6 +31,7 @@ pub mod http;
 pub mod jobs;
 pub mod messenger;
 pub mod metrics;
+pub mod payments;
 pub mod queue;
 pub mod search;
 

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod pay;
 
 use crate::app::AppState;
 use axum::Router;
@@ -44,6 +45,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/search", get(search))
+        .route("/pay/{order}", get(pay::pay_page))
+        .route("/pay/{order}/cryptopay", get(pay::pay_cryptopay))
+        .route("/pay/dev/{order}", get(pay::dev_page).post(pay::dev_pay))
+        .route("/payments/cryptopay/webhook", post(pay::cryptopay_webhook))
         .nest("/admin/api", admin)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))

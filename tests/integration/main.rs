@@ -9,6 +9,7 @@ mod concurrency;
 mod consultant;
 mod import;
 mod orders;
+mod payments;
 mod properties;
 mod queue;
 mod search;

@@ -1,0 +1,172 @@
+//! Customer payment pages and provider webhooks.
+//!
+//! - `GET /pay/{order}?t=` — the order's payment page: amount, status, the enabled ways to pay.
+//! - `GET /pay/{order}/cryptopay?t=` — creates (once) the Crypto Pay invoice, redirects to it.
+//! - `GET /pay/dev/{order}`, `POST /pay/dev/{order}` — the dev provider (404 when disabled).
+//! - `POST /payments/cryptopay/webhook` — signature over the raw body first (401, nothing
+//!   changed), then the invoice is applied idempotently.
+
+use super::error::ApiResult;
+use crate::app::AppState;
+use crate::domain::{Money, Order, OrderId, OrderStatus};
+use crate::error::Error;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+pub struct Token {
+    #[serde(default)]
+    t: String,
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn page(title: &str, body: &str, refresh: bool) -> Html<String> {
+    let meta = if refresh { r#"<meta http-equiv="refresh" content="5">"# } else { "" };
+    Html(format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">{meta}<title>{t}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem;color:#222}}
+.card{{border:1px solid #ddd;border-radius:12px;padding:1rem 1.2rem}} .amount{{font-size:1.6rem;font-weight:600}}
+a.btn,button{{display:block;width:100%;box-sizing:border-box;text-align:center;margin:.6rem 0;padding:.8rem;border-radius:10px;border:0;background:#2a7ae2;color:#fff;font-size:1rem;text-decoration:none;cursor:pointer}}
+.muted{{color:#777;font-size:.9rem}} .ok{{color:#1a7f37;font-weight:600}}</style></head><body>{body}</body></html>"#,
+        t = esc(title)
+    ))
+}
+
+fn status_text(s: OrderStatus) -> &'static str {
+    match s {
+        OrderStatus::Reserved | OrderStatus::AwaitingPayment => "Ожидает оплаты · awaiting payment",
+        OrderStatus::Paid | OrderStatus::Ready => {
+            "Оплачен, товар отправлен в чат · paid, the item is sent to your chat"
+        }
+        OrderStatus::Prepaid => "Оплачен, ждём поставщика · paid, waiting for the supplier",
+        OrderStatus::Delivered => "Оплачен и выдан · paid and delivered",
+        OrderStatus::Expired => "Срок оплаты истёк · expired",
+        OrderStatus::Refunded => "Возвращён на баланс · refunded to balance",
+    }
+}
+
+fn summary(o: &Order) -> String {
+    format!(
+        r#"<div class="card"><div class="muted">#{}</div><h2>{}</h2><div class="amount">{}</div><p class="{}">{}</p></div>"#,
+        o.id,
+        esc(&o.title),
+        Money::new(o.amount, o.currency),
+        if o.status.is_pending_payment() { "muted" } else { "ok" },
+        status_text(o.status)
+    )
+}
+
+/// The payment page of one order.
+pub async fn pay_page(
+    State(s): State<AppState>,
+    Path(id): Path<OrderId>,
+    Query(q): Query<Token>,
+) -> ApiResult<Response> {
+    if !s.payments.check_token(id, &q.t) {
+        return Err(Error::not_found(format!("order {id}")).into());
+    }
+    let o = s.store.order(id).await?;
+    let mut body = summary(&o);
+    if o.status.is_pending_payment() {
+        if s.payments.cryptopay().is_some() {
+            body.push_str(&format!(r#"<a class="btn" href="/pay/{id}/cryptopay?t={}">Оплатить криптовалютой · Pay with crypto (CryptoBot)</a>"#, esc(&q.t)));
+        }
+        if s.payments.dev_enabled() {
+            body.push_str(&format!(
+                r#"<a class="btn" href="/pay/dev/{id}">Оплатить (демо) · Pay (demo)</a>"#
+            ));
+        }
+        body.push_str(
+            r#"<p class="muted">Страница обновится после оплаты · this page updates after payment.</p>"#,
+        );
+    }
+    Ok(page(s.payments.shop_name(), &body, o.status.is_pending_payment()).into_response())
+}
+
+/// Creates (once) the order's Crypto Pay invoice and sends the customer there.
+pub async fn pay_cryptopay(
+    State(s): State<AppState>,
+    Path(id): Path<OrderId>,
+    Query(q): Query<Token>,
+) -> ApiResult<Response> {
+    if !s.payments.check_token(id, &q.t) {
+        return Err(Error::not_found(format!("order {id}")).into());
+    }
+    let o = s.store.order(id).await?;
+    let url = s.payments.cryptopay_url(&o).await?;
+    Ok(Redirect::to(&url).into_response())
+}
+
+/// The dev provider's page: the order and a Pay button.
+pub async fn dev_page(State(s): State<AppState>, Path(id): Path<OrderId>) -> ApiResult<Response> {
+    if !s.payments.dev_enabled() {
+        return Err(Error::not_found("dev payments").into());
+    }
+    let o = s.store.order(id).await?;
+    let mut body = format!(
+        r#"<p class="muted">Демо-оплата: денег не списывается · demo payment, no money moves.</p>{}"#,
+        summary(&o)
+    );
+    if o.status.is_pending_payment() {
+        body.push_str(&format!(r#"<form method="post" action="/pay/dev/{id}"><button type="submit">Оплатить · Pay {}</button></form>"#, Money::new(o.amount, o.currency)));
+    }
+    Ok(page("Pay (demo)", &body, false).into_response())
+}
+
+/// The dev provider marks the order paid (idempotent).
+pub async fn dev_pay(
+    State(s): State<AppState>,
+    Path(id): Path<OrderId>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let r = s.payments.pay_dev(id).await?;
+    let wants_json =
+        headers.get("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"));
+    if wants_json {
+        return Ok(
+            Json(json!({"order": r.order, "outcome": r.outcome, "duplicate": r.duplicate})).into_response()
+        );
+    }
+    Ok(page("Paid", &format!(r#"{}<p class="ok">Спасибо! · Thank you!</p>"#, summary(&r.order)), false)
+        .into_response())
+}
+
+/// Crypto Pay's webhook.
+pub async fn cryptopay_webhook(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let Some(cp) = s.payments.cryptopay() else {
+        return Err(Error::not_found("Crypto Pay payments").into());
+    };
+    let sig = headers.get("crypto-pay-api-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !cp.verify(&body, sig) {
+        metrics::counter!("lavka_webhook_rejected_total", "provider" => "cryptopay", "reason" => "signature")
+            .increment(1);
+        tracing::warn!("Crypto Pay webhook with a bad signature refused");
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": {"code": "unauthorized", "message": "bad signature"}})),
+        )
+            .into_response());
+    }
+    let update: crate::payments::cryptopay::Update =
+        serde_json::from_slice(&body).map_err(|e| Error::bad(format!("malformed Crypto Pay update: {e}")))?;
+    if update.update_type != "invoice_paid" || update.payload.status != "paid" {
+        return Ok(Json(json!({"ok": true, "ignored": update.update_type})).into_response());
+    }
+    let r = s.payments.apply_cryptopay(&update.payload).await.inspect_err(|e| {
+        metrics::counter!("lavka_webhook_rejected_total", "provider" => "cryptopay", "reason" => e.code()).increment(1);
+    })?;
+    Ok(Json(json!({"ok": true, "order": r.order.id, "outcome": r.outcome, "duplicate": r.duplicate}))
+        .into_response())
+}

@@ -1,0 +1,284 @@
+//! Payment providers. Every provider ends in the store's one idempotent operation,
+//! [`crate::store::orders::apply_payment`], keyed by `(provider, external id)`: duplicates,
+//! late payments, wrong amounts and second payments are decided there, in one transaction.
+//!
+//! - **Dev**: `/pay/dev/{order}`, a page with a Pay button; only when no real provider is
+//!   configured or `payments.dev_payments = true` (404 otherwise).
+//! - **Crypto Pay**: a fiat invoice per order (created when the customer opens the payment
+//!   link, reused after), a signed webhook, and a reconciliation loop that asks
+//!   `getInvoices` for invoices of unpaid orders — a lost webhook still completes the order.
+//! - **Balance**: [`crate::store::orders::pay_from_balance`], offered by the consultant.
+//!
+//! Customers get one link per order, `/pay/{order}?t=<token>` (the token is an HMAC of the
+//! order id, so order numbers cannot be enumerated), listing the enabled ways to pay.
+
+pub mod cryptopay;
+
+use crate::ai::{Offer, PayLinks};
+use crate::config::{Config, Secret};
+use crate::domain::{Currency, Order, OrderId, OrderStatus};
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::store::orders::{OrderFilter, Payment, PaymentResult};
+use cryptopay::{CryptoPay, Invoice};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The payment side of the shop. Cheap to clone.
+#[derive(Clone)]
+pub struct Payments {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    base_url: RwLock<String>,
+    link_key: Vec<u8>,
+    cryptopay: Option<CryptoPay>,
+    dev: bool,
+    invoice_ttl_secs: u64,
+    shop_name: String,
+}
+
+/// The Crypto Pay invoice of an order, remembered so a second click reuses it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct InvoiceRef {
+    invoice_id: i64,
+    url: String,
+    amount: i64,
+    currency: Currency,
+}
+
+fn invoice_key(order: OrderId) -> String {
+    format!("cryptopay.order.{order}")
+}
+
+impl Payments {
+    pub fn new(cfg: &Config, store: Store, admin_token: &Secret) -> Result<Payments> {
+        let p = &cfg.payments;
+        let cryptopay = if p.cryptopay_token.is_empty() {
+            None
+        } else {
+            Some(CryptoPay::new(&p.cryptopay_api_url, p.cryptopay_token.clone(), &p.cryptopay_assets)?)
+        };
+        let dev = p.dev_payments.unwrap_or(cryptopay.is_none());
+        // Link tokens are keyed by a value derived from the admin token: stable across
+        // restarts, unknown to customers.
+        let mut mac = Hmac::<Sha256>::new_from_slice(admin_token.expose().as_bytes())
+            .map_err(|e| Error::Internal(format!("link key: {e}")))?;
+        mac.update(b"lavka payment links v1");
+        let base = cfg
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", cfg.listen.replace("0.0.0.0", "127.0.0.1")));
+        Ok(Payments {
+            inner: Arc::new(Inner {
+                store,
+                base_url: RwLock::new(base.trim_end_matches('/').to_string()),
+                link_key: mac.finalize().into_bytes().to_vec(),
+                cryptopay,
+                dev,
+                invoice_ttl_secs: cfg.reservation_ttl_secs,
+                shop_name: cfg.shop_name.clone(),
+            }),
+        })
+    }
+
+    /// Sets the base of payment links once the server knows its address (no `public_url`).
+    pub fn set_base_url(&self, url: &str) {
+        if let Ok(mut b) = self.inner.base_url.write() {
+            *b = url.trim_end_matches('/').to_string();
+        }
+    }
+
+    pub fn dev_enabled(&self) -> bool {
+        self.inner.dev
+    }
+
+    pub fn cryptopay(&self) -> Option<&CryptoPay> {
+        self.inner.cryptopay.as_ref()
+    }
+
+    pub fn shop_name(&self) -> &str {
+        &self.inner.shop_name
+    }
+
+    /// Whether any way to pay by link is enabled.
+    pub fn any(&self) -> bool {
+        self.inner.dev || self.inner.cryptopay.is_some()
+    }
+
+    pub fn token(&self, order: OrderId) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.inner.link_key).expect("HMAC takes any key");
+        mac.update(format!("pay:{order}").as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..12])
+    }
+
+    /// Constant-time check of a link token.
+    pub fn check_token(&self, order: OrderId, token: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let want = self.token(order);
+        want.len() == token.len() && bool::from(want.as_bytes().ct_eq(token.as_bytes()))
+    }
+
+    /// The customer's payment page for an order.
+    pub fn pay_url(&self, order: OrderId) -> String {
+        let base = self.inner.base_url.read().map(|b| b.clone()).unwrap_or_default();
+        format!("{base}/pay/{order}?t={}", self.token(order))
+    }
+
+    /// The Crypto Pay invoice URL of an unpaid order, creating the invoice on first use.
+    pub async fn cryptopay_url(&self, order: &Order) -> Result<String> {
+        let cp = self.cryptopay().ok_or_else(|| Error::not_found("Crypto Pay payments"))?;
+        if !order.status.is_pending_payment() {
+            return Err(Error::conflict(format!("order {} is not awaiting payment", order.id)));
+        }
+        if let Some(r) = self.inner.store.meta::<InvoiceRef>(&invoice_key(order.id)).await?
+            && r.amount == order.amount
+            && r.currency == order.currency
+        {
+            return Ok(r.url);
+        }
+        let amount = order.currency.format_minor(order.amount);
+        let ttl = order
+            .expires_at
+            .map(|e| ((e - self.inner.store.now()) / 1000).max(60) as u64)
+            .unwrap_or(self.inner.invoice_ttl_secs);
+        let desc = format!("{} — #{} {}", self.inner.shop_name, order.id, order.title);
+        let inv = cp.create_invoice(order.id, order.currency.as_str(), &amount, &desc, ttl).await?;
+        let url =
+            inv.url().ok_or_else(|| Error::Internal("Crypto Pay invoice without a URL".into()))?.to_string();
+        let r = InvoiceRef {
+            invoice_id: inv.invoice_id,
+            url: url.clone(),
+            amount: order.amount,
+            currency: order.currency,
+        };
+        let key = invoice_key(order.id);
+        self.inner.store.write(move |t| crate::store::conversations::put_meta(t, &key, &r)).await?;
+        metrics::counter!("lavka_payment_invoices_total", "provider" => "cryptopay").increment(1);
+        Ok(url)
+    }
+
+    /// Applies a paid Crypto Pay invoice (webhook or reconciliation). Idempotent.
+    pub async fn apply_cryptopay(&self, inv: &Invoice) -> Result<PaymentResult> {
+        let order_id = inv.order_id().ok_or_else(|| Error::bad("the invoice names no order of this shop"))?;
+        if inv.status != "paid" {
+            return Err(Error::bad(format!("invoice {} is {}, not paid", inv.invoice_id, inv.status)));
+        }
+        let currency = Currency::parse(inv.fiat.as_deref().or(inv.asset.as_deref()).unwrap_or_default())?;
+        let amount = currency.parse_major(&inv.amount)?;
+        let pay = Payment {
+            provider: "cryptopay".into(),
+            external_id: inv.invoice_id.to_string(),
+            amount,
+            currency,
+        };
+        self.apply(order_id, pay).await
+    }
+
+    /// The dev provider: pays the order's exact amount.
+    pub async fn pay_dev(&self, order_id: OrderId) -> Result<PaymentResult> {
+        if !self.inner.dev {
+            return Err(Error::not_found("dev payments"));
+        }
+        let o = self.inner.store.order(order_id).await?;
+        let pay = Payment {
+            provider: "dev".into(),
+            external_id: format!("dev:{order_id}"),
+            amount: o.amount,
+            currency: o.currency,
+        };
+        self.apply(order_id, pay).await
+    }
+
+    async fn apply(&self, order_id: OrderId, pay: Payment) -> Result<PaymentResult> {
+        let provider = pay.provider.clone();
+        let r =
+            self.inner.store.write(move |t| crate::store::orders::apply_payment(t, order_id, &pay)).await?;
+        let outcome =
+            if r.duplicate { "duplicate".to_string() } else { format!("{:?}", r.outcome).to_lowercase() };
+        metrics::counter!("lavka_payments_total", "provider" => provider, "outcome" => outcome).increment(1);
+        Ok(r)
+    }
+
+    /// Asks Crypto Pay about the invoices of recent unpaid (or lapsed) orders and applies the
+    /// paid ones. Returns how many payments were newly applied.
+    pub async fn reconcile(&self) -> Result<usize> {
+        let Some(cp) = self.cryptopay() else { return Ok(0) };
+        let mut refs: Vec<(OrderId, i64)> = Vec::new();
+        for status in [OrderStatus::Reserved, OrderStatus::AwaitingPayment, OrderStatus::Expired] {
+            let orders = self
+                .inner
+                .store
+                .orders(OrderFilter { status: Some(status), limit: Some(500), ..OrderFilter::default() })
+                .await?;
+            for o in orders {
+                if let Some(r) = self.inner.store.meta::<InvoiceRef>(&invoice_key(o.id)).await? {
+                    refs.push((o.id, r.invoice_id));
+                }
+            }
+        }
+        if refs.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = refs.iter().map(|r| r.1).collect();
+        let mut applied = 0;
+        for inv in cp.paid_invoices(&ids).await? {
+            if !refs.iter().any(|(o, i)| *i == inv.invoice_id && inv.order_id() == Some(*o)) {
+                continue;
+            }
+            match self.apply_cryptopay(&inv).await {
+                Ok(r) if !r.duplicate => {
+                    applied += 1;
+                    tracing::info!(
+                        order = r.order.id,
+                        invoice = inv.invoice_id,
+                        "reconciliation applied a payment whose webhook did not arrive"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(invoice = inv.invoice_id, error = %e, "reconciliation could not apply an invoice")
+                }
+            }
+        }
+        metrics::counter!("lavka_payment_reconciled_total").increment(applied as u64);
+        Ok(applied)
+    }
+
+    /// Runs [`Payments::reconcile`] every `every` until `cancel` fires (when Crypto Pay is
+    /// configured). Its state lives at the provider and in the store, so a crash loses
+    /// nothing: the next round picks up where this one stopped.
+    pub fn spawn_reconciler(&self, tracker: &TaskTracker, cancel: CancellationToken, every: Duration) {
+        if self.cryptopay().is_none() || every.is_zero() {
+            return;
+        }
+        let p = self.clone();
+        tracker.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                if let Err(e) = p.reconcile().await {
+                    metrics::counter!("lavka_payment_reconcile_failures_total").increment(1);
+                    tracing::warn!(error = %e, "payment reconciliation failed; retrying next round");
+                }
+            }
+        });
+    }
+}
+
+impl PayLinks for Payments {
+    fn link(&self, offer: &Offer) -> Option<String> {
+        self.any().then(|| self.pay_url(offer.order_id))
+    }
+}
