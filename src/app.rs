@@ -40,6 +40,8 @@ pub struct AppState {
     pub search: Search,
     pub config: Arc<Config>,
     pub admin_token: Secret,
+    /// The Telegram channel, when a bot token is configured.
+    pub telegram: Option<crate::telegram::Telegram>,
 }
 
 /// Replaceable parts (tests swap them).
@@ -48,6 +50,8 @@ pub struct Parts {
     pub clock: Option<Clock>,
     pub messenger: Option<Arc<dyn Messenger>>,
     pub updates: Option<Arc<dyn UpdateProcessor>>,
+    /// The consultant that answers customers' free text.
+    pub consult: Option<Arc<dyn crate::ai::Consult>>,
 }
 
 /// The assembled shop.
@@ -74,11 +78,27 @@ impl App {
             .await
             .context("opening the search index")?;
         let admin_token = config.resolve_admin_token()?;
-        let messenger = parts.messenger.unwrap_or_else(|| Arc::new(LogMessenger::new(store.clone())));
+        let telegram = match config.telegram() {
+            Some(_) => {
+                // The consultant customers talk to (the search fallback when none is given).
+                let consult = parts
+                    .consult
+                    .unwrap_or_else(|| Arc::new(crate::telegram::SearchConsult::new(search.clone())));
+                Some(crate::telegram::Telegram::new(&config, store.clone(), consult).await?)
+            }
+            None => None,
+        };
+        let messenger = parts.messenger.unwrap_or_else(|| match &telegram {
+            Some(tg) => tg.messenger(),
+            None => Arc::new(LogMessenger::new(store.clone())),
+        });
+        let updates = parts
+            .updates
+            .or_else(|| telegram.as_ref().map(|tg| Arc::new(tg.clone()) as Arc<dyn UpdateProcessor>));
         let handler = Arc::new(ShopJobs {
             store: store.clone(),
             messenger,
-            updates: parts.updates,
+            updates,
             settings: JobSettings {
                 admin_chat_ids: config.admin_ids.clone(),
                 default_lang: config.lang(),
@@ -98,7 +118,7 @@ impl App {
                 ..QueueOptions::default()
             },
         );
-        Ok(App { state: AppState { store, queue, search, config: Arc::new(config), admin_token } })
+        Ok(App { state: AppState { store, queue, search, config: Arc::new(config), admin_token, telegram } })
     }
 
     /// Serves HTTP on `listener` and runs workers and schedules until `cancel` fires.
@@ -112,6 +132,10 @@ impl App {
             state.queue.spawn_workers(&tracker, cancel.clone());
         }
         state.search.spawn_refresher(&tracker, cancel.clone());
+        if let Some(tg) = &state.telegram {
+            tg.set_local_addr(addr);
+            tg.spawn(&tracker, cancel.clone());
+        }
         if state.config.semantic_search {
             // The model loads (or is fetched, once) in the background; until then search
             // answers on keywords.
