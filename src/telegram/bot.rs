@@ -63,7 +63,9 @@ pub fn command_menu(l: Lang) -> serde_json::Value {
 #[async_trait::async_trait]
 impl UpdateProcessor for Telegram {
     async fn process(&self, update: &serde_json::Value) -> Result<(), JobError> {
-        let u: Update = match serde_json::from_value(update.clone()) {
+        // From text, not from the `Value`: teloxide's update kinds do not deserialize from a
+        // buffered `Value` (every kind comes out as `UpdateKind::Error`).
+        let u: Update = match serde_json::from_str(&update.to_string()) {
             Ok(u) => u,
             Err(e) => {
                 tracing::warn!(error = %e, "an update that cannot be read was skipped");
@@ -88,6 +90,10 @@ impl UpdateProcessor for Telegram {
                     "Payments are not available",
                 );
                 let _ = teloxide_core::requests::Request::send(req).await;
+                Ok(())
+            }
+            UpdateKind::Error(v) => {
+                tracing::warn!(update.id = update_id, raw = %v.to_string().chars().take(300).collect::<String>(), "an update of an unknown kind was skipped");
                 Ok(())
             }
             _ => Ok(()),

@@ -2,8 +2,8 @@
 //! broadcasts): Telegram's limits are kept in memory — about 30 messages per second overall,
 //! one per second to a private chat, 20 per minute to a group — by spacing sends. A send
 //! that would have to wait long is refused with `RetryAfter`, so the job is rescheduled
-//! instead of holding a worker; a 429 from Telegram freezes that chat and becomes
-//! `RetryAfter`; 403 (blocked) becomes `Unreachable`. Long texts are split.
+//! instead of holding a worker; a 429 from Telegram becomes `RetryAfter` (the job runs again
+//! at `retry_after`); 403 (blocked) becomes `Unreachable`. Long texts are split.
 
 use super::split::{MAX_MESSAGE, split};
 use crate::ai::{Button, ButtonAction};
@@ -85,14 +85,6 @@ impl Limiter {
         }
         Ok(at)
     }
-
-    /// Telegram said "retry after": nothing goes to this chat before then.
-    pub fn freeze(&self, chat: i64, d: Duration) {
-        let until = Instant::now() + d;
-        let mut s = self.slots.lock().expect("limiter lock");
-        let e = s.chats.entry(chat).or_insert(until);
-        *e = (*e).max(until);
-    }
 }
 
 /// The Telegram channel's sender.
@@ -163,10 +155,12 @@ impl TelegramSender {
     }
 
     fn failed(&self, chat: i64, e: &RequestError) -> SendError {
+        // A 429 reschedules the job at `retry_after` (the queue's clock); the chat's own
+        // spacing keeps the retry from coming sooner than a second after this attempt.
         let mapped = map_error(e);
-        if let SendError::RetryAfter(d) = mapped {
-            metrics::counter!("lavka_telegram_429_total").increment(1);
-            self.limiter.freeze(chat, d);
+        if matches!(mapped, SendError::RetryAfter(_)) {
+            metrics::counter!("lavka_telegram_429_total", "chat" => if chat < 0 { "group" } else { "private" })
+                .increment(1);
         }
         mapped
     }

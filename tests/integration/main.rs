@@ -10,3 +10,6 @@ mod orders;
 mod properties;
 mod queue;
 mod search;
+
+mod fake_telegram;
+mod telegram;
