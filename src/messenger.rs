@@ -1,5 +1,5 @@
-//! The seam to the customer-facing channel. Telegram implements [`Messenger`] (issue 5);
-//! until a channel is configured, [`LogMessenger`] logs each message and records it in the
+//! The seam to the customer-facing channel. Telegram implements [`Messenger`]
+//! (`crate::telegram::sender`); when no bot token is configured, [`LogMessenger`] logs each message and records it in the
 //! store's outbox, where the admin API shows it.
 
 use crate::store::Store;

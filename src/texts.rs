@@ -215,9 +215,8 @@ pub mod bot {
         }
     }
 
-    pub fn greeting(l: Lang, shop: &str, name: &str, has_categories: bool) -> String {
+    pub fn greeting(l: Lang, shop: &str, name: &str) -> String {
         let hi = if name.trim().is_empty() { String::new() } else { format!(", {}", esc(name)) };
-        let _ = has_categories;
         match l {
             Lang::Ru => format!(
                 "Здравствуйте{hi}! Это <b>{}</b> — магазин цифровых товаров.\n\n\

@@ -148,7 +148,7 @@ impl Telegram {
             Ok(_) => Ok(()),
             Err(SendError::Unreachable) => {
                 let u = c.user_id;
-                if msg.chat_id == c.chat_id {
+                if c.private && msg.chat_id == c.chat_id {
                     self.store().write(move |tx| crate::store::ledger::set_unreachable(tx, u, true)).await?;
                 }
                 Err(JobError::Fatal(BLOCKED.into()))

@@ -48,7 +48,7 @@ impl Telegram {
                 action: ButtonAction::WebApp(url.clone()),
             }]);
         }
-        self.html(c, t::greeting(c.lang, &s.shop_name, &c.first_name, true), rows).await
+        self.html(c, t::greeting(c.lang, &s.shop_name, &c.first_name), rows).await
     }
 
     /// Active products with their availability, by category (sorted; "" = no category).
