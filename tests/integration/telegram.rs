@@ -827,3 +827,106 @@ async fn a_broadcast_reaches_every_reachable_customer_once_and_resumes_after_a_r
     assert_eq!(app.fake.calls().len(), before);
     app.stop().await;
 }
+
+// --- measurement (not run by default) ---
+
+async fn paid_orders(app: &TgApp, n: i64) {
+    let items: Vec<String> = (0..n).map(|i| format!("ITEM-{i}")).collect();
+    seed(
+        app.store(),
+        &json!({"currency": "RUB", "products": [{"id": "key", "title": "Key", "price": 1}],
+            "stock": [{"product_id": "key", "items": items}]})
+        .to_string(),
+    )
+    .await;
+    for i in 0..n {
+        let u = 9_000_000 + i;
+        app.credit(u, "1").await;
+        app.store()
+            .write(move |tx| {
+                let o = lavka::store::orders::reserve_product_for_purchase(tx, u, &pid("key"), 1, 60_000)?;
+                lavka::store::orders::pay_from_balance(tx, o.id, u)
+            })
+            .await
+            .unwrap();
+    }
+}
+
+async fn drain_with(app: &TgApp, workers: usize) {
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let q = app.state.queue.clone();
+            tokio::spawn(async move { q.drain().await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: cargo test --test integration measure_ -- --ignored --nocapture"]
+async fn measure_webhook_ack_latency_and_delivery_throughput() {
+    let app = spawn_tg(|_| {}).await;
+    let (posters, per) = (32, 64);
+    let url = format!("{}/telegram/webhook", app.base);
+    let secret = app.secret();
+    let tasks: Vec<_> = (0..posters)
+        .map(|p| {
+            let (client, url, secret) = (app.client.clone(), url.clone(), secret.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                for i in 0..per {
+                    let u = message(1 + p * per + i, ANNA, "en", "/help");
+                    let t = std::time::Instant::now();
+                    let r = client
+                        .post(&url)
+                        .header("X-Telegram-Bot-Api-Secret-Token", &secret)
+                        .json(&u)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let t0 = std::time::Instant::now();
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    let total = t0.elapsed();
+    lat.sort();
+    let pct = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+    println!(
+        "webhook: {} updates from {posters} concurrent posters in {total:?} ({:.0}/s); ack p50 {:?}, p99 {:?}, max {:?}",
+        lat.len(),
+        lat.len() as f64 / total.as_secs_f64(),
+        pct(0.5),
+        pct(0.99),
+        lat[lat.len() - 1]
+    );
+    assert_eq!(process_update_jobs(app.store()).await, (posters * per) as usize);
+    app.stop().await;
+
+    for (name, limited, n) in [("Telegram's limits (30/s)", true, 150), ("limits lifted", false, 600)] {
+        let app = spawn_tg(|c| {
+            if limited {
+                c.telegram_global_per_sec = 30;
+                c.telegram_chat_interval_ms = 1000;
+            }
+        })
+        .await;
+        paid_orders(&app, n).await;
+        let t0 = std::time::Instant::now();
+        drain_with(&app, 4).await;
+        let took = t0.elapsed();
+        let delivered = app.fake.calls().iter().filter(|c| c.method == "sendmessage" && c.ok).count();
+        assert_eq!(delivered, n as usize);
+        println!("deliveries, {name}: {n} in {took:?} ({:.0}/s), 4 workers", n as f64 / took.as_secs_f64());
+        app.stop().await;
+    }
+}
