@@ -44,6 +44,8 @@ pub struct AppState {
     pub consultant: crate::ai::Consultant,
     /// Payment providers.
     pub payments: crate::payments::Payments,
+    /// The Telegram channel, when a bot token is configured.
+    pub telegram: Option<crate::telegram::Telegram>,
 }
 
 /// Replaceable parts (tests swap them).
@@ -52,6 +54,8 @@ pub struct Parts {
     pub clock: Option<Clock>,
     pub messenger: Option<Arc<dyn Messenger>>,
     pub updates: Option<Arc<dyn UpdateProcessor>>,
+    /// The consultant that answers customers' free text.
+    pub consult: Option<Arc<dyn crate::ai::Consult>>,
 }
 
 /// The assembled shop.
@@ -78,11 +82,31 @@ impl App {
             .await
             .context("opening the search index")?;
         let admin_token = config.resolve_admin_token()?;
-        let messenger = parts.messenger.unwrap_or_else(|| Arc::new(LogMessenger::new(store.clone())));
+        let consultant = consultant(&config, &store, &search)?;
+        let payments = crate::payments::Payments::new(&config, store.clone(), &admin_token)?;
+        consultant.set_pay_links(Arc::new(payments.clone()));
+        let telegram = match config.telegram() {
+            Some(_) => {
+                // The consultant customers talk to (tests may give another).
+                let consult = parts.consult.unwrap_or_else(|| Arc::new(consultant.clone()));
+                Some(
+                    crate::telegram::Telegram::new(&config, store.clone(), consult, Some(payments.clone()))
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let messenger = parts.messenger.unwrap_or_else(|| match &telegram {
+            Some(tg) => tg.messenger(),
+            None => Arc::new(LogMessenger::new(store.clone())),
+        });
+        let updates = parts
+            .updates
+            .or_else(|| telegram.as_ref().map(|tg| Arc::new(tg.clone()) as Arc<dyn UpdateProcessor>));
         let handler = Arc::new(ShopJobs {
             store: store.clone(),
             messenger,
-            updates: parts.updates,
+            updates,
             settings: JobSettings {
                 admin_chat_ids: config.admin_ids.clone(),
                 default_lang: config.lang(),
@@ -102,9 +126,6 @@ impl App {
                 ..QueueOptions::default()
             },
         );
-        let consultant = consultant(&config, &store, &search)?;
-        let payments = crate::payments::Payments::new(&config, store.clone(), &admin_token)?;
-        consultant.set_pay_links(Arc::new(payments.clone()));
         Ok(App {
             state: AppState {
                 store,
@@ -114,6 +135,7 @@ impl App {
                 admin_token,
                 consultant,
                 payments,
+                telegram,
             },
         })
     }
@@ -137,6 +159,10 @@ impl App {
             state.queue.spawn_workers(&tracker, cancel.clone());
         }
         state.search.spawn_refresher(&tracker, cancel.clone());
+        if let Some(tg) = &state.telegram {
+            tg.set_local_addr(addr);
+            tg.spawn(&tracker, cancel.clone());
+        }
         if state.config.semantic_search {
             // The model loads (or is fetched, once) in the background; until then search
             // answers on keywords.

@@ -91,10 +91,34 @@ pub struct Config {
     pub scheduler: bool,
     /// The sales consultant (`[ai]` in `lavka.toml`, `LAVKA_AI__<KEY>` in the environment).
     pub ai: AiConfig,
-    /// Public base URL of this server (payment links, webhooks). Unset: the listen address.
+    /// Public HTTPS base URL of this server: payment links, and Telegram webhook mode
+    /// (`<public_url>/telegram/webhook`). Unset: links use the listen address and Telegram
+    /// uses long polling.
     pub public_url: Option<String>,
     /// Payment providers (`[payments]`).
     pub payments: PaymentsConfig,
+
+    // --- Telegram ---
+    /// Bot token from @BotFather (also read from `TELEGRAM_BOT_TOKEN`). Unset: no Telegram;
+    /// messages go to the outbox.
+    pub telegram_token: Option<Secret>,
+    /// Base URL of the Bot API (tests point it at a fake server).
+    pub telegram_api_url: String,
+    /// Secret Telegram sends with every webhook call. Unset: generated once and kept in the
+    /// database.
+    pub telegram_webhook_secret: Option<Secret>,
+    /// Mini App URL for the "Open shop" button (none when unset).
+    pub mini_app_url: Option<String>,
+    /// Long-polling timeout of `getUpdates`, seconds.
+    pub telegram_poll_timeout_secs: u64,
+    /// Messages per second to all chats together.
+    pub telegram_global_per_sec: u32,
+    /// Least time between two messages to one private chat, milliseconds.
+    pub telegram_chat_interval_ms: u64,
+    /// Messages per minute to one group chat.
+    pub telegram_group_per_min: u32,
+    /// Who customers contact about payments (`/paysupport`), e.g. "@shop_support".
+    pub support_contact: String,
 }
 
 /// Payment providers.
@@ -209,6 +233,15 @@ impl Default for Config {
             ai: AiConfig::default(),
             public_url: None,
             payments: PaymentsConfig::default(),
+            telegram_token: None,
+            telegram_api_url: "https://api.telegram.org".into(),
+            telegram_webhook_secret: None,
+            mini_app_url: None,
+            telegram_poll_timeout_secs: 30,
+            telegram_global_per_sec: 30,
+            telegram_chat_interval_ms: 1000,
+            telegram_group_per_min: 20,
+            support_contact: String::new(),
         }
     }
 }
@@ -245,6 +278,13 @@ impl Config {
             && let Ok(k) = std::env::var("GEMINI_API_KEY")
         {
             cfg.ai.gemini_api_key = Secret::new(k.trim());
+        }
+        // The conventional variable, when LAVKA_TELEGRAM_TOKEN / the file do not set one.
+        if cfg.telegram_token.is_none()
+            && let Ok(t) = std::env::var("TELEGRAM_BOT_TOKEN")
+            && !t.trim().is_empty()
+        {
+            cfg.telegram_token = Some(Secret::new(t.trim()));
         }
         cfg.validate()?;
         Ok(cfg)
@@ -302,7 +342,44 @@ impl Config {
                 "ai.max_attempts, ai.request_timeout_secs and ai.history_turns must be positive",
             ));
         }
+        self.validate_telegram()?;
         Ok(())
+    }
+
+    fn validate_telegram(&self) -> Result<()> {
+        if let Some(t) = &self.telegram_token
+            && !t.is_empty()
+            && !t.expose().contains(':')
+        {
+            return Err(Error::bad("telegram_token does not look like a bot token (<id>:<secret>)"));
+        }
+        for (name, url) in
+            [("telegram_api_url", Some(&self.telegram_api_url)), ("public_url", self.public_url.as_ref())]
+        {
+            if let Some(u) = url
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                return Err(Error::bad(format!("{name} must start with http:// or https://")));
+            }
+        }
+        if let Some(s) = &self.telegram_webhook_secret {
+            let ok = (1..=256).contains(&s.expose().len())
+                && s.expose().bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+            if !ok {
+                return Err(Error::bad(
+                    "telegram_webhook_secret must be 1-256 characters of A-Z a-z 0-9 _ -",
+                ));
+            }
+        }
+        if self.telegram_global_per_sec == 0 || self.telegram_group_per_min == 0 {
+            return Err(Error::bad("telegram rate limits must be positive"));
+        }
+        Ok(())
+    }
+
+    /// The bot token when Telegram is configured.
+    pub fn telegram(&self) -> Option<&Secret> {
+        self.telegram_token.as_ref().filter(|t| !t.is_empty())
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -39,7 +39,7 @@ const SWEEP_LIMIT: usize = 500;
 fn send_error(e: SendError) -> JobError {
     match e {
         SendError::RetryAfter(d) => JobError::RetryAfter(d, "rate limited".into()),
-        SendError::Transient(m) => JobError::Retry(m),
+        SendError::Transient(m) | SendError::Uncertain(m) => JobError::Retry(m),
         SendError::Rejected(m) => JobError::Fatal(m),
         SendError::Unreachable => JobError::Fatal("recipient unreachable".into()),
     }
@@ -53,7 +53,7 @@ impl ShopJobs {
 
     /// Sends to a customer; a blocked bot marks them unreachable (and the error is returned).
     async fn send_to_user(&self, user: UserId, text: String) -> Result<crate::messenger::Sent, JobError> {
-        match self.messenger.send(&Outgoing { chat_id: user, text }).await {
+        match self.messenger.send(&Outgoing::plain(user, text)).await {
             Ok(s) => Ok(s),
             Err(SendError::Unreachable) => {
                 self.store.write(move |tx| crate::store::ledger::set_unreachable(tx, user, true)).await?;
@@ -74,7 +74,7 @@ impl ShopJobs {
         // is asked for only when nobody got it.
         let (mut delivered, mut retry) = (0, None);
         for &chat in &self.settings.admin_chat_ids {
-            match self.messenger.send(&Outgoing { chat_id: chat, text: text.to_string() }).await {
+            match self.messenger.send(&Outgoing::plain(chat, text)).await {
                 Ok(_) => delivered += 1,
                 Err(e @ (SendError::Unreachable | SendError::Rejected(_))) => {
                     tracing::warn!(chat.id = chat, error = %e, "admin chat cannot receive alerts");
@@ -88,7 +88,16 @@ impl ShopJobs {
         }
     }
 
+    /// Sends the goods of a paid order, at most once. A mark is committed before the send
+    /// and cleared when the send surely failed; finding a mark from an earlier run means that
+    /// run's outcome is unknown (a crash between send and commit, or a timeout after the
+    /// request went out), so the order is recorded as delivered without a message id and
+    /// the admins are asked to check — never a second message. The remaining window: a crash
+    /// after Telegram accepted the message and before the commit leaves a delivered order
+    /// flagged "uncertain" (admins alerted); a crash after the mark and before the request
+    /// leaves an undelivered order flagged the same way (admins alerted, `/redeliver`).
     async fn deliver(&self, order_id: u64) -> Result<(), JobError> {
+        use crate::store::telegram::{DeliveryStart, abort_delivery, begin_delivery, finish_delivery};
         let d = self.store.deliverable(order_id).await?;
         match d.order.status {
             OrderStatus::Paid | OrderStatus::Ready => {}
@@ -98,15 +107,46 @@ impl ShopJobs {
                 return Ok(());
             }
         }
+        match self.store.write(move |tx| begin_delivery(tx, order_id)).await? {
+            DeliveryStart::Go => {}
+            DeliveryStart::Done => return Ok(()),
+            DeliveryStart::Uncertain(at) => {
+                tracing::error!(
+                    order.id = order_id,
+                    "a delivery of unknown outcome: not sent again, admins alerted"
+                );
+                self.store
+                    .write(move |tx| crate::store::telegram::settle_uncertain_delivery(tx, order_id, at))
+                    .await?;
+                return Ok(());
+            }
+        }
         let lang = self.lang_of(d.order.user_id).await?;
-        let text = texts::delivery(lang, &d.order, &d.contents);
-        // The window between this send and the commit below is the one place a crash can
-        // deliver twice; the order records the message id once it closes.
-        let sent = self.send_to_user(d.order.user_id, text).await?;
-        let mid = sent.message_id;
-        self.store.write(move |tx| crate::store::orders::mark_delivered(tx, order_id, Some(mid))).await?;
-        metrics::counter!("lavka_orders_delivered_total").increment(1);
-        Ok(())
+        let msg = Outgoing {
+            chat_id: d.order.user_id,
+            text: texts::bot::delivery(lang, &d.order, &d.contents),
+            html: true,
+            buttons: Vec::new(),
+        };
+        let user = d.order.user_id;
+        match self.messenger.send(&msg).await {
+            Ok(sent) => {
+                let mid = sent.message_id;
+                self.store.write(move |tx| finish_delivery(tx, order_id, Some(mid))).await?;
+                metrics::counter!("lavka_orders_delivered_total").increment(1);
+                Ok(())
+            }
+            // The mark stays: the next run settles it without sending.
+            Err(SendError::Uncertain(m)) => Err(JobError::Retry(m)),
+            Err(e) => {
+                self.store.write(move |tx| abort_delivery(tx, order_id)).await?;
+                if e == SendError::Unreachable {
+                    self.store.write(move |tx| crate::store::ledger::set_unreachable(tx, user, true)).await?;
+                    return Err(JobError::Fatal(format!("user {user} blocked the bot")));
+                }
+                Err(send_error(e))
+            }
+        }
     }
 
     async fn notify_supplier(&self, order_id: u64) -> Result<(), JobError> {
@@ -121,7 +161,7 @@ impl ShopJobs {
         };
         match chat {
             Some(chat) => {
-                let msg = Outgoing { chat_id: chat, text: texts::supplier_new_order(&o) };
+                let msg = Outgoing::plain(chat, texts::supplier_new_order(&o));
                 self.messenger.send(&msg).await.map_err(send_error)?;
                 Ok(())
             }
@@ -237,6 +277,10 @@ impl Handler for ShopJobs {
                 Ok(())
             }
             JobKind::Noop { .. } => Ok(()),
+            JobKind::Broadcast { broadcast_id, part } => {
+                crate::telegram::broadcast::run(&self.store, self.messenger.as_ref(), *broadcast_id, *part)
+                    .await
+            }
         }
     }
 }

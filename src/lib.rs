@@ -14,6 +14,8 @@
 //! - [`catalog`]: the catalogue import format (JSON and CSV).
 //! - [`search`]: product search (tantivy keywords; embeddings to come), kept in step with
 //!   the store.
+//! - [`telegram`]: the Telegram bot: webhook/polling into jobs, handlers, the rate-limited
+//!   sender.
 //! - [`http`]: the axum router — health, metrics, admin API.
 //! - [`app`]: builds everything from [`config::Config`] and runs it until shutdown.
 //! - [`cli`]: the `lavka` command line.
@@ -36,6 +38,7 @@ pub mod queue;
 pub mod search;
 
 pub mod store;
+pub mod telegram;
 pub mod texts;
 
 pub use error::{Error, Result};

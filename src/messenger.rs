@@ -1,15 +1,26 @@
-//! The seam to the customer-facing channel. Telegram implements [`Messenger`] (issue 5);
-//! until a channel is configured, [`LogMessenger`] logs each message and records it in the
+//! The seam to the customer-facing channel. Telegram implements [`Messenger`]
+//! (`crate::telegram::sender`); when no bot token is configured, [`LogMessenger`] logs each message and records it in the
 //! store's outbox, where the admin API shows it.
 
 use crate::store::Store;
 use std::time::Duration;
 
 /// A message to one chat.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Outgoing {
     pub chat_id: i64,
     pub text: String,
+    /// `text` is Telegram HTML (the caller escaped it); plain text otherwise.
+    pub html: bool,
+    /// Inline button rows under the message (channels without buttons ignore them).
+    pub buttons: Vec<Vec<crate::ai::Button>>,
+}
+
+impl Outgoing {
+    /// A plain-text message without buttons.
+    pub fn plain(chat_id: i64, text: impl Into<String>) -> Self {
+        Outgoing { chat_id, text: text.into(), ..Default::default() }
+    }
 }
 
 /// A message that was sent.
@@ -33,6 +44,10 @@ pub enum SendError {
     /// The request itself is wrong.
     #[error("rejected: {0}")]
     Rejected(String),
+    /// It failed in a way that leaves open whether the message arrived (a timeout after the
+    /// request went out, or only some parts of a long message were sent).
+    #[error("uncertain: {0}")]
+    Uncertain(String),
 }
 
 /// Sends messages to chats.

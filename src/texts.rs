@@ -448,3 +448,540 @@ pub mod consultant {
         t(lang, "Не нашёл такой товар в каталоге.", "I couldn't find that product in the catalogue.")
     }
 }
+
+// ===================================================================================
+// Telegram bot (issue 5). Texts marked HTML are Telegram HTML: everything that comes from
+// outside (titles, descriptions, item contents, names) is escaped here.
+// ===================================================================================
+
+/// Texts of the Telegram bot.
+pub mod bot {
+    use super::{Lang, money};
+    use crate::domain::{Currency, Order, OrderStatus, Product, fmt_time};
+
+    fn esc(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            match c {
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '&' => out.push_str("&amp;"),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    fn pick(lang: Lang, ru: &'static str, en: &'static str) -> &'static str {
+        match lang {
+            Lang::Ru => ru,
+            Lang::En => en,
+        }
+    }
+
+    /// Button labels.
+    pub mod button {
+        use super::{Lang, pick};
+        pub fn catalog(l: Lang) -> &'static str {
+            pick(l, "🛍 Каталог", "🛍 Catalogue")
+        }
+        pub fn open_shop(l: Lang) -> &'static str {
+            pick(l, "🌐 Открыть магазин", "🌐 Open the shop")
+        }
+        pub fn buy(l: Lang) -> &'static str {
+            pick(l, "🛒 Купить", "🛒 Buy")
+        }
+        pub fn preorder(l: Lang) -> &'static str {
+            pick(l, "🕒 Предзаказ", "🕒 Pre-order")
+        }
+        pub fn agree(l: Lang) -> &'static str {
+            pick(l, "✅ Согласен, оформить", "✅ I agree, place it")
+        }
+        pub fn pay_balance(l: Lang) -> &'static str {
+            pick(l, "💰 Оплатить с баланса", "💰 Pay from balance")
+        }
+        pub fn pay(l: Lang) -> &'static str {
+            pick(l, "💳 Оплатить", "💳 Pay")
+        }
+        pub fn cancel(l: Lang) -> &'static str {
+            pick(l, "✖️ Отменить", "✖️ Cancel")
+        }
+        pub fn back(l: Lang) -> &'static str {
+            pick(l, "⬅️ Назад", "⬅️ Back")
+        }
+        pub fn categories(l: Lang) -> &'static str {
+            pick(l, "⬅️ Категории", "⬅️ Categories")
+        }
+        pub fn prev() -> &'static str {
+            "◀️"
+        }
+        pub fn next() -> &'static str {
+            "▶️"
+        }
+    }
+
+    pub fn greeting(l: Lang, shop: &str, name: &str) -> String {
+        let hi = if name.trim().is_empty() { String::new() } else { format!(", {}", esc(name)) };
+        match l {
+            Lang::Ru => format!(
+                "Здравствуйте{hi}! Это <b>{}</b> — магазин цифровых товаров.\n\n\
+                 Напишите, что ищете, и консультант подскажет, или откройте каталог.\n\n\
+                 /catalog — каталог\n/orders — мои заказы\n/balance — баланс\n/help — помощь",
+                esc(shop)
+            ),
+            Lang::En => format!(
+                "Hello{hi}! This is <b>{}</b>, a shop of digital goods.\n\n\
+                 Tell me what you are looking for and the consultant will help, or open the catalogue.\n\n\
+                 /catalog — catalogue\n/orders — my orders\n/balance — balance\n/help — help",
+                esc(shop)
+            ),
+        }
+    }
+
+    pub fn help(l: Lang) -> String {
+        pick(
+            l,
+            "Как купить: выберите товар в /catalog или просто напишите, что нужно. Нажмите «Купить» — товар \
+             закрепится за вами на время оплаты; после оплаты он придёт сюда же.\n\n\
+             /catalog — каталог\n/orders — мои заказы\n/balance — баланс\n/lang ru|en — язык\n\
+             /paysupport — вопросы по оплате",
+            "How to buy: pick a product in /catalog or just write what you need. Tap “Buy” — the item is \
+             held for you while you pay; after payment it arrives right here.\n\n\
+             /catalog — catalogue\n/orders — my orders\n/balance — balance\n/lang ru|en — language\n\
+             /paysupport — payment questions",
+        )
+        .to_string()
+    }
+
+    pub fn paysupport(l: Lang, contact: &str) -> String {
+        let c = if contact.trim().is_empty() { None } else { Some(contact.trim()) };
+        match l {
+            Lang::Ru => format!(
+                "Вопросы по оплате и возвратам: {}. Укажите номер заказа (/orders). \
+                 Если товар не пришёл после оплаты, мы выдадим его или вернём деньги на баланс.",
+                c.unwrap_or("напишите сюда, в этот чат")
+            ),
+            Lang::En => format!(
+                "Payment and refund questions: {}. Give the order number (/orders). \
+                 If an item did not arrive after payment, we deliver it or refund the money to your balance.",
+                c.unwrap_or("write here, in this chat")
+            ),
+        }
+    }
+
+    pub fn categories(l: Lang) -> String {
+        pick(l, "Выберите категорию:", "Choose a category:").to_string()
+    }
+
+    pub fn other_category(l: Lang) -> &'static str {
+        pick(l, "Разное", "Other")
+    }
+
+    pub fn catalog_empty(l: Lang) -> String {
+        pick(l, "Каталог пока пуст.", "The catalogue is empty for now.").to_string()
+    }
+
+    /// HTML.
+    pub fn products_page(l: Lang, category: &str, page: usize, pages: usize) -> String {
+        let head = if category.is_empty() { String::new() } else { format!("<b>{}</b>\n", esc(category)) };
+        let pg = if pages > 1 { format!(" ({}/{pages})", page + 1) } else { String::new() };
+        format!("{head}{}{pg}", pick(l, "Выберите товар:", "Choose a product:"))
+    }
+
+    /// Short price for a button: "90.00 ₽" or "90.00 ₽ (−10%)".
+    pub fn price_short(final_price: i64, discount: u8, c: Currency) -> String {
+        if discount > 0 {
+            format!("{} (−{discount}%)", money(final_price, c))
+        } else {
+            money(final_price, c)
+        }
+    }
+
+    /// HTML.
+    pub fn product_card(l: Lang, p: &Product, available: u64, now: i64) -> String {
+        let mut s = format!("<b>{}</b>", esc(&p.title));
+        if !p.description.trim().is_empty() {
+            s.push_str("\n\n");
+            s.push_str(&esc(p.description.trim()));
+        }
+        let d = p.discount_at(now);
+        let price = if d > 0 {
+            format!(
+                "<s>{}</s> <b>{}</b> (−{d}%)",
+                money(p.price, p.currency),
+                money(p.final_price_at(now), p.currency)
+            )
+        } else {
+            format!("<b>{}</b>", money(p.price, p.currency))
+        };
+        s.push_str(&format!("\n\n{} {price}", pick(l, "Цена:", "Price:")));
+        let state = if !p.active {
+            pick(l, "Сейчас не продаётся.", "Not on sale now.").to_string()
+        } else if available > 0 {
+            match l {
+                Lang::Ru => format!("✅ В наличии: {available} шт. Выдача сразу после оплаты."),
+                Lang::En => format!("✅ In stock: {available}. Delivered right after payment."),
+            }
+        } else if let Some(h) = p.fulfillment_hours.filter(|_| p.can_preorder()) {
+            match l {
+                Lang::Ru => format!("🕒 Нет в наличии — предзаказ, выдача в течение {h} ч после оплаты."),
+                Lang::En => format!("🕒 Out of stock — pre-order, delivered within {h} h of payment."),
+            }
+        } else {
+            pick(l, "❌ Нет в наличии.", "❌ Out of stock.").to_string()
+        };
+        s.push('\n');
+        s.push_str(&state);
+        s
+    }
+
+    pub fn not_found(l: Lang) -> String {
+        pick(l, "Не нашёл такого товара.", "No such product.").to_string()
+    }
+
+    pub fn out_of_stock(l: Lang, title: &str) -> String {
+        match l {
+            Lang::Ru => format!("«{title}» закончился, и предзаказ на него недоступен."),
+            Lang::En => format!("“{title}” is sold out and cannot be pre-ordered."),
+        }
+    }
+
+    pub fn not_on_sale(l: Lang) -> String {
+        pick(l, "Этот товар сейчас не продаётся.", "This product is not on sale now.").to_string()
+    }
+
+    /// HTML.
+    pub fn preorder_consent(l: Lang, title: &str, hours: u32, price: &str) -> String {
+        match l {
+            Lang::Ru => format!(
+                "<b>{}</b> сейчас нет в наличии. Можно оформить предзаказ: оплата 100% ({price}), поставщик \
+                 выдаст товар в течение {hours} ч. Если не успеет — деньги вернутся на ваш баланс.\n\nОформить?",
+                esc(title)
+            ),
+            Lang::En => format!(
+                "<b>{}</b> is out of stock. You can pre-order it: 100% prepayment ({price}), the supplier \
+                 delivers within {hours} h. If they do not, the money returns to your balance.\n\nPlace the pre-order?",
+                esc(title)
+            ),
+        }
+    }
+
+    /// HTML: the payment offer of an order.
+    pub fn offer(l: Lang, o: &Order, balance: i64, balance_currency: Currency) -> String {
+        let amount = money(o.amount, o.currency);
+        let until = o.expires_at.map(fmt_time).unwrap_or_default();
+        let mut s = match (l, o.status) {
+            (Lang::Ru, OrderStatus::AwaitingPayment) => format!(
+                "🧾 Предзаказ <b>#{}</b>: {}\nК оплате: <b>{amount}</b>\nОплатите до {until}.",
+                o.id,
+                esc(&o.title)
+            ),
+            (Lang::Ru, _) => format!(
+                "🧾 Заказ <b>#{}</b>: {} × {}\nК оплате: <b>{amount}</b>\nТовар закреплён за вами до {until}.",
+                o.id,
+                esc(&o.title),
+                o.quantity
+            ),
+            (Lang::En, OrderStatus::AwaitingPayment) => format!(
+                "🧾 Pre-order <b>#{}</b>: {}\nTo pay: <b>{amount}</b>\nPay by {until}.",
+                o.id,
+                esc(&o.title)
+            ),
+            (Lang::En, _) => format!(
+                "🧾 Order <b>#{}</b>: {} × {}\nTo pay: <b>{amount}</b>\nThe item is held for you until {until}.",
+                o.id,
+                esc(&o.title),
+                o.quantity
+            ),
+        };
+        if balance > 0 {
+            s.push_str(&match l {
+                Lang::Ru => format!("\nНа балансе: {}", money(balance, balance_currency)),
+                Lang::En => format!("\nBalance: {}", money(balance, balance_currency)),
+            });
+        }
+        s
+    }
+
+    pub fn paid_from_balance(l: Lang, o: &Order, balance: i64) -> String {
+        let left = money(balance, o.currency);
+        match (l, o.status) {
+            (Lang::Ru, OrderStatus::Prepaid) => {
+                format!(
+                    "✅ Предзаказ #{} оплачен с баланса (остаток {left}). Поставщик уже получил заказ.",
+                    o.id
+                )
+            }
+            (Lang::Ru, _) => format!(
+                "✅ Заказ #{} оплачен с баланса (остаток {left}). Товар придёт следующим сообщением.",
+                o.id
+            ),
+            (Lang::En, OrderStatus::Prepaid) => {
+                format!(
+                    "✅ Pre-order #{} is paid from your balance ({left} left). The supplier has it.",
+                    o.id
+                )
+            }
+            (Lang::En, _) => format!(
+                "✅ Order #{} is paid from your balance ({left} left). The item follows in the next message.",
+                o.id
+            ),
+        }
+    }
+
+    pub fn insufficient_balance(l: Lang, need: i64, have: i64, c: Currency) -> String {
+        match l {
+            Lang::Ru => {
+                format!("Недостаточно средств на балансе: нужно {}, есть {}.", money(need, c), money(have, c))
+            }
+            Lang::En => {
+                format!("Not enough balance: {} needed, {} available.", money(need, c), money(have, c))
+            }
+        }
+    }
+
+    pub fn cannot_pay(l: Lang, id: u64, status: OrderStatus) -> String {
+        match l {
+            Lang::Ru => format!("Заказ #{id} уже не ждёт оплаты ({}).", status_name(l, status)),
+            Lang::En => format!("Order #{id} is not awaiting payment ({}).", status_name(l, status)),
+        }
+    }
+
+    pub fn order_not_found(l: Lang) -> String {
+        pick(l, "Заказ не найден.", "Order not found.").to_string()
+    }
+
+    pub fn cancelled(l: Lang, id: u64) -> String {
+        match l {
+            Lang::Ru => format!("Заказ #{id} отменён."),
+            Lang::En => format!("Order #{id} is cancelled."),
+        }
+    }
+
+    pub fn status_name(l: Lang, s: OrderStatus) -> &'static str {
+        match s {
+            OrderStatus::Reserved => pick(l, "ждёт оплаты", "awaiting payment"),
+            OrderStatus::AwaitingPayment => pick(l, "предзаказ ждёт оплаты", "pre-order awaiting payment"),
+            OrderStatus::Paid => pick(l, "оплачен", "paid"),
+            OrderStatus::Prepaid => pick(l, "оплачен, у поставщика", "paid, with the supplier"),
+            OrderStatus::Ready => pick(l, "готов к выдаче", "ready"),
+            OrderStatus::Delivered => pick(l, "выдан", "delivered"),
+            OrderStatus::Expired => pick(l, "истёк или отменён", "expired or cancelled"),
+            OrderStatus::Refunded => pick(l, "возвращён на баланс", "refunded to balance"),
+        }
+    }
+
+    /// HTML.
+    pub fn orders(l: Lang, orders: &[Order]) -> String {
+        if orders.is_empty() {
+            return pick(l, "Заказов пока нет. /catalog — каталог", "No orders yet. /catalog — catalogue")
+                .to_string();
+        }
+        let mut s = pick(l, "<b>Ваши заказы</b>", "<b>Your orders</b>").to_string();
+        for o in orders {
+            s.push_str(&format!(
+                "\n#{} {} — {} — {}",
+                o.id,
+                esc(&o.title),
+                money(o.amount, o.currency),
+                status_name(l, o.status)
+            ));
+        }
+        s
+    }
+
+    /// HTML: one order, for its owner.
+    pub fn order(l: Lang, o: &Order) -> String {
+        let mut s = format!(
+            "<b>#{}</b> {} × {}\n{} {}\n{} {}",
+            o.id,
+            esc(&o.title),
+            o.quantity,
+            pick(l, "Сумма:", "Amount:"),
+            money(o.amount, o.currency),
+            pick(l, "Статус:", "Status:"),
+            status_name(l, o.status)
+        );
+        if let Some(d) = o.deadline.filter(|_| o.status == OrderStatus::Prepaid) {
+            s.push_str(&format!("\n{} {}", pick(l, "Срок выдачи:", "Deadline:"), fmt_time(d)));
+        }
+        s
+    }
+
+    pub fn balance(l: Lang, amount: i64, c: Currency) -> String {
+        match l {
+            Lang::Ru => format!(
+                "💰 Ваш баланс: {}. Им можно оплатить покупки — кнопка «Оплатить с баланса».",
+                money(amount, c)
+            ),
+            Lang::En => format!(
+                "💰 Your balance: {}. Use it to pay — the “Pay from balance” button.",
+                money(amount, c)
+            ),
+        }
+    }
+
+    pub fn lang_set(l: Lang) -> String {
+        pick(l, "Язык: русский.", "Language: English.").to_string()
+    }
+
+    pub fn lang_usage(l: Lang) -> String {
+        pick(l, "Язык: /lang ru или /lang en", "Language: /lang ru or /lang en").to_string()
+    }
+
+    pub fn unknown_command(l: Lang) -> String {
+        pick(l, "Не знаю такой команды. /help — что я умею.", "Unknown command. /help — what I can do.")
+            .to_string()
+    }
+
+    pub fn went_wrong(l: Lang) -> String {
+        pick(l, "Что-то пошло не так, попробуйте ещё раз.", "Something went wrong, please try again.")
+            .to_string()
+    }
+
+    pub fn consultant_down(l: Lang) -> String {
+        pick(
+            l,
+            "Консультант сейчас недоступен. Посмотрите /catalog или напишите позже.",
+            "The consultant is unavailable now. See /catalog or write again later.",
+        )
+        .to_string()
+    }
+
+    pub fn consultant_fallback(l: Lang, found: bool) -> String {
+        if found {
+            pick(l, "Вот что нашлось:", "Here is what I found:").to_string()
+        } else {
+            pick(
+                l,
+                "Ничего не нашёл по этому запросу. Загляните в каталог:",
+                "Nothing matched that. Have a look at the catalogue:",
+            )
+            .to_string()
+        }
+    }
+
+    /// HTML: the message that carries purchased goods; every item in its own `<code>` block,
+    /// which Telegram copies with one tap.
+    pub fn delivery(l: Lang, o: &Order, contents: &[String]) -> String {
+        let mut s = match l {
+            Lang::Ru => {
+                format!("✅ Заказ <b>#{}</b> оплачен: {} × {}\nВаш товар:", o.id, esc(&o.title), o.quantity)
+            }
+            Lang::En => {
+                format!("✅ Order <b>#{}</b> is paid: {} × {}\nYour item:", o.id, esc(&o.title), o.quantity)
+            }
+        };
+        for c in contents {
+            s.push_str("\n\n<code>");
+            s.push_str(&esc(c));
+            s.push_str("</code>");
+        }
+        s.push_str(pick(
+            l,
+            "\n\nСпасибо за покупку! Вопросы — /paysupport",
+            "\n\nThank you! Questions — /paysupport",
+        ));
+        s
+    }
+
+    // --- suppliers ---
+
+    pub fn fulfil_usage(l: Lang) -> String {
+        pick(
+            l,
+            "Формат: /fulfill <номер заказа> <содержимое> — или ответьте на уведомление о заказе текстом или файлом.",
+            "Usage: /fulfill <order number> <content> — or reply to the order notification with text or a file.",
+        )
+        .to_string()
+    }
+
+    pub fn fulfilled(l: Lang, id: u64) -> String {
+        match l {
+            Lang::Ru => format!("✅ Заказ #{id} принят, товар отправляется покупателю."),
+            Lang::En => format!("✅ Order #{id} accepted; the goods are on their way to the customer."),
+        }
+    }
+
+    pub fn fulfil_refused(l: Lang, id: u64, why: &str) -> String {
+        match l {
+            Lang::Ru => format!("Заказ #{id} не принят: {why}"),
+            Lang::En => format!("Order #{id} not accepted: {why}"),
+        }
+    }
+
+    pub fn file_unusable(l: Lang) -> String {
+        pick(
+            l,
+            "Файл не подошёл: нужен текстовый файл (UTF-8) до 16 КБ.",
+            "That file cannot be used: send a UTF-8 text file of up to 16 KB.",
+        )
+        .to_string()
+    }
+
+    /// HTML: a supplier's open pre-orders.
+    pub fn supplier_orders(l: Lang, orders: &[Order]) -> String {
+        if orders.is_empty() {
+            return pick(l, "Открытых предзаказов нет.", "No open pre-orders.").to_string();
+        }
+        let mut s = pick(l, "<b>Открытые предзаказы</b>", "<b>Open pre-orders</b>").to_string();
+        for o in orders {
+            s.push_str(&format!(
+                "\n#{} {} × {} — {} {}",
+                o.id,
+                esc(&o.title),
+                o.quantity,
+                pick(l, "до", "by"),
+                o.deadline.map(fmt_time).unwrap_or_default()
+            ));
+        }
+        s
+    }
+
+    // --- admins (English, like the other admin alerts) ---
+
+    pub fn admin_only() -> String {
+        "This command is for the shop's admins.".to_string()
+    }
+
+    pub fn admin_help() -> String {
+        "Admin commands:\n/stats\n/stock <product>\n/addstock <product> then one item per line\n/order <id>\n\
+         /refund <id> [reason]\n/redeliver <id>\n/jobs\n/retry <job>\n/backup\n/broadcast <text>"
+            .to_string()
+    }
+
+    /// HTML: an order with everything the admin needs (contents included).
+    pub fn admin_order(o: &Order, contents: &[String]) -> String {
+        let mut s = format!(
+            "<b>#{}</b> {} × {} — {}\nuser {} · {} · {}\ncreated {}",
+            o.id,
+            esc(&o.title),
+            o.quantity,
+            money(o.amount, o.currency),
+            o.user_id,
+            o.status.as_str(),
+            if o.kind == crate::domain::OrderKind::Prepaid { "pre-order" } else { "instant" },
+            fmt_time(o.created_at)
+        );
+        if let Some(p) = &o.payment {
+            s.push_str(&format!("\npaid via {} ({})", esc(&p.provider), esc(&p.external_id)));
+        }
+        if let Some(d) = o.deadline {
+            s.push_str(&format!("\ndeadline {}", fmt_time(d)));
+        }
+        if let Some(t) = o.delivered_at {
+            s.push_str(&format!(
+                "\ndelivered {} (message {})",
+                fmt_time(t),
+                o.delivery_message_id.map(|m| m.to_string()).unwrap_or_else(|| "unknown".into())
+            ));
+        }
+        if let Some(n) = &o.note {
+            s.push_str(&format!("\nnote: {}", esc(n)));
+        }
+        for c in contents {
+            s.push_str(&format!("\n<code>{}</code>", esc(c)));
+        }
+        s
+    }
+}

@@ -45,6 +45,9 @@ pub enum JobKind {
     Snapshot,
     /// A job that does nothing (benchmarks and tests).
     Noop { n: u64 },
+    /// Send part `part` (a batch of recipients) of a broadcast; the next part is enqueued
+    /// when this one is done.
+    Broadcast { broadcast_id: u64, part: u32 },
 }
 
 impl JobKind {
@@ -61,6 +64,7 @@ impl JobKind {
             JobKind::PruneJobs => "prune_jobs",
             JobKind::Snapshot => "snapshot",
             JobKind::Noop { .. } => "noop",
+            JobKind::Broadcast { .. } => "broadcast",
         }
     }
 }

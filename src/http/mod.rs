@@ -40,6 +40,8 @@ pub fn router(state: AppState) -> Router {
         .route("/chat", post(admin::chat))
         .route("/check", get(admin::check))
         .route("/backup", get(admin::backup))
+        .route("/broadcast", post(crate::telegram::broadcast::http_create))
+        .route("/broadcast/{id}", get(crate::telegram::broadcast::http_get))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin::require_token));
     Router::new()
         .route("/healthz", get(healthz))
@@ -49,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/pay/{order}/cryptopay", get(pay::pay_cryptopay))
         .route("/pay/dev/{order}", get(pay::dev_page).post(pay::dev_pay))
         .route("/payments/cryptopay/webhook", post(pay::cryptopay_webhook))
+        .route("/telegram/webhook", post(crate::telegram::webhook::receive))
         .nest("/admin/api", admin)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))

@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod orders;
 pub mod products;
 pub mod schema;
+pub mod telegram;
 
 use crate::domain::{Millis, now_millis};
 use crate::error::{Error, Result};

@@ -733,3 +733,30 @@ pub(crate) fn list_orders(rtx: &ReadTransaction, f: &OrderFilter) -> Result<Vec<
 pub fn order_in(tx: &Tx, id: OrderId) -> Result<Order> {
     get_order(tx, id)
 }
+
+/// The customer withdraws a pending (unpaid) order: reserved items go back to stock and the
+/// order ends as `expired`. Idempotent: an order that already lapsed is returned as it is.
+pub fn cancel_pending(tx: &Tx, order_id: OrderId, user: UserId) -> Result<Order> {
+    let before = get_order(tx, order_id)?;
+    if before.user_id != user {
+        return Err(Error::not_found(format!("order {order_id}")));
+    }
+    if before.status == OrderStatus::Expired {
+        return Ok(before);
+    }
+    if !before.status.is_pending_payment() {
+        return Err(Error::conflict(format!(
+            "order {order_id} is {}, it cannot be cancelled",
+            before.status.as_str()
+        )));
+    }
+    let mut o = before.clone();
+    if !o.stock_item_ids.is_empty() {
+        set_items_state(tx, &o.stock_item_ids, StockState::Available, o.id)?;
+        o.stock_item_ids.clear();
+    }
+    o.status = OrderStatus::Expired;
+    o.note = Some("cancelled by the customer".into());
+    save_order(tx, Some(&before), &o)?;
+    Ok(o)
+}

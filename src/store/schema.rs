@@ -59,6 +59,15 @@ pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
 /// Customer id → the consultant's memory of the conversation (JSON).
 pub const CONVERSATIONS: TableDefinition<i64, &[u8]> = TableDefinition::new("conversations");
+// --- Telegram (issue 5) ---
+/// Bot state by name: "webhook_secret", "poll_offset".
+pub const TELEGRAM_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("telegram_state");
+/// user id → Telegram profile kept by the bot (chat id, chosen language).
+pub const TELEGRAM_USERS: TableDefinition<i64, &[u8]> = TableDefinition::new("telegram_users");
+/// order id → when its delivery send began; present only while a send may be in flight.
+pub const DELIVERY_MARKS: TableDefinition<u64, i64> = TableDefinition::new("delivery_marks");
+/// broadcast id → broadcast record (text, progress).
+pub const BROADCASTS: TableDefinition<u64, &[u8]> = TableDefinition::new("broadcasts");
 
 /// Calls `$m!(DEF)` for every table; the backup and the table-creating start-up use it so a
 /// new table cannot be forgotten. (Multimap tables are avoided: a tuple key is cheaper.)
@@ -91,5 +100,9 @@ macro_rules! for_each_table {
         $m!($crate::store::schema::OUTBOX);
         $m!($crate::store::schema::EMBEDDINGS);
         $m!($crate::store::schema::CONVERSATIONS);
+        $m!($crate::store::schema::TELEGRAM_STATE);
+        $m!($crate::store::schema::TELEGRAM_USERS);
+        $m!($crate::store::schema::DELIVERY_MARKS);
+        $m!($crate::store::schema::BROADCASTS);
     };
 }

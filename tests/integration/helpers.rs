@@ -134,7 +134,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let messenger = Arc::new(RecordingMessenger::default());
     let app = App::build(
         cfg,
-        Parts { clock: Some(clock.clone()), messenger: Some(messenger.clone()), updates: None },
+        Parts { clock: Some(clock.clone()), messenger: Some(messenger.clone()), ..Default::default() },
     )
     .await
     .unwrap();

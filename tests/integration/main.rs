@@ -13,3 +13,6 @@ mod payments;
 mod properties;
 mod queue;
 mod search;
+
+mod fake_telegram;
+mod telegram;

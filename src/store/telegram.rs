@@ -1,0 +1,317 @@
+//! What the Telegram channel keeps: accepted updates (each becomes a `process_update` job in
+//! the same transaction as its dedupe record), the polling offset and webhook secret, the
+//! bot's view of a user (chat id, chosen language), delivery marks and broadcasts.
+
+use super::jobs::{EnqueueOpts, enqueue};
+use super::ledger::{UserInfo, ensure_user, mark_update_processed, set_unreachable};
+use super::schema::*;
+use super::{Store, Tx, decode, encode};
+use crate::domain::{JobKind, Millis, OrderId, User, UserId};
+use crate::error::{Error, Result};
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+/// Stores one update as a `process_update` job unless its `update_id` was seen before.
+/// Returns whether it was new. The caller acknowledges the update only after the commit.
+pub fn accept_update(tx: &Tx, update_id: i64, update: &serde_json::Value) -> Result<bool> {
+    if !mark_update_processed(tx, update_id)? {
+        return Ok(false);
+    }
+    enqueue(tx, JobKind::ProcessUpdate { update_id, update: update.clone() }, EnqueueOpts::default())?;
+    Ok(true)
+}
+
+/// Stores a batch from `getUpdates` and the offset of the next call in one transaction, so
+/// a restart asks Telegram only for what was not stored. Returns how many were new.
+pub fn accept_polled(tx: &Tx, updates: &[(i64, serde_json::Value)], next_offset: i64) -> Result<usize> {
+    let mut new = 0;
+    for (id, u) in updates {
+        if accept_update(tx, *id, u)? {
+            new += 1;
+        }
+    }
+    put_state(tx, "poll_offset", next_offset.to_string().as_bytes())?;
+    Ok(new)
+}
+
+fn put_state(tx: &Tx, key: &str, value: &[u8]) -> Result<()> {
+    tx.tx.open_table(TELEGRAM_STATE)?.insert(key, value)?;
+    Ok(())
+}
+
+fn get_state(tx: &Tx, key: &str) -> Result<Option<String>> {
+    let t = tx.tx.open_table(TELEGRAM_STATE)?;
+    let v = t.get(key)?.map(|v| String::from_utf8_lossy(v.value()).into_owned());
+    Ok(v)
+}
+
+/// The webhook secret: the one kept in the database, else `generated` (stored now).
+pub fn webhook_secret(tx: &Tx, generated: &str) -> Result<String> {
+    if let Some(s) = get_state(tx, "webhook_secret")?.filter(|s| !s.is_empty()) {
+        return Ok(s);
+    }
+    put_state(tx, "webhook_secret", generated.as_bytes())?;
+    Ok(generated.to_string())
+}
+
+/// The bot's own record of a user.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TelegramUser {
+    /// The private chat with the bot (equal to the user id in Telegram).
+    pub chat_id: Option<i64>,
+    /// Language chosen with `/lang`; wins over Telegram's `language_code`.
+    #[serde(default)]
+    pub lang: Option<String>,
+}
+
+fn tg_user(tx: &Tx, id: UserId) -> Result<TelegramUser> {
+    let t = tx.tx.open_table(TELEGRAM_USERS)?;
+    let v = t.get(id)?.map(|v| decode(v.value())).transpose()?;
+    Ok(v.unwrap_or_default())
+}
+
+fn save_tg_user(tx: &Tx, id: UserId, u: &TelegramUser) -> Result<()> {
+    tx.tx.open_table(TELEGRAM_USERS)?.insert(id, encode(u)?.as_slice())?;
+    Ok(())
+}
+
+/// Records that a user wrote to the bot: profile refreshed, reachable again (they may have
+/// unblocked the bot), the private chat remembered. Writes only what changed.
+pub fn touch_user(tx: &Tx, id: UserId, info: &UserInfo, chat: Option<i64>) -> Result<(User, TelegramUser)> {
+    let mut user = ensure_user(tx, id, Some(info))?;
+    if user.unreachable {
+        set_unreachable(tx, id, false)?;
+        user.unreachable = false;
+    }
+    let mut tu = tg_user(tx, id)?;
+    if chat.is_some() && tu.chat_id != chat {
+        tu.chat_id = chat;
+        save_tg_user(tx, id, &tu)?;
+    }
+    Ok((user, tu))
+}
+
+/// Sets (or clears) the language a user chose.
+pub fn set_lang(tx: &Tx, id: UserId, lang: Option<&str>) -> Result<()> {
+    let mut tu = tg_user(tx, id)?;
+    tu.lang = lang.map(str::to_string);
+    save_tg_user(tx, id, &tu)
+}
+
+/// Where a delivery stands when a run begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryStart {
+    /// Nothing was sent yet; the mark is set, send now.
+    Go,
+    /// Delivered already.
+    Done,
+    /// An earlier run began a send at this time and never recorded its outcome (a crash, or
+    /// an answer that did not say whether the message arrived). It must not be sent again.
+    Uncertain(Millis),
+}
+
+/// Sets the delivery mark of a paid order before its goods are sent.
+pub fn begin_delivery(tx: &Tx, order_id: OrderId) -> Result<DeliveryStart> {
+    let o = super::orders::order_in(tx, order_id)?;
+    if o.delivered_at.is_some() || o.delivery_message_id.is_some() {
+        return Ok(DeliveryStart::Done);
+    }
+    let mut marks = tx.tx.open_table(DELIVERY_MARKS)?;
+    if let Some(at) = marks.get(order_id)?.map(|v| v.value()) {
+        return Ok(DeliveryStart::Uncertain(at));
+    }
+    marks.insert(order_id, tx.now)?;
+    Ok(DeliveryStart::Go)
+}
+
+/// The send surely failed (nothing reached the customer): clear the mark so a retry sends.
+pub fn abort_delivery(tx: &Tx, order_id: OrderId) -> Result<()> {
+    tx.tx.open_table(DELIVERY_MARKS)?.remove(order_id)?;
+    Ok(())
+}
+
+/// The goods arrived in message `message_id`: record it and clear the mark.
+pub fn finish_delivery(tx: &Tx, order_id: OrderId, message_id: Option<i64>) -> Result<bool> {
+    tx.tx.open_table(DELIVERY_MARKS)?.remove(order_id)?;
+    super::orders::mark_delivered(tx, order_id, message_id)
+}
+
+/// A send of unknown outcome: the order is recorded as delivered without a message id and
+/// the admins are told to check with the customer (`/redeliver` sends it again by hand).
+pub fn settle_uncertain_delivery(tx: &Tx, order_id: OrderId, began_at: Millis) -> Result<()> {
+    tx.tx.open_table(DELIVERY_MARKS)?.remove(order_id)?;
+    if super::orders::mark_delivered(tx, order_id, None)? {
+        let text = format!(
+            "⚠️ Order #{order_id}: a delivery began at {} and its outcome is unknown (crash or timeout). \
+             It is not sent again automatically. Ask the customer; /redeliver {order_id} sends it again.",
+            crate::domain::fmt_time(began_at)
+        );
+        enqueue(tx, JobKind::AlertAdmin { text }, EnqueueOpts::once(format!("uncertain:{order_id}")))?;
+    }
+    Ok(())
+}
+
+/// A message to every reachable user, sent in parts by `broadcast` jobs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Broadcast {
+    pub id: u64,
+    pub text: String,
+    pub created_at: Millis,
+    /// The last user id handled; the next part starts after it.
+    #[serde(default)]
+    pub cursor: Option<UserId>,
+    #[serde(default)]
+    pub sent: u64,
+    /// Users who blocked the bot meanwhile.
+    #[serde(default)]
+    pub unreachable: u64,
+    #[serde(default)]
+    pub finished_at: Option<Millis>,
+}
+
+/// Creates a broadcast and its first job. `key` de-duplicates a repeated request (e.g. the
+/// update id of the admin's command): the same key returns the same broadcast.
+pub fn create_broadcast(tx: &Tx, text: &str, key: &str) -> Result<Broadcast> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(Error::bad("the broadcast text is empty"));
+    }
+    if text.chars().count() > 4000 {
+        return Err(Error::bad("the broadcast text is longer than 4000 characters"));
+    }
+    let state_key = format!("broadcast:{key}");
+    if let Some(id) = get_state(tx, &state_key)?.and_then(|s| s.parse::<u64>().ok()) {
+        return broadcast_in(tx, id);
+    }
+    let id = tx.next_id("broadcast")?;
+    let b = Broadcast {
+        id,
+        text: text.to_string(),
+        created_at: tx.now,
+        cursor: None,
+        sent: 0,
+        unreachable: 0,
+        finished_at: None,
+    };
+    tx.tx.open_table(BROADCASTS)?.insert(id, encode(&b)?.as_slice())?;
+    put_state(tx, &state_key, id.to_string().as_bytes())?;
+    enqueue(
+        tx,
+        JobKind::Broadcast { broadcast_id: id, part: 0 },
+        EnqueueOpts::once(format!("broadcast:{id}:0")),
+    )?;
+    Ok(b)
+}
+
+pub fn broadcast_in(tx: &Tx, id: u64) -> Result<Broadcast> {
+    let t = tx.tx.open_table(BROADCASTS)?;
+    let v = t.get(id)?.ok_or_else(|| Error::not_found(format!("broadcast {id}")))?;
+    decode(v.value())
+}
+
+/// Records progress after a recipient; `next_part` enqueues the job of the next part.
+pub fn broadcast_progress(
+    tx: &Tx,
+    id: u64,
+    cursor: UserId,
+    sent: bool,
+    next_part: Option<u32>,
+) -> Result<Broadcast> {
+    let mut b = broadcast_in(tx, id)?;
+    if b.cursor.is_some_and(|c| c >= cursor) {
+        return Ok(b);
+    }
+    b.cursor = Some(cursor);
+    if sent {
+        b.sent += 1;
+    } else {
+        b.unreachable += 1;
+    }
+    tx.tx.open_table(BROADCASTS)?.insert(id, encode(&b)?.as_slice())?;
+    if let Some(part) = next_part {
+        let kind = JobKind::Broadcast { broadcast_id: id, part };
+        enqueue(tx, kind, EnqueueOpts::once(format!("broadcast:{id}:{part}")))?;
+    }
+    Ok(b)
+}
+
+/// Marks a broadcast finished.
+pub fn finish_broadcast(tx: &Tx, id: u64) -> Result<Broadcast> {
+    let mut b = broadcast_in(tx, id)?;
+    if b.finished_at.is_none() {
+        b.finished_at = Some(tx.now);
+        tx.tx.open_table(BROADCASTS)?.insert(id, encode(&b)?.as_slice())?;
+    }
+    Ok(b)
+}
+
+impl Store {
+    /// The next polling offset (0 before the first batch).
+    pub async fn poll_offset(&self) -> Result<i64> {
+        self.read(|rtx, _| {
+            let t = rtx.open_table(TELEGRAM_STATE)?;
+            let v = t.get("poll_offset")?.and_then(|v| String::from_utf8_lossy(v.value()).parse().ok());
+            Ok(v.unwrap_or(0))
+        })
+        .await
+    }
+
+    pub async fn telegram_user(&self, id: UserId) -> Result<TelegramUser> {
+        self.read(move |rtx, _| {
+            let t = rtx.open_table(TELEGRAM_USERS)?;
+            let v = t.get(id)?.map(|v| decode(v.value())).transpose()?;
+            Ok(v.unwrap_or_default())
+        })
+        .await
+    }
+
+    pub async fn broadcast(&self, id: u64) -> Result<Broadcast> {
+        self.read(move |rtx, _| {
+            let t = rtx.open_table(BROADCASTS)?;
+            let v = t.get(id)?.ok_or_else(|| Error::not_found(format!("broadcast {id}")))?;
+            decode(v.value())
+        })
+        .await
+    }
+
+    /// Up to `limit` reachable users with ids above `after`, by id.
+    pub async fn reachable_users_after(&self, after: Option<UserId>, limit: usize) -> Result<Vec<User>> {
+        self.read(move |rtx, _| {
+            let t = rtx.open_table(USERS)?;
+            let mut out = Vec::new();
+            let range = match after {
+                Some(a) if a == i64::MAX => return Ok(out),
+                Some(a) => t.range(a + 1..)?,
+                None => t.range(i64::MIN..)?,
+            };
+            for r in range {
+                let u: User = decode(r?.1.value())?;
+                if !u.unreachable {
+                    out.push(u);
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Every user count and how many are reachable (for `/stats`).
+    pub async fn user_counts(&self) -> Result<(u64, u64)> {
+        self.read(|rtx, _| {
+            let t = rtx.open_table(USERS)?;
+            let (mut all, mut ok) = (0, 0);
+            for r in t.iter()? {
+                let u: User = decode(r?.1.value())?;
+                all += 1;
+                if !u.unreachable {
+                    ok += 1;
+                }
+            }
+            Ok((all, ok))
+        })
+        .await
+    }
+}

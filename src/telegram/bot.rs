@@ -1,0 +1,276 @@
+//! Processing of one stored update (the `process_update` job): who is talking (the user is
+//! remembered, reachable again, language picked), then the command, button or free text is
+//! routed to the customer, supplier or admin handlers. Handlers are safe to run again (the
+//! job is retried after a 429): buying reuses a live reservation, payments and fulfilment
+//! are idempotent in the store, read-only answers just repeat.
+
+use super::Telegram;
+use crate::ai::Button;
+use crate::callback::Callback;
+use crate::jobs::UpdateProcessor;
+use crate::messenger::{Outgoing, SendError};
+use crate::queue::JobError;
+use crate::store::ledger::UserInfo;
+use crate::texts::Lang;
+use teloxide_core::types::{CallbackQuery, ChatMemberUpdated, Message, Update, UpdateKind};
+
+/// Marks a run that ended because the recipient blocked the bot (the job ends quietly).
+const BLOCKED: &str = "the recipient blocked the bot";
+
+/// Who is talking, in which chat and language.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    pub update_id: i64,
+    pub user_id: i64,
+    pub chat_id: i64,
+    pub lang: Lang,
+    pub first_name: String,
+    pub private: bool,
+}
+
+/// A command: `/name@bot args` → ("name", "args").
+pub fn parse_command(text: &str) -> Option<(String, String)> {
+    let t = text.trim_start();
+    let rest = t.strip_prefix('/')?;
+    let end = rest.find(|c: char| c.is_whitespace()).unwrap_or(rest.len());
+    let (word, args) = rest.split_at(end);
+    let name = word.split('@').next().unwrap_or("").to_ascii_lowercase();
+    if name.is_empty() {
+        return None;
+    }
+    Some((name, args.trim().to_string()))
+}
+
+/// The command menu shown by Telegram.
+pub fn command_menu(l: Lang) -> serde_json::Value {
+    let list: [(&str, &str, &str); 6] = [
+        ("start", "Главное меню", "Main menu"),
+        ("catalog", "Каталог", "Catalogue"),
+        ("orders", "Мои заказы", "My orders"),
+        ("balance", "Баланс", "Balance"),
+        ("help", "Помощь", "Help"),
+        ("paysupport", "Вопросы по оплате", "Payment support"),
+    ];
+    serde_json::Value::Array(
+        list.iter()
+            .map(|(c, ru, en)| {
+                serde_json::json!({ "command": c, "description": if l == Lang::Ru { ru } else { en } })
+            })
+            .collect(),
+    )
+}
+
+#[async_trait::async_trait]
+impl UpdateProcessor for Telegram {
+    async fn process(&self, update: &serde_json::Value) -> Result<(), JobError> {
+        // From text, not from the `Value`: teloxide's update kinds do not deserialize from a
+        // buffered `Value` (every kind comes out as `UpdateKind::Error`).
+        let u: Update = match serde_json::from_str(&update.to_string()) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %e, "an update that cannot be read was skipped");
+                return Ok(());
+            }
+        };
+        let update_id = u.id.0 as i64;
+        let r = match u.kind {
+            UpdateKind::Message(m) => self.on_message(update_id, m).await,
+            UpdateKind::CallbackQuery(q) => self.on_callback(update_id, q).await,
+            UpdateKind::MyChatMember(m) => self.on_membership(m).await,
+            UpdateKind::PreCheckoutQuery(q) => {
+                // TODO(issue 6): Stars checkout re-validates the order here. Until then no
+                // invoice is ever issued, so a query can only be stale: refuse it.
+                let req = teloxide_core::prelude::Requester::answer_pre_checkout_query(
+                    self.sender().bot(),
+                    q.id,
+                    false,
+                );
+                let req = teloxide_core::payloads::AnswerPreCheckoutQuerySetters::error_message(
+                    req,
+                    "Payments are not available",
+                );
+                let _ = teloxide_core::requests::Request::send(req).await;
+                Ok(())
+            }
+            UpdateKind::Error(v) => {
+                tracing::warn!(update.id = update_id, raw = %v.to_string().chars().take(300).collect::<String>(), "an update of an unknown kind was skipped");
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        match r {
+            Err(JobError::Fatal(m)) if m == BLOCKED => Ok(()),
+            r => r,
+        }
+    }
+}
+
+impl Telegram {
+    /// Remembers the user and returns the conversation context.
+    async fn context(
+        &self,
+        update_id: i64,
+        from: &teloxide_core::types::User,
+        chat_id: i64,
+        private: bool,
+    ) -> Result<Ctx, JobError> {
+        let user_id = from.id.0 as i64;
+        let mut name = from.first_name.clone();
+        if let Some(l) = &from.last_name {
+            name.push(' ');
+            name.push_str(l);
+        }
+        let info = UserInfo { name, username: from.username.clone(), lang: from.language_code.clone() };
+        let chat = private.then_some(chat_id);
+        let (user, tu) = self
+            .store()
+            .write(move |tx| crate::store::telegram::touch_user(tx, user_id, &info, chat))
+            .await?;
+        let code = tu.lang.as_deref().or(user.lang.as_deref());
+        Ok(Ctx {
+            update_id,
+            user_id,
+            chat_id,
+            lang: Lang::pick(code, self.settings().default_lang),
+            first_name: from.first_name.clone(),
+            private,
+        })
+    }
+
+    pub(crate) fn is_admin(&self, c: &Ctx) -> bool {
+        self.settings().admins.contains(&c.user_id)
+    }
+
+    /// Sends through the one sender; a blocked bot marks the user unreachable and ends the
+    /// run, a rate limit reschedules the job.
+    pub(crate) async fn say(&self, c: &Ctx, msg: Outgoing) -> Result<(), JobError> {
+        match self.sender_messenger().send(&msg).await {
+            Ok(_) => Ok(()),
+            Err(SendError::Unreachable) => {
+                let u = c.user_id;
+                if c.private && msg.chat_id == c.chat_id {
+                    self.store().write(move |tx| crate::store::ledger::set_unreachable(tx, u, true)).await?;
+                }
+                Err(JobError::Fatal(BLOCKED.into()))
+            }
+            Err(SendError::RetryAfter(d)) => Err(JobError::RetryAfter(d, "Telegram rate limit".into())),
+            Err(SendError::Transient(m)) => Err(JobError::Retry(m)),
+            // It may have arrived: running the handler again could say it twice.
+            Err(SendError::Uncertain(m)) => {
+                tracing::warn!(error = %m, "a reply may not have arrived");
+                Ok(())
+            }
+            Err(SendError::Rejected(m)) => Err(JobError::Fatal(m)),
+        }
+    }
+
+    fn sender_messenger(&self) -> std::sync::Arc<dyn crate::messenger::Messenger> {
+        self.messenger()
+    }
+
+    /// A plain-text reply.
+    pub(crate) async fn text(&self, c: &Ctx, text: String) -> Result<(), JobError> {
+        self.say(c, Outgoing::plain(c.chat_id, text)).await
+    }
+
+    /// An HTML reply with buttons.
+    pub(crate) async fn html(
+        &self,
+        c: &Ctx,
+        text: String,
+        buttons: Vec<Vec<Button>>,
+    ) -> Result<(), JobError> {
+        self.say(c, Outgoing { chat_id: c.chat_id, text, html: true, buttons }).await
+    }
+
+    async fn on_membership(&self, m: ChatMemberUpdated) -> Result<(), JobError> {
+        if !m.chat.is_private() {
+            return Ok(());
+        }
+        let user = m.from.id.0 as i64;
+        let gone = m.new_chat_member.kind.is_banned() || m.new_chat_member.kind.is_left();
+        self.store().write(move |tx| crate::store::ledger::set_unreachable(tx, user, gone)).await?;
+        Ok(())
+    }
+
+    async fn on_message(&self, update_id: i64, m: Message) -> Result<(), JobError> {
+        let Some(from) = m.from.as_ref().filter(|f| !f.is_bot) else { return Ok(()) };
+        let c = self.context(update_id, from, m.chat.id.0, m.chat.is_private()).await?;
+        let suppliers = self.suppliers_of_chat(c.chat_id).await?;
+        let text = m.text().or(m.caption()).unwrap_or("").to_string();
+        let command = parse_command(&text);
+        if !suppliers.is_empty() {
+            let supplier_cmd = command
+                .as_ref()
+                .is_some_and(|(n, _)| matches!(n.as_str(), "fulfill" | "fulfil" | "preorders"));
+            let is_reply_or_file = m.reply_to_message().is_some() || m.document().is_some();
+            if supplier_cmd || (command.is_none() && is_reply_or_file) {
+                return self.on_supplier_message(&c, &suppliers, &m, command).await;
+            }
+        }
+        let Some((name, args)) = command else {
+            if text.trim().is_empty() {
+                return Ok(());
+            }
+            return self.consult(&c, &text).await;
+        };
+        match name.as_str() {
+            "start" => self.start(&c).await,
+            "catalog" | "catalogue" | "shop" => self.catalog(&c, 0, 0).await,
+            "orders" => self.orders(&c).await,
+            "balance" => self.balance(&c).await,
+            "help" => self.text(&c, crate::texts::bot::help(c.lang)).await,
+            "paysupport" | "support" => {
+                self.text(&c, crate::texts::bot::paysupport(c.lang, &self.settings().support_contact)).await
+            }
+            "lang" | "language" => self.set_lang(&c, &args).await,
+            "fulfill" | "fulfil" | "preorders" => {
+                self.text(&c, crate::texts::bot::unknown_command(c.lang)).await
+            }
+            _ => self.admin_command(&c, &name, &args).await,
+        }
+    }
+
+    async fn on_callback(&self, update_id: i64, q: CallbackQuery) -> Result<(), JobError> {
+        // The spinner goes away first; the answer follows as a message.
+        self.sender().answer_callback(&q.id.0, None).await;
+        let chat = q.message.as_ref().map(|m| m.chat().id.0).unwrap_or(q.from.id.0 as i64);
+        let private = q.message.as_ref().map(|m| m.chat().is_private()).unwrap_or(true);
+        let c = self.context(update_id, &q.from, chat, private).await?;
+        let Some(data) = q.data.as_deref() else { return Ok(()) };
+        let cb = match Callback::parse(data) {
+            Ok(cb) => cb,
+            Err(_) => {
+                tracing::info!(data = %data.chars().take(64).collect::<String>(), "unknown button data ignored");
+                return self.text(&c, crate::texts::bot::went_wrong(c.lang)).await;
+            }
+        };
+        match cb {
+            Callback::Product(p) => self.product_card(&c, &p).await,
+            Callback::Buy(p) => self.buy(&c, &p).await,
+            Callback::PreOrder(p) => self.preorder_consent(&c, &p).await,
+            Callback::ConfirmPreOrder(p) => self.confirm_preorder(&c, &p).await,
+            Callback::PayBalance(o) => self.pay_balance(&c, o).await,
+            Callback::Cancel(o) => self.cancel(&c, o).await,
+            Callback::Order(o) => self.show_order(&c, o).await,
+            Callback::Catalog { cat, page } => self.catalog(&c, cat, page).await,
+            // Search paging belongs to the consultant's conversation; the catalogue is the
+            // closest thing the bot can show by itself.
+            Callback::More(_) => self.catalog(&c, 0, 0).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_parsed_with_bot_names_and_multiline_arguments() {
+        assert_eq!(parse_command("/start"), Some(("start".into(), "".into())));
+        assert_eq!(parse_command("/Start@shop_bot promo"), Some(("start".into(), "promo".into())));
+        assert_eq!(parse_command("/addstock key\nA\nB"), Some(("addstock".into(), "key\nA\nB".into())));
+        assert_eq!(parse_command("hello"), None);
+        assert_eq!(parse_command("/"), None);
+    }
+}

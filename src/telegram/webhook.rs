@@ -1,0 +1,55 @@
+//! `POST /telegram/webhook`: the secret header is compared in constant time, the update is
+//! stored as a `process_update` job (deduplicated by `update_id`) in one durable commit, and
+//! only then is 200 returned. A crash before the commit means no 200, so Telegram sends the
+//! update again; after it, the job survives the crash.
+
+use crate::app::AppState;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    answer(status, serde_json::json!({ "error": { "code": code, "message": message } }))
+}
+
+pub async fn receive(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(tg) = s.telegram.as_ref().filter(|t| t.webhook_mode()) else {
+        return error(StatusCode::NOT_FOUND, "not_found", "route not found");
+    };
+    let given = headers.get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+    let want = tg.webhook_secret().as_bytes();
+    if given.is_empty() || want.is_empty() || !bool::from(given.ct_eq(want)) {
+        metrics::counter!("lavka_telegram_webhook_unauthorized_total").increment(1);
+        return error(StatusCode::UNAUTHORIZED, "unauthorized", "unauthorized");
+    }
+    let update: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_input", &format!("body: {e}")),
+    };
+    let Some(id) = update.get("update_id").and_then(|v| v.as_i64()) else {
+        return error(StatusCode::BAD_REQUEST, "bad_input", "update_id is missing");
+    };
+    match s.store.write(move |tx| crate::store::telegram::accept_update(tx, id, &update)).await {
+        Ok(new) => {
+            metrics::counter!("lavka_telegram_updates_total", "source" => "webhook", "new" => if new { "yes" } else { "no" })
+                .increment(1);
+            answer(StatusCode::OK, serde_json::json!({ "ok": true }))
+        }
+        Err(e) => {
+            // Not acknowledged: Telegram retries, and nothing was stored.
+            tracing::error!(error = %e, update.id = id, "could not store a Telegram update");
+            error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again")
+        }
+    }
+}
