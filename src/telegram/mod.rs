@@ -10,7 +10,6 @@
 pub mod admin;
 pub mod bot;
 pub mod broadcast;
-pub mod consult;
 pub mod customer;
 pub mod offer;
 pub mod polling;
@@ -18,8 +17,6 @@ pub mod sender;
 pub mod split;
 pub mod supplier;
 pub mod webhook;
-
-pub use consult::SearchConsult;
 
 use crate::ai::Consult;
 use crate::config::Config;
