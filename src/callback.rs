@@ -18,6 +18,8 @@ pub enum Callback {
     ConfirmPreOrder(ProductId),
     /// Pay a pending order from the internal balance.
     PayBalance(OrderId),
+    /// Pay a pending order with Telegram Stars (the bot sends an invoice).
+    PayStars(OrderId),
     /// Cancel a pending (unpaid) order.
     Cancel(OrderId),
     /// Show one order.
@@ -39,6 +41,7 @@ impl Callback {
             Callback::PreOrder(p) => format!("po:{p}"),
             Callback::ConfirmPreOrder(p) => format!("pc:{p}"),
             Callback::PayBalance(o) => format!("pb:{o}"),
+            Callback::PayStars(o) => format!("ps:{o}"),
             Callback::Cancel(o) => format!("x:{o}"),
             Callback::Order(o) => format!("o:{o}"),
             Callback::Catalog { cat, page } => format!("c:{cat}:{page}"),
@@ -61,6 +64,7 @@ impl Callback {
             "po" => Callback::PreOrder(product(rest)?),
             "pc" => Callback::ConfirmPreOrder(product(rest)?),
             "pb" => Callback::PayBalance(order(rest)?),
+            "ps" => Callback::PayStars(order(rest)?),
             "x" => Callback::Cancel(order(rest)?),
             "o" => Callback::Order(order(rest)?),
             "c" => {
@@ -88,6 +92,7 @@ mod tests {
             Callback::ConfirmPreOrder(long),
             Callback::PayBalance(u64::MAX),
             Callback::Cancel(7),
+            Callback::PayStars(u64::MAX),
             Callback::Order(1),
             Callback::Catalog { cat: 3, page: 65535 },
             Callback::More(2),

@@ -136,6 +136,9 @@ pub struct PaymentsConfig {
     pub cryptopay_assets: String,
     /// Seconds between reconciliation rounds (`getInvoices`); 0 = never.
     pub reconcile_secs: u64,
+    /// Telegram Stars per one unit of the shop currency (e.g. 0.6 Stars per rouble); 0 turns
+    /// Stars off. A price in Stars is rounded up to a whole Star.
+    pub stars_per_unit: f64,
 }
 
 impl Default for PaymentsConfig {
@@ -146,6 +149,7 @@ impl Default for PaymentsConfig {
             cryptopay_api_url: "https://pay.crypt.bot".into(),
             cryptopay_assets: "USDT,TON,BTC".into(),
             reconcile_secs: 300,
+            stars_per_unit: 0.0,
         }
     }
 }
@@ -341,6 +345,10 @@ impl Config {
             return Err(Error::bad(
                 "ai.max_attempts, ai.request_timeout_secs and ai.history_turns must be positive",
             ));
+        }
+        let spu = self.payments.stars_per_unit;
+        if !spu.is_finite() || !(0.0..=1_000_000.0).contains(&spu) {
+            return Err(Error::bad("payments.stars_per_unit must be between 0 and 1000000"));
         }
         self.validate_telegram()?;
         Ok(())

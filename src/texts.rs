@@ -503,6 +503,12 @@ pub mod bot {
         pub fn pay(l: Lang) -> &'static str {
             pick(l, "💳 Оплатить", "💳 Pay")
         }
+        pub fn pay_stars(l: Lang, stars: u32) -> String {
+            match l {
+                Lang::Ru => format!("⭐ Оплатить {stars} звёзд"),
+                Lang::En => format!("⭐ Pay {stars} Stars"),
+            }
+        }
         pub fn cancel(l: Lang) -> &'static str {
             pick(l, "✖️ Отменить", "✖️ Cancel")
         }
@@ -751,6 +757,58 @@ pub mod bot {
         pick(l, "Заказ не найден.", "Order not found.").to_string()
     }
 
+    /// The description line of a Stars invoice (plain text, ≤ 255 characters).
+    pub fn stars_invoice_description(l: Lang, o: &Order) -> String {
+        match l {
+            Lang::Ru => format!(
+                "Заказ #{}: {} × {}. Товар придёт в этот чат сразу после оплаты.",
+                o.id, o.title, o.quantity
+            ),
+            Lang::En => format!(
+                "Order #{}: {} × {}. The item arrives in this chat right after payment.",
+                o.id, o.title, o.quantity
+            ),
+        }
+    }
+
+    pub fn stars_price_changed(l: Lang) -> String {
+        pick(
+            l,
+            "Цена изменилась — откройте заказ заново.",
+            "The price has changed — please open the order again.",
+        )
+        .to_string()
+    }
+
+    pub fn stars_sold_out(l: Lang) -> String {
+        pick(l, "Бронь истекла, и товар закончился.", "The reservation lapsed and the item is sold out.")
+            .to_string()
+    }
+
+    pub fn stars_paid(l: Lang, o: &Order) -> String {
+        match (l, o.status) {
+            (Lang::Ru, OrderStatus::Prepaid) => {
+                format!("⭐ Предзаказ #{} оплачен. Поставщик уже получил заказ.", o.id)
+            }
+            (Lang::Ru, _) => format!("⭐ Заказ #{} оплачен. Товар придёт следующим сообщением.", o.id),
+            (Lang::En, OrderStatus::Prepaid) => {
+                format!("⭐ Pre-order #{} is paid. The supplier has it.", o.id)
+            }
+            (Lang::En, _) => format!("⭐ Order #{} is paid. The item comes in the next message.", o.id),
+        }
+    }
+
+    pub fn stars_problem(l: Lang, id: u64) -> String {
+        match l {
+            Lang::Ru => format!(
+                "Оплата заказа #{id} не совпала с суммой заказа, поэтому звёзды возвращены вам. Вопросы — /paysupport"
+            ),
+            Lang::En => format!(
+                "The payment for order #{id} does not match the order, so the Stars were returned to you. Questions — /paysupport"
+            ),
+        }
+    }
+
     pub fn cancelled(l: Lang, id: u64) -> String {
         match l {
             Lang::Ru => format!("Заказ #{id} отменён."),
@@ -946,7 +1004,7 @@ pub mod bot {
 
     pub fn admin_help() -> String {
         "Admin commands:\n/stats\n/stock <product>\n/addstock <product> then one item per line\n/order <id>\n\
-         /refund <id> [reason]\n/redeliver <id>\n/jobs\n/retry <job>\n/backup\n/broadcast <text>"
+         /refund <id> [reason] (to balance)\n/refundstars <id> (to the original Stars payment)\n/redeliver <id>\n/jobs\n/retry <job>\n/backup\n/broadcast <text>"
             .to_string()
     }
 

@@ -162,9 +162,15 @@ impl Consultant {
             Callback::PreOrder(id) => self.ask_preorder(lang, &mut conv, id).await?,
             Callback::ConfirmPreOrder(id) => self.confirm_preorder(c, lang, &mut conv, id).await?,
             Callback::PayBalance(order) => self.pay_balance(c, lang, *order).await?,
+            Callback::PayStars(_) => text_reply(tx::t(
+                lang,
+                "Оплата звёздами Telegram доступна в чате с ботом.",
+                "Paying with Telegram Stars works in the chat with the bot.",
+            )),
             Callback::Cancel(order) => {
                 let (user, id) = (c.user_id, *order);
-                match self.inner.store.write(move |t| crate::store::orders::cancel_order(t, id, user)).await {
+                match self.inner.store.write(move |t| crate::store::orders::cancel_pending(t, id, user)).await
+                {
                     Ok(o) => text_reply(tx::cancelled(lang, o.id)),
                     Err(Error::Conflict(m)) | Err(Error::NotFound(m)) => text_reply(m),
                     Err(e) => return Err(e),

@@ -432,3 +432,21 @@ pub async fn chat(State(s): State<AppState>, Json(req): Json<ChatRequest>) -> Ap
     };
     Ok(Json(json!(reply)))
 }
+
+/// `POST /admin/api/orders/{id}/refund-source`: refunds to the payment's source (Telegram
+/// Stars), not to the balance.
+pub async fn refund_source(State(s): State<AppState>, Path(id): Path<OrderId>) -> ApiResult<Json<Value>> {
+    let o = s.store.order(id).await?;
+    let provider = o.payment.as_ref().map(|p| p.provider.clone()).unwrap_or_default();
+    let order = match (&s.telegram, provider.as_str()) {
+        (Some(tg), crate::telegram::STARS_PROVIDER) => tg.refund_stars(id).await?,
+        _ => {
+            return Err(Error::conflict(format!(
+                "order {id} was paid via {:?}; only Telegram Stars payments are refunded to their source (use /refund for the balance)",
+                provider
+            ))
+            .into());
+        }
+    };
+    Ok(Json(json!({ "order": order })))
+}

@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{id}", get(admin::get_order))
         .route("/orders/{id}/confirm-payment", post(admin::confirm_payment))
         .route("/orders/{id}/refund", post(admin::refund))
+        .route("/orders/{id}/refund-source", post(admin::refund_source))
         .route("/orders/{id}/fulfill", post(admin::fulfill))
         .route("/orders/{id}/extend", post(admin::extend))
         .route("/users/{id}", get(admin::get_user))

@@ -43,6 +43,7 @@ struct Inner {
     dev: bool,
     invoice_ttl_secs: u64,
     shop_name: String,
+    stars_per_unit: f64,
 }
 
 /// The Crypto Pay invoice of an order, remembered so a second click reuses it.
@@ -85,6 +86,7 @@ impl Payments {
                 dev,
                 invoice_ttl_secs: cfg.reservation_ttl_secs,
                 shop_name: cfg.shop_name.clone(),
+                stars_per_unit: p.stars_per_unit,
             }),
         })
     }
@@ -106,6 +108,22 @@ impl Payments {
 
     pub fn shop_name(&self) -> &str {
         &self.inner.shop_name
+    }
+
+    /// Telegram Stars are on (they also need the bot).
+    pub fn stars_enabled(&self) -> bool {
+        self.inner.stars_per_unit > 0.0
+    }
+
+    /// An amount of the shop currency in whole Stars (rounded up, at least 1); `None` when
+    /// Stars are off.
+    pub fn stars_for(&self, amount_minor: i64, currency: Currency) -> Option<u32> {
+        if !self.stars_enabled() || amount_minor <= 0 {
+            return None;
+        }
+        let major = amount_minor as f64 / 10f64.powi(currency.minor_digits() as i32);
+        let stars = (major * self.inner.stars_per_unit).ceil();
+        (stars >= 1.0 && stars <= u32::MAX as f64).then_some(stars as u32)
     }
 
     /// Whether any way to pay by link is enabled.

@@ -546,26 +546,30 @@ pub fn expire_reservations(tx: &Tx, limit: usize) -> Result<Vec<OrderId>> {
     Ok(ids)
 }
 
-/// Cancels a customer's unpaid order (reserved or awaiting payment): the reserved items go
-/// back on sale. A paid order cannot be cancelled here (refunds are an admin action).
-pub fn cancel_order(tx: &Tx, order_id: OrderId, user: UserId) -> Result<Order> {
+/// Records a refund paid back through the provider the order was paid with (Telegram Stars):
+/// the order ends `refunded`, and the ledger shows the refund and its payout to the source
+/// (net zero on the balance), so the books still explain every refunded order.
+pub fn refund_to_source(tx: &Tx, order_id: OrderId, provider: &str, reason: &str) -> Result<Order> {
     let before = get_order(tx, order_id)?;
-    if before.user_id != user {
-        return Err(Error::not_found(format!("order {order_id}")));
+    if before.status == OrderStatus::Refunded {
+        return Ok(before);
     }
-    if !before.status.is_pending_payment() {
+    if !before.was_paid() {
         return Err(Error::conflict(format!(
-            "order {order_id} is {} and cannot be cancelled",
+            "order {order_id} is {}, nothing was paid",
             before.status.as_str()
         )));
     }
-    let mut o = before.clone();
-    if !o.stock_item_ids.is_empty() {
-        set_items_state(tx, &o.stock_item_ids, StockState::Available, o.id)?;
-        o.stock_item_ids.clear();
+    if before.payment.as_ref().map(|p| p.provider.as_str()) != Some(provider) {
+        return Err(Error::conflict(format!("order {order_id} was not paid through {provider}")));
     }
-    o.status = OrderStatus::Expired;
+    let mut o = before.clone();
+    o.status = OrderStatus::Refunded;
+    o.refunded_at = Some(tx.now);
+    o.note = Some(reason.to_string());
     save_order(tx, Some(&before), &o)?;
+    post_entry(tx, o.user_id, o.amount, o.currency, &format!("refund of order {order_id}"), Some(o.id))?;
+    post_entry(tx, o.user_id, -o.amount, o.currency, reason, Some(o.id))?;
     Ok(o)
 }
 

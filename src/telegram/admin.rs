@@ -17,13 +17,14 @@ fn id_arg(args: &str) -> Option<u64> {
 impl Telegram {
     /// Admin commands; for everyone else every unknown command is just unknown.
     pub(crate) async fn admin_command(&self, c: &Ctx, name: &str, args: &str) -> Result<(), JobError> {
-        const ADMIN: [&str; 11] = [
+        const ADMIN: [&str; 12] = [
             "admin",
             "stats",
             "stock",
             "addstock",
             "order",
             "refund",
+            "refundstars",
             "redeliver",
             "jobs",
             "retry",
@@ -47,6 +48,7 @@ impl Telegram {
             "addstock" => self.add_stock(&args).await,
             "order" => self.admin_order(&args).await,
             "refund" => self.refund(&args).await,
+            "refundstars" => self.refund_stars_cmd(&args).await,
             "redeliver" => self.redeliver(&args).await,
             "jobs" => self.failed_jobs().await,
             "retry" => self.retry(&args).await,
@@ -133,6 +135,17 @@ impl Telegram {
                 crate::domain::Money::new(r.balance, c)
             )
         })
+    }
+
+    /// Refunds a Stars-paid order to the customer's Stars.
+    async fn refund_stars_cmd(&self, args: &str) -> crate::Result<String> {
+        let id = id_arg(args).ok_or_else(|| Error::bad("usage: /refundstars <id>"))?;
+        let o = self.refund_stars(id).await?;
+        Ok(format!(
+            "Order #{id}: {} refunded to user {}'s Telegram Stars.",
+            crate::domain::Money::new(o.amount, o.currency),
+            o.user_id
+        ))
     }
 
     /// Sends an order's goods again, by hand (after an uncertain delivery).

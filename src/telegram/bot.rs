@@ -77,21 +77,7 @@ impl UpdateProcessor for Telegram {
             UpdateKind::Message(m) => self.on_message(update_id, m).await,
             UpdateKind::CallbackQuery(q) => self.on_callback(update_id, q).await,
             UpdateKind::MyChatMember(m) => self.on_membership(m).await,
-            UpdateKind::PreCheckoutQuery(q) => {
-                // TODO(issue 6): Stars checkout re-validates the order here. Until then no
-                // invoice is ever issued, so a query can only be stale: refuse it.
-                let req = teloxide_core::prelude::Requester::answer_pre_checkout_query(
-                    self.sender().bot(),
-                    q.id,
-                    false,
-                );
-                let req = teloxide_core::payloads::AnswerPreCheckoutQuerySetters::error_message(
-                    req,
-                    "Payments are not available",
-                );
-                let _ = teloxide_core::requests::Request::send(req).await;
-                Ok(())
-            }
+            UpdateKind::PreCheckoutQuery(q) => self.pre_checkout(&q).await,
             UpdateKind::Error(v) => {
                 tracing::warn!(update.id = update_id, raw = %v.to_string().chars().take(300).collect::<String>(), "an update of an unknown kind was skipped");
                 Ok(())
@@ -196,6 +182,9 @@ impl Telegram {
     async fn on_message(&self, update_id: i64, m: Message) -> Result<(), JobError> {
         let Some(from) = m.from.as_ref().filter(|f| !f.is_bot) else { return Ok(()) };
         let c = self.context(update_id, from, m.chat.id.0, m.chat.is_private()).await?;
+        if let Some(sp) = m.successful_payment() {
+            return self.successful_payment(&c, sp).await;
+        }
         let suppliers = self.suppliers_of_chat(c.chat_id).await?;
         let text = m.text().or(m.caption()).unwrap_or("").to_string();
         let command = parse_command(&text);
@@ -251,6 +240,7 @@ impl Telegram {
             Callback::PreOrder(p) => self.preorder_consent(&c, &p).await,
             Callback::ConfirmPreOrder(p) => self.confirm_preorder(&c, &p).await,
             Callback::PayBalance(o) => self.pay_balance(&c, o).await,
+            Callback::PayStars(o) => self.send_stars_invoice(&c, o).await,
             Callback::Cancel(o) => self.cancel(&c, o).await,
             Callback::Order(o) => self.show_order(&c, o).await,
             Callback::Catalog { cat, page } => self.catalog(&c, cat, page).await,

@@ -15,6 +15,8 @@ pub mod offer;
 pub mod polling;
 pub mod sender;
 pub mod split;
+mod stars;
+pub use stars::PROVIDER as STARS_PROVIDER;
 pub mod supplier;
 pub mod webhook;
 

@@ -17,6 +17,9 @@ impl Telegram {
     /// The buttons that pay (or cancel) a pending order.
     pub fn payment_buttons(&self, l: Lang, o: &Order) -> Vec<Vec<Button>> {
         let mut rows = Vec::new();
+        if let Some(stars) = self.payments().and_then(|p| p.stars_for(o.amount, o.currency)) {
+            rows.push(vec![Button::callback(button::pay_stars(l, stars), Callback::PayStars(o.id))]);
+        }
         if let Some(p) = self.payments().filter(|p| p.any()) {
             rows.push(vec![Button::url(button::pay(l), p.pay_url(o.id))]);
         }

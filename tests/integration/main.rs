@@ -13,6 +13,7 @@ mod payments;
 mod properties;
 mod queue;
 mod search;
+mod stars;
 
 mod fake_telegram;
 mod telegram;
