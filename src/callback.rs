@@ -20,6 +20,8 @@ pub enum Callback {
     PayBalance(OrderId),
     /// Pay a pending order with Telegram Stars (the bot sends an invoice).
     PayStars(OrderId),
+    /// Top up the balance by this many units of the shop currency.
+    TopUp(u32),
     /// Cancel a pending (unpaid) order.
     Cancel(OrderId),
     /// Show one order.
@@ -42,6 +44,7 @@ impl Callback {
             Callback::ConfirmPreOrder(p) => format!("pc:{p}"),
             Callback::PayBalance(o) => format!("pb:{o}"),
             Callback::PayStars(o) => format!("ps:{o}"),
+            Callback::TopUp(n) => format!("tu:{n}"),
             Callback::Cancel(o) => format!("x:{o}"),
             Callback::Order(o) => format!("o:{o}"),
             Callback::Catalog { cat, page } => format!("c:{cat}:{page}"),
@@ -65,6 +68,9 @@ impl Callback {
             "pc" => Callback::ConfirmPreOrder(product(rest)?),
             "pb" => Callback::PayBalance(order(rest)?),
             "ps" => Callback::PayStars(order(rest)?),
+            "tu" => Callback::TopUp(
+                rest.parse::<u32>().ok().filter(|n| *n > 0 && rest == n.to_string()).ok_or_else(bad)?,
+            ),
             "x" => Callback::Cancel(order(rest)?),
             "o" => Callback::Order(order(rest)?),
             "c" => {
@@ -92,6 +98,7 @@ mod tests {
             Callback::ConfirmPreOrder(long),
             Callback::PayBalance(u64::MAX),
             Callback::Cancel(7),
+            Callback::TopUp(500),
             Callback::PayStars(u64::MAX),
             Callback::Order(1),
             Callback::Catalog { cat: 3, page: 65535 },

@@ -444,6 +444,37 @@ pub mod consultant {
         )
     }
 
+    pub fn topup_ask(lang: Lang) -> String {
+        t(
+            lang,
+            "На какую сумму пополнить баланс? Выберите или напишите, например: «пополнить баланс на 700».",
+            "How much would you like to add? Pick an amount or write e.g. \"top up balance 700\".",
+        )
+    }
+
+    pub fn topup_offer(lang: Lang, amount: i64, balance: i64, c: Currency) -> String {
+        match lang {
+            Lang::Ru => format!(
+                "Пополнение баланса на {}. Сейчас на балансе {}. Баланс можно тратить на любые покупки.",
+                money(amount, c),
+                money(balance, c)
+            ),
+            Lang::En => format!(
+                "Top-up of {}. Your balance now: {}. The balance pays for any purchase.",
+                money(amount, c),
+                money(balance, c)
+            ),
+        }
+    }
+
+    pub fn topup_button(lang: Lang) -> String {
+        t(lang, "Пополнить", "Top up")
+    }
+
+    pub fn topup_unavailable(lang: Lang) -> String {
+        t(lang, "Пополнение баланса сейчас недоступно.", "Topping up the balance is not available right now.")
+    }
+
     pub fn unknown_product(lang: Lang) -> String {
         t(lang, "Не нашёл такой товар в каталоге.", "I couldn't find that product in the catalogue.")
     }
@@ -459,7 +490,8 @@ pub mod bot {
     use super::{Lang, money};
     use crate::domain::{Currency, Order, OrderStatus, Product, fmt_time};
 
-    fn esc(s: &str) -> String {
+    /// Escapes text for Telegram HTML.
+    pub fn esc(s: &str) -> String {
         let mut out = String::with_capacity(s.len());
         for c in s.chars() {
             match c {

@@ -25,6 +25,8 @@ const MAX_INPUT: usize = 1000;
 /// Makes payment links for offers (the payment providers, issue 6).
 pub trait PayLinks: Send + Sync {
     fn link(&self, offer: &Offer) -> Option<String>;
+    /// A page that tops up `user`'s balance by `amount` (minor units).
+    fn topup_link(&self, user: i64, amount: i64) -> Option<String>;
 }
 
 /// The consultant. Cheap to clone.
@@ -162,6 +164,7 @@ impl Consultant {
             Callback::PreOrder(id) => self.ask_preorder(lang, &mut conv, id).await?,
             Callback::ConfirmPreOrder(id) => self.confirm_preorder(c, lang, &mut conv, id).await?,
             Callback::PayBalance(order) => self.pay_balance(c, lang, *order).await?,
+            Callback::TopUp(n) => self.topup(c, lang, Some(*n)).await?,
             Callback::PayStars(_) => text_reply(tx::t(
                 lang,
                 "Оплата звёздами Telegram доступна в чате с ботом.",
@@ -193,6 +196,37 @@ impl Consultant {
         Ok(reply)
     }
 
+    /// A top-up link for `amount` units of the shop currency, or the choice of amounts.
+    pub async fn topup(&self, c: &Customer, lang: Lang, amount: Option<u32>) -> Result<Reply> {
+        let links = self.inner.pay_links.read().ok().and_then(|l| l.clone());
+        let Some(links) = links else {
+            return Ok(text_reply(tx::topup_unavailable(lang)));
+        };
+        let cur = self.inner.currency;
+        let Some(n) = amount.filter(|n| (1..=1_000_000).contains(n)) else {
+            let row = [100u32, 500, 1000, 5000]
+                .iter()
+                .map(|n| {
+                    Button::callback(
+                        crate::domain::Money::new(*n as i64 * 10i64.pow(cur.minor_digits()), cur).to_string(),
+                        Callback::TopUp(*n),
+                    )
+                })
+                .collect();
+            return Ok(Reply { text: tx::topup_ask(lang), buttons: vec![row], offer: None });
+        };
+        let minor = n as i64 * 10i64.pow(cur.minor_digits());
+        let Some(url) = links.topup_link(c.user_id, minor) else {
+            return Ok(text_reply(tx::topup_unavailable(lang)));
+        };
+        let balance = self.inner.store.balance(c.user_id).await?;
+        Ok(Reply {
+            text: tx::topup_offer(lang, minor, balance, cur),
+            buttons: vec![vec![Button::url(tx::topup_button(lang), url)]],
+            offer: None,
+        })
+    }
+
     fn greeting(&self, c: &Customer, lang: Lang) -> Reply {
         Reply {
             text: tx::greeting(lang, &self.inner.shop_name, c.first_name.as_deref()),
@@ -220,6 +254,7 @@ impl Consultant {
                 let b = self.inner.store.balance(c.user_id).await?;
                 Ok(text_reply(tx::balance(lang, b, self.inner.currency)))
             }
+            Intent::TopUp(amount) => self.topup(c, lang, amount).await,
             Intent::Agree => {
                 if let Some(p) = conv.pending_preorder.clone() {
                     self.confirm_preorder(c, lang, conv, &p).await
@@ -743,6 +778,8 @@ pub enum Intent {
     Greeting,
     Orders,
     Balance,
+    /// Top up the balance (by this many units of the shop currency, when said).
+    TopUp(Option<u32>),
     Agree,
     More,
     /// Buy, with the rest of the message (what to buy; may be empty).
@@ -873,6 +910,15 @@ pub fn intent(norm: &str) -> Intent {
     {
         return Intent::Orders;
     }
+    let balance_word =
+        ["баланс", "баланса", "балансе", "balance", "счет", "счета"].iter().any(|p| contains_phrase(norm, p));
+    let topup_word = ["пополн", "top up", "topup", "add funds", "add money", "закинуть", "положить"]
+        .iter()
+        .any(|p| norm.contains(p));
+    if balance_word && topup_word {
+        let amount = norm.split(' ').find_map(|w| w.parse::<u32>().ok());
+        return Intent::TopUp(amount);
+    }
     if ["баланс", "balance", "мой счет", "сколько денег"].iter().any(|p| contains_phrase(norm, p))
         && words <= 5
     {
@@ -954,6 +1000,9 @@ mod tests {
         assert_eq!(i("мои заказы"), Intent::Orders);
         assert_eq!(i("Where is my order status?"), Intent::Orders);
         assert_eq!(i("какой у меня баланс?"), Intent::Balance);
+        assert_eq!(i("пополнить баланс на 500"), Intent::TopUp(Some(500)));
+        assert_eq!(i("top up my balance"), Intent::TopUp(None));
+        assert_eq!(i("пополнить стим на 500"), Intent::Search, "a Steam wallet code is a product");
         assert_eq!(i("Да"), Intent::Agree);
         assert_eq!(i("sure"), Intent::Agree);
         assert_eq!(i("ещё"), Intent::More);

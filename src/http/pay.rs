@@ -167,6 +167,77 @@ pub async fn cryptopay_webhook(
     let r = s.payments.apply_cryptopay(&update.payload).await.inspect_err(|e| {
         metrics::counter!("lavka_webhook_rejected_total", "provider" => "cryptopay", "reason" => e.code()).increment(1);
     })?;
-    Ok(Json(json!({"ok": true, "order": r.order.id, "outcome": r.outcome, "duplicate": r.duplicate}))
-        .into_response())
+    let answer = match &r {
+        crate::payments::Applied::Order(p) => {
+            json!({"ok": true, "order": p.order.id, "outcome": p.outcome, "duplicate": p.duplicate})
+        }
+        crate::payments::Applied::Topup(t) => {
+            json!({"ok": true, "topup_user": t.topup.user_id, "balance": t.balance, "duplicate": t.duplicate})
+        }
+    };
+    Ok(Json(answer).into_response())
+}
+
+/// The path of a top-up link: user, amount (minor units), nonce.
+#[derive(Deserialize)]
+pub struct TopupPath {
+    user: i64,
+    amount: i64,
+    nonce: String,
+}
+
+fn check_topup(s: &AppState, p: &TopupPath, t: &str) -> Result<crate::domain::Currency, Error> {
+    if p.amount <= 0 || p.nonce.len() > 64 || !s.payments.check_topup_token(p.user, p.amount, &p.nonce, t) {
+        return Err(Error::not_found("top-up link"));
+    }
+    crate::domain::Currency::parse(&s.config.currency)
+}
+
+/// A top-up page: the amount and the enabled ways to pay it.
+pub async fn topup_page(
+    State(s): State<AppState>,
+    Path(p): Path<TopupPath>,
+    Query(q): Query<Token>,
+) -> ApiResult<Response> {
+    let cur = check_topup(&s, &p, &q.t)?;
+    let balance = s.store.balance(p.user).await?;
+    let link = format!("/pay/topup/{}/{}/{}", p.user, p.amount, esc(&p.nonce));
+    let mut body = format!(
+        r#"<div class="card"><div class="muted">Пополнение баланса · balance top-up</div><div class="amount">{}</div><p class="muted">Сейчас на балансе · balance now: {}</p></div>"#,
+        Money::new(p.amount, cur),
+        Money::new(balance, cur)
+    );
+    if s.payments.cryptopay().is_some() {
+        body.push_str(&format!(r#"<a class="btn" href="{link}/cryptopay?t={}">Оплатить криптовалютой · Pay with crypto (CryptoBot)</a>"#, esc(&q.t)));
+    }
+    if s.payments.dev_enabled() {
+        body.push_str(&format!(r#"<form method="post" action="{link}/dev?t={}"><button type="submit">Пополнить (демо) · Top up (demo)</button></form>"#, esc(&q.t)));
+    }
+    Ok(page(s.payments.shop_name(), &body, false).into_response())
+}
+
+/// Creates (once per link) the Crypto Pay invoice of a top-up and redirects there.
+pub async fn topup_cryptopay(
+    State(s): State<AppState>,
+    Path(p): Path<TopupPath>,
+    Query(q): Query<Token>,
+) -> ApiResult<Response> {
+    let cur = check_topup(&s, &p, &q.t)?;
+    let url = s.payments.cryptopay_topup_url(p.user, p.amount, &p.nonce, cur).await?;
+    Ok(Redirect::to(&url).into_response())
+}
+
+/// The dev provider's top-up (demo mode only; once per link).
+pub async fn topup_dev(
+    State(s): State<AppState>,
+    Path(p): Path<TopupPath>,
+    Query(q): Query<Token>,
+) -> ApiResult<Response> {
+    let cur = check_topup(&s, &p, &q.t)?;
+    let r = s.payments.pay_dev_topup(p.user, p.amount, &p.nonce, cur).await?;
+    let body = format!(
+        r#"<div class="card"><p class="ok">Баланс пополнен · balance topped up</p><div class="amount">{}</div></div>"#,
+        Money::new(r.balance, cur)
+    );
+    Ok(page("Top-up", &body, false).into_response())
 }

@@ -42,6 +42,12 @@ impl Invoice {
     pub fn order_id(&self) -> Option<u64> {
         self.payload.as_deref()?.strip_prefix("order:")?.parse().ok()
     }
+
+    /// The customer whose balance this invoice tops up (`payload` = `topup:<user>:<nonce>`).
+    pub fn topup_user(&self) -> Option<i64> {
+        let rest = self.payload.as_deref()?.strip_prefix("topup:")?;
+        rest.split(':').next()?.parse().ok()
+    }
 }
 
 /// The client.
@@ -90,10 +96,11 @@ impl CryptoPay {
         }
     }
 
-    /// A fiat invoice for an order: `amount` in major units as a decimal string.
+    /// A fiat invoice: `amount` in major units as a decimal string; `payload` names what it
+    /// pays (`order:<id>` or `topup:<user>:<nonce>`).
     pub async fn create_invoice(
         &self,
-        order_id: u64,
+        payload: &str,
         fiat: &str,
         amount: &str,
         description: &str,
@@ -105,7 +112,7 @@ impl CryptoPay {
             "accepted_assets": self.assets,
             "amount": amount,
             "description": description.chars().take(1000).collect::<String>(),
-            "payload": format!("order:{order_id}"),
+            "payload": payload,
             "allow_comments": false,
             "expires_in": expires_in.clamp(60, 2_678_400),
         });

@@ -19,6 +19,7 @@ use crate::config::{Config, Secret};
 use crate::domain::{Currency, Order, OrderId, OrderStatus};
 use crate::error::{Error, Result};
 use crate::store::Store;
+use crate::store::ledger::TopupResult;
 use crate::store::orders::{OrderFilter, Payment, PaymentResult};
 use cryptopay::{CryptoPay, Invoice};
 use hmac::{Hmac, Mac};
@@ -53,6 +54,32 @@ struct InvoiceRef {
     url: String,
     amount: i64,
     currency: Currency,
+}
+
+/// What a paid invoice did.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Applied {
+    Order(Box<PaymentResult>),
+    Topup(TopupResult),
+}
+
+impl Applied {
+    pub fn duplicate(&self) -> bool {
+        match self {
+            Applied::Order(r) => r.duplicate,
+            Applied::Topup(r) => r.duplicate,
+        }
+    }
+}
+
+/// Recent Crypto Pay top-up invoices (reconciliation looks at those of the last two days).
+const TOPUP_INVOICES: &str = "cryptopay.topups";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct TopupInvoice {
+    invoice_id: i64,
+    at: i64,
 }
 
 fn invoice_key(order: OrderId) -> String {
@@ -132,8 +159,12 @@ impl Payments {
     }
 
     pub fn token(&self, order: OrderId) -> String {
+        self.token_of(&format!("pay:{order}"))
+    }
+
+    fn token_of(&self, what: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.inner.link_key).expect("HMAC takes any key");
-        mac.update(format!("pay:{order}").as_bytes());
+        mac.update(what.as_bytes());
         hex::encode(&mac.finalize().into_bytes()[..12])
     }
 
@@ -168,7 +199,9 @@ impl Payments {
             .map(|e| ((e - self.inner.store.now()) / 1000).max(60) as u64)
             .unwrap_or(self.inner.invoice_ttl_secs);
         let desc = format!("{} — #{} {}", self.inner.shop_name, order.id, order.title);
-        let inv = cp.create_invoice(order.id, order.currency.as_str(), &amount, &desc, ttl).await?;
+        let inv = cp
+            .create_invoice(&format!("order:{}", order.id), order.currency.as_str(), &amount, &desc, ttl)
+            .await?;
         let url =
             inv.url().ok_or_else(|| Error::Internal("Crypto Pay invoice without a URL".into()))?.to_string();
         let r = InvoiceRef {
@@ -183,9 +216,9 @@ impl Payments {
         Ok(url)
     }
 
-    /// Applies a paid Crypto Pay invoice (webhook or reconciliation). Idempotent.
-    pub async fn apply_cryptopay(&self, inv: &Invoice) -> Result<PaymentResult> {
-        let order_id = inv.order_id().ok_or_else(|| Error::bad("the invoice names no order of this shop"))?;
+    /// Applies a paid Crypto Pay invoice (webhook or reconciliation): an order's payment or a
+    /// balance top-up. Idempotent.
+    pub async fn apply_cryptopay(&self, inv: &Invoice) -> Result<Applied> {
         if inv.status != "paid" {
             return Err(Error::bad(format!("invoice {} is {}, not paid", inv.invoice_id, inv.status)));
         }
@@ -197,7 +230,96 @@ impl Payments {
             amount,
             currency,
         };
-        self.apply(order_id, pay).await
+        if let Some(user) = inv.topup_user() {
+            return Ok(Applied::Topup(self.topup(user, pay).await?));
+        }
+        let order_id = inv.order_id().ok_or_else(|| Error::bad("the invoice names no order of this shop"))?;
+        Ok(Applied::Order(Box::new(self.apply(order_id, pay).await?)))
+    }
+
+    /// Credits a paid top-up (once per payment).
+    pub async fn topup(&self, user: i64, pay: Payment) -> Result<TopupResult> {
+        let provider = pay.provider.clone();
+        let r = self.inner.store.write(move |t| crate::store::ledger::apply_topup(t, user, &pay)).await?;
+        let outcome = if r.duplicate { "duplicate" } else { "applied" };
+        metrics::counter!("lavka_topups_total", "provider" => provider, "outcome" => outcome).increment(1);
+        Ok(r)
+    }
+
+    /// The token of a top-up link (user, amount and a one-off nonce).
+    fn topup_token(&self, user: i64, amount: i64, nonce: &str) -> String {
+        self.token_of(&format!("topup:{user}:{amount}:{nonce}"))
+    }
+
+    pub fn check_topup_token(&self, user: i64, amount: i64, nonce: &str, token: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let want = self.topup_token(user, amount, nonce);
+        want.len() == token.len() && bool::from(want.as_bytes().ct_eq(token.as_bytes()))
+    }
+
+    /// A page where `user` tops up the balance by `amount` (minor units) with the enabled
+    /// link providers. Each link pays once (its nonce is the payment's identity).
+    pub fn topup_url(&self, user: i64, amount: i64) -> String {
+        let nonce = format!("{:016x}", fastrand::u64(..));
+        let base = self.inner.base_url.read().map(|b| b.clone()).unwrap_or_default();
+        format!("{base}/pay/topup/{user}/{amount}/{nonce}?t={}", self.topup_token(user, amount, &nonce))
+    }
+
+    /// The Crypto Pay invoice URL of a top-up link (created once per nonce).
+    pub async fn cryptopay_topup_url(
+        &self,
+        user: i64,
+        amount: i64,
+        nonce: &str,
+        currency: Currency,
+    ) -> Result<String> {
+        let cp = self.cryptopay().ok_or_else(|| Error::not_found("Crypto Pay payments"))?;
+        let key = format!("cryptopay.topup.{user}.{nonce}");
+        if let Some(r) = self.inner.store.meta::<InvoiceRef>(&key).await? {
+            return Ok(r.url);
+        }
+        let desc = format!("{} — top-up", self.inner.shop_name);
+        let payload = format!("topup:{user}:{nonce}");
+        let major = currency.format_minor(amount);
+        let inv = cp.create_invoice(&payload, currency.as_str(), &major, &desc, 86_400).await?;
+        let url =
+            inv.url().ok_or_else(|| Error::Internal("Crypto Pay invoice without a URL".into()))?.to_string();
+        let r = InvoiceRef { invoice_id: inv.invoice_id, url: url.clone(), amount, currency };
+        let recent = TopupInvoice { invoice_id: inv.invoice_id, at: self.inner.store.now() };
+        self.inner
+            .store
+            .write(move |t| {
+                crate::store::conversations::put_meta(t, &key, &r)?;
+                let mut list: Vec<TopupInvoice> =
+                    crate::store::conversations::get_meta(t, TOPUP_INVOICES)?.unwrap_or_default();
+                list.push(recent.clone());
+                if list.len() > 500 {
+                    list.drain(..list.len() - 500);
+                }
+                crate::store::conversations::put_meta(t, TOPUP_INVOICES, &list)
+            })
+            .await?;
+        Ok(url)
+    }
+
+    /// The dev provider's top-up (demo mode only): credits once per link.
+    pub async fn pay_dev_topup(
+        &self,
+        user: i64,
+        amount: i64,
+        nonce: &str,
+        currency: Currency,
+    ) -> Result<TopupResult> {
+        if !self.inner.dev {
+            return Err(Error::not_found("dev payments"));
+        }
+        let pay = Payment {
+            provider: "dev".into(),
+            external_id: format!("topup:{user}:{nonce}"),
+            amount,
+            currency,
+        };
+        self.topup(user, pay).await
     }
 
     /// The dev provider: pays the order's exact amount.
@@ -242,20 +364,25 @@ impl Payments {
                 }
             }
         }
-        if refs.is_empty() {
+        let since = self.inner.store.now() - 2 * 86_400_000;
+        let topups: Vec<TopupInvoice> = self.inner.store.meta(TOPUP_INVOICES).await?.unwrap_or_default();
+        let topup_ids: Vec<i64> = topups.iter().filter(|t| t.at >= since).map(|t| t.invoice_id).collect();
+        if refs.is_empty() && topup_ids.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<i64> = refs.iter().map(|r| r.1).collect();
+        let mut ids: Vec<i64> = refs.iter().map(|r| r.1).collect();
+        ids.extend(&topup_ids);
         let mut applied = 0;
         for inv in cp.paid_invoices(&ids).await? {
-            if !refs.iter().any(|(o, i)| *i == inv.invoice_id && inv.order_id() == Some(*o)) {
+            let ours = refs.iter().any(|(o, i)| *i == inv.invoice_id && inv.order_id() == Some(*o))
+                || (topup_ids.contains(&inv.invoice_id) && inv.topup_user().is_some());
+            if !ours {
                 continue;
             }
             match self.apply_cryptopay(&inv).await {
-                Ok(r) if !r.duplicate => {
+                Ok(r) if !r.duplicate() => {
                     applied += 1;
                     tracing::info!(
-                        order = r.order.id,
                         invoice = inv.invoice_id,
                         "reconciliation applied a payment whose webhook did not arrive"
                     );
@@ -298,5 +425,9 @@ impl Payments {
 impl PayLinks for Payments {
     fn link(&self, offer: &Offer) -> Option<String> {
         self.any().then(|| self.pay_url(offer.order_id))
+    }
+
+    fn topup_link(&self, user: i64, amount: i64) -> Option<String> {
+        self.any().then(|| self.topup_url(user, amount))
     }
 }

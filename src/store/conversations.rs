@@ -69,6 +69,11 @@ pub fn clear_conversation(tx: &Tx, user: UserId) -> Result<bool> {
     Ok(tx.tx.open_table(CONVERSATIONS)?.remove(user)?.is_some())
 }
 
+/// A JSON value stored with [`put_meta`], inside a write transaction.
+pub fn get_meta<T: serde::de::DeserializeOwned>(tx: &Tx, key: &str) -> Result<Option<T>> {
+    tx.tx.open_table(META)?.get(key)?.map(|v| decode(v.value())).transpose()
+}
+
 /// Stores a JSON value under `key` in `meta`.
 pub fn put_meta<T: Serialize>(tx: &Tx, key: &str, v: &T) -> Result<()> {
     tx.tx.open_table(META)?.insert(key, encode(v)?.as_slice())?;

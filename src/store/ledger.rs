@@ -117,6 +117,52 @@ pub fn credit_balance(tx: &Tx, user: UserId, amount: i64, currency: Currency, re
     post_entry(tx, user, amount, currency, reason, None)
 }
 
+/// A balance top-up as recorded.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Topup {
+    pub provider: String,
+    pub external_id: String,
+    pub user_id: UserId,
+    pub amount: i64,
+    pub currency: Currency,
+    pub at: crate::domain::Millis,
+}
+
+/// What applying a top-up did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TopupResult {
+    pub topup: Topup,
+    pub balance: i64,
+    /// This payment was applied before; nothing changed.
+    pub duplicate: bool,
+}
+
+/// Credits a paid top-up to the user's balance, once per `(provider, external id)`.
+pub fn apply_topup(tx: &Tx, user: UserId, pay: &super::orders::Payment) -> Result<TopupResult> {
+    if pay.amount <= 0 || pay.provider.is_empty() || pay.external_id.is_empty() || pay.external_id.len() > 256
+    {
+        return Err(Error::bad("a top-up needs a positive amount, a provider and a payment id"));
+    }
+    let key = (pay.provider.as_str(), pay.external_id.as_str());
+    let mut t = tx.tx.open_table(TOPUPS)?;
+    if let Some(prior) = t.get(key)?.map(|v| decode::<Topup>(v.value())).transpose()? {
+        let balance = balance_in(tx, prior.user_id)?;
+        return Ok(TopupResult { topup: prior, balance, duplicate: true });
+    }
+    let reason = format!("top-up via {} {}", pay.provider, pay.external_id);
+    let balance = post_entry(tx, user, pay.amount, pay.currency, &reason, None)?;
+    let topup = Topup {
+        provider: pay.provider.clone(),
+        external_id: pay.external_id.clone(),
+        user_id: user,
+        amount: pay.amount,
+        currency: pay.currency,
+        at: tx.now,
+    };
+    t.insert(key, encode(&topup)?.as_slice())?;
+    Ok(TopupResult { topup, balance, duplicate: false })
+}
+
 /// Records a message the shop sent (or would have sent) for the admin to see.
 pub fn record_outbox(tx: &Tx, chat_id: i64, text: &str) -> Result<u64> {
     let id = tx.next_id("outbox")?;

@@ -69,6 +69,9 @@ pub const DELIVERY_MARKS: TableDefinition<u64, i64> = TableDefinition::new("deli
 /// broadcast id → broadcast record (text, progress).
 pub const BROADCASTS: TableDefinition<u64, &[u8]> = TableDefinition::new("broadcasts");
 
+/// (provider, external id) → a balance top-up that was credited (JSON): each applies once.
+pub const TOPUPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("topups");
+
 /// Calls `$m!(DEF)` for every table; the backup and the table-creating start-up use it so a
 /// new table cannot be forgotten. (Multimap tables are avoided: a tuple key is cheaper.)
 #[macro_export]
@@ -100,6 +103,7 @@ macro_rules! for_each_table {
         $m!($crate::store::schema::OUTBOX);
         $m!($crate::store::schema::EMBEDDINGS);
         $m!($crate::store::schema::CONVERSATIONS);
+        $m!($crate::store::schema::TOPUPS);
         $m!($crate::store::schema::TELEGRAM_STATE);
         $m!($crate::store::schema::TELEGRAM_USERS);
         $m!($crate::store::schema::DELIVERY_MARKS);

@@ -241,6 +241,7 @@ impl Telegram {
             Callback::ConfirmPreOrder(p) => self.confirm_preorder(&c, &p).await,
             Callback::PayBalance(o) => self.pay_balance(&c, o).await,
             Callback::PayStars(o) => self.send_stars_invoice(&c, o).await,
+            Callback::TopUp(n) => self.topup(&c, n).await,
             Callback::Cancel(o) => self.cancel(&c, o).await,
             Callback::Order(o) => self.show_order(&c, o).await,
             Callback::Catalog { cat, page } => self.catalog(&c, cat, page).await,

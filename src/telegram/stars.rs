@@ -206,6 +206,22 @@ impl Telegram {
         Ok(r)
     }
 
+    /// A balance top-up link (the payment page of the enabled link providers).
+    pub(crate) async fn topup(&self, c: &Ctx, units: u32) -> Result<(), JobError> {
+        use crate::texts::consultant as tc;
+        let cur = self.settings().currency;
+        let minor = units as i64 * 10i64.pow(cur.minor_digits());
+        match self.payments().filter(|p| p.any()) {
+            Some(p) => {
+                let balance = self.store().balance(c.user_id).await?;
+                let url = p.topup_url(c.user_id, minor);
+                let text = t::esc(&tc::topup_offer(c.lang, minor, balance, cur));
+                self.html(c, text, vec![vec![crate::ai::Button::url(tc::topup_button(c.lang), url)]]).await
+            }
+            None => self.text(c, tc::topup_unavailable(c.lang)).await,
+        }
+    }
+
     async fn alert(&self, text: String) -> Result<(), JobError> {
         self.store()
             .write(move |tx| {

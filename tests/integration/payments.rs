@@ -262,3 +262,104 @@ async fn the_dev_provider_pays_in_demo_mode_and_is_refused_otherwise() {
     assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Reserved);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn balance_top_ups_through_the_dev_provider_and_crypto_pay_credit_once() {
+    let app = spawn_app().await;
+    seed(app.store(), SMALL).await;
+    let me = lavka::ai::Customer { user_id: 21, chat_id: 21, lang: lavka::texts::Lang::Ru, first_name: None };
+    let ask = app.state.consultant.answer(&me, "пополнить баланс").await.unwrap();
+    assert!(
+        ask.buttons[0]
+            .iter()
+            .any(|b| b.action == lavka::ai::ButtonAction::Callback(lavka::callback::Callback::TopUp(500)))
+    );
+    let r = app.state.consultant.answer(&me, "пополнить баланс на 500").await.unwrap();
+    let url = match &r.buttons[0][0].action {
+        lavka::ai::ButtonAction::Url(u) => u.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(url.contains("/pay/topup/21/50000/"), "{url}");
+    let page = app.client.get(&url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("500.00 ₽"));
+    let (path, query) = url.split_once('?').unwrap();
+    let dev = format!("{path}/dev?{query}");
+    for _ in 0..2 {
+        assert_eq!(app.client.post(&dev).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(app.store().balance(21).await.unwrap(), 50_000, "one link credits once");
+    let forged = format!("{}/pay/topup/21/9999900/abc/dev?t=0000", app.base);
+    assert_eq!(app.client.post(&forged).send().await.unwrap().status(), 404);
+    assert_eq!(app.store().balance(21).await.unwrap(), 50_000);
+    // The balance pays for a purchase.
+    let buy = app.state.consultant.press(&me, &lavka::callback::Callback::Buy(pid("key"))).await.unwrap();
+    let order = buy.offer.unwrap().order_id;
+    app.state.consultant.press(&me, &lavka::callback::Callback::PayBalance(order)).await.unwrap();
+    assert_eq!(app.store().order(order).await.unwrap().status, OrderStatus::Paid);
+    assert_eq!(app.store().balance(21).await.unwrap(), 40_000);
+    assert_check(app.store()).await;
+    app.stop().await;
+
+    // Crypto Pay: the invoice carries the top-up; the signed webhook credits once; a lost
+    // webhook is found by reconciliation.
+    let (cp_url, fake) = fake_cryptopay().await;
+    let app = spawn_app_with(|c| {
+        c.payments.cryptopay_token = Secret::new(TOKEN);
+        c.payments.cryptopay_api_url = cp_url.clone();
+    })
+    .await;
+    let link = app.state.payments.topup_url(22, 70_000);
+    let (path, query) = link.split_once('?').unwrap();
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = no_redirect.get(format!("{path}/cryptopay?{query}")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let inv = fake.invoices.lock().unwrap()[0].clone();
+    assert!(inv["payload"].as_str().unwrap().starts_with("topup:22:"));
+    assert_eq!(inv["amount"], "700.00");
+    let body = json!({"update_id": 9, "update_type": "invoice_paid", "request_date": "2026-11-26T12:00:00.000Z",
+        "payload": {"invoice_id": inv["invoice_id"], "status": "paid", "fiat": "RUB", "amount": "700.00", "payload": inv["payload"]}})
+    .to_string();
+    let sig = signature(TOKEN, body.as_bytes());
+    for _ in 0..3 {
+        let (code, v) = webhook(&app, &body, &sig).await;
+        assert_eq!(code, 200, "{v}");
+    }
+    assert_eq!(app.store().balance(22).await.unwrap(), 70_000);
+    let second = app.state.payments.topup_url(23, 10_000);
+    let (path, query) = second.split_once('?').unwrap();
+    no_redirect.get(format!("{path}/cryptopay?{query}")).send().await.unwrap();
+    fake.invoices.lock().unwrap()[1]["status"] = json!("paid");
+    assert_eq!(app.state.payments.reconcile().await.unwrap(), 1);
+    assert_eq!(app.store().balance(23).await.unwrap(), 10_000);
+    assert_check(app.store()).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_balance_payments_never_overdraw() {
+    let app = spawn_app().await;
+    seed(app.store(), SMALL).await;
+    app.store()
+        .write(|tx| {
+            lavka::store::ledger::credit_balance(tx, 31, 15_000, lavka::domain::Currency::RUB, "gift")
+        })
+        .await
+        .unwrap();
+    let a = reserve(&app, 31, "key").await;
+    let b = reserve(&app, 31, "key").await;
+    let tries = (0..10).map(|i| {
+        let store = app.store().clone();
+        let order = if i % 2 == 0 { a } else { b };
+        async move { store.write(move |tx| lavka::store::orders::pay_from_balance(tx, order, 31)).await }
+    });
+    let results = futures::future::join_all(tries).await;
+    let ok: Vec<_> = results.iter().filter(|r| r.is_ok()).collect();
+    assert_eq!(ok.len(), 1, "one of the two orders is paid, once: {results:?}");
+    assert_eq!(app.store().balance(31).await.unwrap(), 5_000);
+    let refused =
+        results.iter().filter(|r| matches!(r, Err(lavka::Error::InsufficientBalance { .. }))).count();
+    assert!(refused >= 1);
+    assert_check(app.store()).await;
+    app.stop().await;
+}
