@@ -354,10 +354,32 @@ pub async fn credit(
 pub struct Limit {
     limit: Option<usize>,
     state: Option<String>,
+    /// Payments: only this outcome (`applied`, `credited_to_balance`, `mismatch`).
+    outcome: Option<String>,
+    /// Payments: only this provider.
+    provider: Option<String>,
 }
 
+/// Received payments, newest first; `?outcome=mismatch` lists the ones that need a look.
 pub async fn list_payments(State(s): State<AppState>, Query(q): Query<Limit>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "payments": s.store.payments(q.limit.unwrap_or(100).min(1000)).await? })))
+    let limit = q.limit.unwrap_or(100).min(1000);
+    let filtered = q.outcome.is_some() || q.provider.is_some();
+    let mut payments = s.store.payments(if filtered { 100_000 } else { limit }).await?;
+    if let Some(o) = q.outcome.as_deref().filter(|o| !o.is_empty()) {
+        if !["applied", "credited_to_balance", "mismatch"].contains(&o) {
+            return Err(Error::bad(format!(
+                "outcome must be applied, credited_to_balance or mismatch, got {o:?}"
+            ))
+            .into());
+        }
+        payments.retain(|p| json!(p.outcome) == json!(o));
+    }
+    if let Some(p) = q.provider.as_deref().filter(|p| !p.is_empty()) {
+        payments.retain(|x| x.provider == p);
+    }
+    payments.truncate(limit);
+    let topups = s.store.topups(limit).await?;
+    Ok(Json(json!({ "payments": payments, "topups": topups })))
 }
 
 pub async fn list_jobs(State(s): State<AppState>, Query(q): Query<Limit>) -> ApiResult<Json<Value>> {

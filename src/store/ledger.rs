@@ -199,6 +199,18 @@ impl Store {
         .await
     }
 
+    /// Balance top-ups, at most `limit` (no particular order: they are keyed by payment).
+    pub async fn topups(&self, limit: usize) -> Result<Vec<Topup>> {
+        self.read(move |rtx, _| {
+            let t = rtx.open_table(TOPUPS)?;
+            let mut out: Vec<Topup> =
+                t.iter()?.take(limit).map(|r| decode(r?.1.value())).collect::<Result<_>>()?;
+            out.sort_by_key(|t| std::cmp::Reverse(t.at));
+            Ok(out)
+        })
+        .await
+    }
+
     /// The newest `limit` outbox messages, newest first.
     pub async fn outbox(&self, limit: usize) -> Result<Vec<OutboxMessage>> {
         self.read(move |rtx, _| {

@@ -188,6 +188,14 @@ async fn cryptopay_bad_webhooks_are_refused_without_changes() {
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["outcome"], "mismatch");
     assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Reserved);
+    let (code, list) = app.get("/admin/api/payments?outcome=mismatch").await;
+    assert_eq!(code, 200);
+    assert_eq!(list["payments"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(
+        app.get("/admin/api/payments?outcome=applied").await.1["payments"].as_array().unwrap().len(),
+        0
+    );
+    assert_eq!(app.get("/admin/api/payments?outcome=bogus").await.0, 400);
     assert_check(app.store()).await;
     app.stop().await;
 }
