@@ -384,3 +384,122 @@ pub async fn search(products: usize, queries: usize, cfg: &crate::config::Config
         "index_texts_per_sec": round2(texts_per_sec),
     }))
 }
+
+/// Signed Crypto Pay webhooks against the running HTTP server, `concurrency` clients: the
+/// webhook's acknowledgement time and the time from the webhook to the delivered order
+/// (delivery job run by the workers, message recorded).
+pub async fn payments(orders: usize, concurrency: usize) -> anyhow::Result<Value> {
+    use crate::app::{App, Parts};
+    const TOKEN: &str = "bench:token";
+    let dir = tempfile::tempdir()?;
+    let mut cfg = crate::config::Config::for_tests(dir.path());
+    cfg.workers = 4;
+    cfg.payments.cryptopay_token = crate::config::Secret::new(TOKEN);
+    cfg.payments.reconcile_secs = 0;
+    let app = App::build(cfg, Parts::default()).await?;
+    let store = app.state.store.clone();
+    let pid = ProductId::parse("bench-key")?;
+    let product = Product {
+        id: pid.clone(),
+        title: "Bench key".into(),
+        description: String::new(),
+        category: "Bench".into(),
+        tags: Vec::new(),
+        price: 10_000,
+        currency: Currency::RUB,
+        discount_percent: 0,
+        discount_until: None,
+        fulfillment_hours: None,
+        supplier: None,
+        active: true,
+        updated_at: 0,
+    };
+    let items: Vec<String> = (0..orders).map(|i| format!("KEY-{i:08}")).collect();
+    store
+        .write(move |tx| {
+            upsert_product(tx, product.clone())?;
+            add_stock(tx, &pid, &items)?;
+            Ok(())
+        })
+        .await?;
+    let mut ids = Vec::with_capacity(orders);
+    for u in 0..orders {
+        let p = ProductId::parse("bench-key")?;
+        let o =
+            store.write(move |tx| reserve_product_for_purchase(tx, u as i64 + 1, &p, 1, 3_600_000)).await?;
+        ids.push(o.id);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(app.run(listener, cancel.clone()));
+    let queue = Arc::new(Mutex::new(ids));
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (queue, client, base, store) = (queue.clone(), client.clone(), base.clone(), store.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut acks, mut delivered, mut errors) = (Vec::new(), Vec::new(), 0u64);
+            loop {
+                let Some(id) = queue.lock().ok().and_then(|mut q| q.pop()) else { break };
+                let body = json!({"update_id": id, "update_type": "invoice_paid", "request_date": "2026-11-26T12:00:00.000Z",
+                    "payload": {"invoice_id": id, "status": "paid", "fiat": "RUB", "amount": "100.00", "payload": format!("order:{id}")}})
+                .to_string();
+                let sig = crate::payments::cryptopay::sign(TOKEN, body.as_bytes());
+                let t = Instant::now();
+                let r = client
+                    .post(format!("{base}/payments/cryptopay/webhook"))
+                    .header("crypto-pay-api-signature", sig)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                if !r.is_ok_and(|r| r.status().is_success()) {
+                    errors += 1;
+                    continue;
+                }
+                acks.push(t.elapsed().as_secs_f64() * 1000.0);
+                loop {
+                    match store.order(id).await {
+                        Ok(o) if o.delivered_at.is_some() => break,
+                        Ok(_) => tokio::time::sleep(Duration::from_micros(500)).await,
+                        Err(_) => {
+                            errors += 1;
+                            break;
+                        }
+                    }
+                    if t.elapsed() > Duration::from_secs(30) {
+                        errors += 1;
+                        break;
+                    }
+                }
+                delivered.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            (acks, delivered, errors)
+        }));
+    }
+    let (mut acks, mut delivered, mut errors) = (Vec::new(), Vec::new(), 0);
+    for t in tasks {
+        let (a, d, e) = t.await?;
+        acks.extend(a);
+        delivered.extend(d);
+        errors += e;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    cancel.cancel();
+    server.await??;
+    let (a50, a99) = percentile_ms(acks);
+    let (d50, d99) = percentile_ms(delivered.clone());
+    Ok(json!({
+        "bench": "payments",
+        "orders": orders,
+        "concurrency": concurrency,
+        "webhook_ack_p50_ms": a50,
+        "webhook_ack_p99_ms": a99,
+        "webhook_to_delivered_p50_ms": d50,
+        "webhook_to_delivered_p99_ms": d99,
+        "delivered_per_sec": round2(delivered.len() as f64 / secs),
+        "errors": errors,
+    }))
+}

@@ -128,6 +128,14 @@ pub enum BenchKind {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Signed Crypto Pay webhooks against the real HTTP server on a temporary data dir:
+    /// webhook acknowledgement and webhook → delivered latency, throughput.
+    Payments {
+        #[arg(long, default_value_t = 2000)]
+        orders: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
     /// Search speed: index `--products` synthetic products (variants of the demo catalogue;
     /// vectors random for the sizes the encoder would take minutes to fill), then time
     /// hybrid queries, the vector scan alone, and the encoder's indexing throughput.
@@ -278,6 +286,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     crate::bench::store(buyers, seconds, gather_us).await?
                 }
                 BenchKind::Queue { jobs, concurrency } => crate::bench::queue(jobs, concurrency).await?,
+                BenchKind::Payments { orders, concurrency } => {
+                    crate::bench::payments(orders, concurrency).await?
+                }
                 BenchKind::Search { products, queries } => {
                     crate::bench::search(products, queries, &cfg).await?
                 }

@@ -141,6 +141,15 @@ impl CryptoPay {
     }
 }
 
+/// `hex(HMAC-SHA256(key = SHA-256(token), body))`: the signature Crypto Pay sends (used by
+/// `lavka bench payments` to play Crypto Pay).
+pub fn sign(token: &str, body: &[u8]) -> String {
+    let key = Sha256::digest(token.as_bytes());
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// `hex(HMAC-SHA256(key = SHA-256(token), body))`, compared in constant time.
 pub fn verify_signature(token: &str, body: &[u8], signature: &str) -> bool {
     let Ok(given) = hex::decode(signature.trim()) else {
