@@ -441,8 +441,7 @@ pub async fn payments(orders: usize, concurrency: usize) -> anyhow::Result<Value
         let (queue, client, base, store) = (queue.clone(), client.clone(), base.clone(), store.clone());
         tasks.push(tokio::spawn(async move {
             let (mut acks, mut delivered, mut errors) = (Vec::new(), Vec::new(), 0u64);
-            loop {
-                let Some(id) = queue.lock().ok().and_then(|mut q| q.pop()) else { break };
+                        while let Some(id) = queue.lock().ok().and_then(|mut q| q.pop()) {
                 let body = json!({"update_id": id, "update_type": "invoice_paid", "request_date": "2026-11-26T12:00:00.000Z",
                     "payload": {"invoice_id": id, "status": "paid", "fiat": "RUB", "amount": "100.00", "payload": format!("order:{id}")}})
                 .to_string();
