@@ -52,8 +52,15 @@ impl ShopJobs {
     }
 
     /// Sends to a customer; a blocked bot marks them unreachable (and the error is returned).
-    async fn send_to_user(&self, user: UserId, text: String) -> Result<crate::messenger::Sent, JobError> {
-        match self.messenger.send(&Outgoing::plain(user, text)).await {
+    async fn send_to_user_with(
+        &self,
+        user: UserId,
+        text: String,
+        buttons: Vec<Vec<crate::ai::Button>>,
+    ) -> Result<crate::messenger::Sent, JobError> {
+        let mut msg = Outgoing::plain(user, text);
+        msg.buttons = buttons;
+        match self.messenger.send(&msg).await {
             Ok(s) => Ok(s),
             Err(SendError::Unreachable) => {
                 self.store.write(move |tx| crate::store::ledger::set_unreachable(tx, user, true)).await?;
@@ -171,6 +178,7 @@ impl ShopJobs {
 
     async fn notify_user(&self, user: UserId, notice: &Notice) -> Result<(), JobError> {
         let lang = self.lang_of(user).await?;
+        let mut buttons = Vec::new();
         let text = match notice {
             Notice::Refunded { order_id, amount } => {
                 let o = self.store.order(*order_id).await?;
@@ -179,6 +187,16 @@ impl ShopJobs {
             }
             Notice::LatePaymentCredited { order_id, amount } => {
                 let o = self.store.order(*order_id).await?;
+                // Sold out meanwhile: when a supplier can deliver it, the customer may turn the
+                // credited money into a pre-order (consent first, then pay from the balance).
+                if let Ok(p) = self.store.product(o.product_id.clone()).await
+                    && p.can_preorder()
+                {
+                    buttons.push(vec![crate::ai::Button::callback(
+                        texts::consultant::preorder_button(lang),
+                        crate::callback::Callback::PreOrder(p.id.clone()),
+                    )]);
+                }
                 texts::late_payment_credited(lang, *order_id, *amount, o.currency)
             }
             Notice::MismatchCredited { order_id, amount } => {
@@ -194,7 +212,7 @@ impl ShopJobs {
             }
             Notice::Text { text } => text.clone(),
         };
-        match self.send_to_user(user, text).await {
+        match self.send_to_user_with(user, text, buttons).await {
             // A notice to someone who blocked the bot is simply not deliverable.
             Err(JobError::Fatal(m)) if m.contains("blocked") => Ok(()),
             r => r.map(|_| ()),

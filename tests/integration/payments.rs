@@ -371,3 +371,83 @@ async fn concurrent_balance_payments_never_overdraw() {
     assert_check(app.store()).await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_after_the_reservation_lapsed_re_reserves_or_credits_the_balance() {
+    let (url, _fake) = fake_cryptopay().await;
+    let app = spawn_app_with(|c| {
+        c.payments.cryptopay_token = Secret::new(TOKEN);
+        c.payments.cryptopay_api_url = url.clone();
+    })
+    .await;
+    // `both` has one item: the first lapsed order gets it back; the second finds none.
+    seed(app.store(), SMALL).await;
+    let first = reserve(&app, 41, "both").await;
+    app.clock.advance(std::time::Duration::from_secs(16 * 60));
+    app.store().write(|tx| lavka::store::orders::expire_reservations(tx, 100)).await.unwrap();
+    assert_eq!(app.store().order(first).await.unwrap().status, OrderStatus::Expired);
+    let body = paid_update(2001, first, "70.00");
+    let (code, v) = webhook(&app, &body, &signature(TOKEN, body.as_bytes())).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["outcome"], "applied");
+    assert_eq!(app.store().order(first).await.unwrap().status, OrderStatus::Paid, "re-reserved and paid");
+
+    let second = reserve(&app, 42, "key").await;
+    // Sell out `key` meanwhile (the two other items), then let the reservation lapse.
+    reserve(&app, 43, "key").await;
+    reserve(&app, 44, "key").await;
+    app.clock.advance(std::time::Duration::from_secs(16 * 60));
+    app.store().write(|tx| lavka::store::orders::expire_reservations(tx, 100)).await.unwrap();
+    reserve(&app, 45, "key").await;
+    reserve(&app, 46, "key").await;
+    reserve(&app, 47, "key").await;
+    let body = paid_update(2002, second, "100.00");
+    let (code, v) = webhook(&app, &body, &signature(TOKEN, body.as_bytes())).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["outcome"], "credited_to_balance");
+    assert_eq!(app.store().balance(42).await.unwrap(), 10_000, "the money is on the balance");
+    assert_check(app.store()).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_payment_for_a_sold_out_preorderable_product_offers_the_preorder() {
+    let app = spawn_app().await;
+    seed(app.store(), SMALL).await;
+    let late = reserve(&app, 51, "both").await;
+    app.clock.advance(std::time::Duration::from_secs(16 * 60));
+    app.store().write(|tx| lavka::store::orders::expire_reservations(tx, 100)).await.unwrap();
+    reserve(&app, 52, "both").await; // the last item goes to someone else
+    let r = app
+        .client
+        .post(format!("{}/pay/dev/{late}", app.base))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.store().balance(51).await.unwrap(), 7_000);
+    app.drain_jobs().await;
+    let sent = app.messenger.sent.lock().unwrap().clone();
+    let notice = sent.iter().rev().find(|m| m.chat_id == 51).expect("a notice");
+    let pre = notice.buttons.iter().flatten().any(|b| {
+        b.action == lavka::ai::ButtonAction::Callback(lavka::callback::Callback::PreOrder(pid("both")))
+    });
+    assert!(pre, "{notice:?}");
+    // Consent, then the credited money pays the pre-order.
+    let me = lavka::ai::Customer { user_id: 51, chat_id: 51, lang: lavka::texts::Lang::En, first_name: None };
+    app.state.consultant.press(&me, &lavka::callback::Callback::PreOrder(pid("both"))).await.unwrap();
+    let offer = app
+        .state
+        .consultant
+        .press(&me, &lavka::callback::Callback::ConfirmPreOrder(pid("both")))
+        .await
+        .unwrap()
+        .offer
+        .unwrap();
+    app.state.consultant.press(&me, &lavka::callback::Callback::PayBalance(offer.order_id)).await.unwrap();
+    assert_eq!(app.store().order(offer.order_id).await.unwrap().status, OrderStatus::Prepaid);
+    assert_eq!(app.store().balance(51).await.unwrap(), 0);
+    assert_check(app.store()).await;
+    app.stop().await;
+}
