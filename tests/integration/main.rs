@@ -16,3 +16,4 @@ mod search;
 
 mod fake_telegram;
 mod telegram;
+mod web;
