@@ -67,9 +67,18 @@ async function initTelegram() {
   w.ready();
   w.expand?.();
   document.body.classList.add('tg');
+  applyTheme(w);
+  w.onEvent?.('themeChanged', () => applyTheme(w));
   w.BackButton.onClick(() => history.back());
   w.MainButton.onClick(() => mainAction && mainAction());
   return w;
+}
+
+// Telegram's colours as --tg-theme-* variables (the SDK sets them too; shop.css reads them).
+function applyTheme(w) {
+  for (const [k, v] of Object.entries(w.themeParams || {})) {
+    document.documentElement.style.setProperty('--tg-theme-' + k.replace(/_/g, '-'), v);
+  }
 }
 
 function setMainButton(text, action) {

@@ -208,11 +208,8 @@ if (TG_BASE && TG_TOKEN) {
     await context.addInitScript(({ initData, user }) => {
       const btn = () => ({ text: '', visible: false, cb: null, setText(t) { this.text = t; }, show() { this.visible = true; }, hide() { this.visible = false; }, onClick(cb) { this.cb = cb; } });
       window.__opened = [];
-      window.Telegram = { WebApp: { initData, initDataUnsafe: { user }, ready() {}, expand() {}, MainButton: btn(), BackButton: btn(), openLink(u) { window.__opened.push(u); } } };
-      document.documentElement.style.setProperty('--tg-theme-bg-color', '#1c2733');
-      document.documentElement.style.setProperty('--tg-theme-secondary-bg-color', '#0e1621');
-      document.documentElement.style.setProperty('--tg-theme-text-color', '#f5f5f5');
-      document.documentElement.style.setProperty('--tg-theme-button-color', '#5288c1');
+      const themeParams = { bg_color: '#1c2733', secondary_bg_color: '#0e1621', text_color: '#f5f5f5', hint_color: '#7d8b99', link_color: '#62bcf9', button_color: '#5288c1', button_text_color: '#ffffff' };
+      window.Telegram = { WebApp: { initData, initDataUnsafe: { user }, themeParams, ready() {}, expand() {}, onEvent() {}, MainButton: btn(), BackButton: btn(), openLink(u) { window.__opened.push(u); } } };
     }, { initData, user });
     const page = await context.newPage();
     await page.goto(TG_BASE + '/app/p/win11-pro');
@@ -221,6 +218,8 @@ if (TG_BASE && TG_TOKEN) {
     const main = await page.evaluate(() => ({ text: Telegram.WebApp.MainButton.text, visible: Telegram.WebApp.MainButton.visible, back: Telegram.WebApp.BackButton.visible }));
     assert.match(main.text, /Купить/);
     assert(main.visible && main.back, 'MainButton and BackButton shown');
+    assert.equal(await page.evaluate(() => getComputedStyle(document.body).backgroundColor), 'rgb(14, 22, 33)', "Telegram's theme");
+    assert(await page.locator('#buy').count() === 0, 'the MainButton replaces the page button');
     await shot(page, 'telegram-product');
     await page.evaluate(() => Telegram.WebApp.MainButton.cb());
     await page.waitForURL(/\/app\/o\/\d+$/);
