@@ -119,6 +119,10 @@ pub struct Config {
     pub telegram_group_per_min: u32,
     /// Who customers contact about payments (`/paysupport`), e.g. "@shop_support".
     pub support_contact: String,
+
+    // --- Mini App and web shop ---
+    /// Mini App `initData` older than this (by its `auth_date`) is refused, seconds.
+    pub mini_app_auth_max_age_secs: u64,
 }
 
 /// Payment providers.
@@ -246,6 +250,7 @@ impl Default for Config {
             telegram_chat_interval_ms: 1000,
             telegram_group_per_min: 20,
             support_contact: String::new(),
+            mini_app_auth_max_age_secs: 24 * 3600,
         }
     }
 }

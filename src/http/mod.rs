@@ -1,8 +1,14 @@
-//! The HTTP surface: health, metrics and the admin API. The whole route table is here.
+//! The HTTP surface: health, metrics, the shop API and pages, and the admin API and page.
+//! The whole route table is here.
 
 pub mod admin;
+pub mod assets;
+pub mod auth;
 pub mod error;
+pub mod openapi;
 pub mod pay;
+pub mod sales;
+pub mod shop;
 
 use crate::app::AppState;
 use axum::Router;
@@ -38,16 +44,37 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{id}/retry", post(admin::retry_job))
         .route("/messages", get(admin::list_messages))
         .route("/stats", get(admin::stats))
+        .route("/sales", get(sales::sales))
         .route("/chat", post(admin::chat))
         .route("/check", get(admin::check))
         .route("/backup", get(admin::backup))
         .route("/broadcast", post(crate::telegram::broadcast::http_create))
         .route("/broadcast/{id}", get(crate::telegram::broadcast::http_get))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin::require_token));
+    // The customer's own things: Telegram initData, or a demo-mode browser session.
+    let customer = Router::new()
+        .route("/me", get(shop::me))
+        .route("/orders", get(shop::orders).post(shop::create_order))
+        .route("/orders/{id}", get(shop::order))
+        .route("/orders/{id}/pay-balance", post(shop::pay_balance))
+        .route("/orders/{id}/cancel", post(shop::cancel))
+        .route("/chat", post(shop::chat))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_user));
+    let api = Router::new()
+        .route("/products", get(shop::products))
+        .route("/products/{id}", get(shop::product))
+        .route("/search", get(shop::search))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .merge(customer);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route("/api/search", get(search))
+        .route("/", get(assets::shop_page))
+        .route("/app", get(assets::shop_page))
+        .route("/app/{*path}", get(assets::shop_page))
+        .route("/admin", get(assets::admin_page))
+        .route("/assets/{file}", get(assets::file))
+        .nest("/api", api)
         .route("/pay/{order}", get(pay::pay_page))
         .route("/pay/{order}/cryptopay", get(pay::pay_cryptopay))
         .route("/pay/dev/{order}", get(pay::dev_page).post(pay::dev_pay))
@@ -79,21 +106,6 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::render(&s.store).await,
     )
-}
-
-#[derive(serde::Deserialize)]
-struct SearchQuery {
-    q: String,
-    limit: Option<usize>,
-}
-
-/// Product search (public: it shows only what the catalogue shows).
-async fn search(
-    State(s): State<AppState>,
-    axum::extract::Query(q): axum::extract::Query<SearchQuery>,
-) -> error::ApiResult<axum::Json<serde_json::Value>> {
-    let results = s.search.search(&q.q, q.limit.unwrap_or(10)).await?;
-    Ok(axum::Json(serde_json::json!({ "results": results })))
 }
 
 async fn not_found() -> error::ApiError {

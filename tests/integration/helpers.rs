@@ -140,6 +140,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    // Links are based on the listen address, which `run` sets; set it now so a test cannot
+    // race the spawned server.
+    app.state.payments.set_base_url(&base);
     let state = app.state.clone();
     let cancel = CancellationToken::new();
     let server = tokio::spawn(app.run(listener, cancel.clone()));

@@ -17,3 +17,4 @@ mod stars;
 
 mod fake_telegram;
 mod telegram;
+mod web;

@@ -84,12 +84,21 @@ pub async fn spawn_tg_in(
     tweak(&mut cfg);
     let clock = Clock::manual(T0);
     let consult = Arc::new(FakeConsult::default());
-    let app = App::build(
-        cfg,
-        Parts { clock: Some(clock.clone()), consult: Some(consult.clone()), ..Default::default() },
-    )
-    .await
-    .unwrap();
+    // After a restart in the same process the previous store may still be closing (its
+    // writer thread drops the database last): wait for it as a new process would not need to.
+    let mut tries = 0;
+    let app = loop {
+        let parts =
+            Parts { clock: Some(clock.clone()), consult: Some(consult.clone()), ..Default::default() };
+        match App::build(cfg.clone(), parts).await {
+            Ok(app) => break app,
+            Err(e) if tries < 100 && format!("{e:#}").contains("in use") => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{e:#}"),
+        }
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let state = app.state.clone();

@@ -1,0 +1,90 @@
+//! The Mini App / web shop and the admin page: static files from `assets/web/`, embedded in
+//! the binary. Served with an ETag (revalidated on every load, so an upgrade shows at once)
+//! and, for the pages, a Content-Security-Policy that allows only this origin (plus
+//! Telegram's WebApp script inside Telegram).
+
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
+
+struct Asset {
+    name: &'static str,
+    mime: &'static str,
+    body: &'static [u8],
+}
+
+macro_rules! asset {
+    ($name:literal, $mime:literal) => {
+        Asset { name: $name, mime: $mime, body: include_bytes!(concat!("../../assets/web/", $name)) }
+    };
+}
+
+const ASSETS: &[Asset] = &[
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("shop.js", "text/javascript; charset=utf-8"),
+    asset!("i18n.js", "text/javascript; charset=utf-8"),
+    asset!("shop.css", "text/css; charset=utf-8"),
+    asset!("admin.html", "text/html; charset=utf-8"),
+    asset!("admin.js", "text/javascript; charset=utf-8"),
+    asset!("admin.css", "text/css; charset=utf-8"),
+];
+
+const SHOP_CSP: &str = "default-src 'self'; script-src 'self' https://telegram.org; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+    form-action 'self'";
+const ADMIN_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
+    frame-ancestors 'none'";
+
+fn etags() -> &'static Vec<String> {
+    static E: OnceLock<Vec<String>> = OnceLock::new();
+    E.get_or_init(|| {
+        ASSETS.iter().map(|a| format!("\"{}\"", hex::encode(&Sha256::digest(a.body)[..8]))).collect()
+    })
+}
+
+fn serve(name: &str, headers: &HeaderMap) -> Response {
+    let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
+        return super::error::ApiError(crate::Error::not_found("file")).into_response();
+    };
+    let (a, etag) = (&ASSETS[i], &etags()[i]);
+    let mut resp = if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str())
+    {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, a.mime)], a.body).into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if a.name == "index.html" {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(SHOP_CSP));
+    } else if a.name == "admin.html" {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(ADMIN_CSP));
+        h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    }
+    resp
+}
+
+/// The shop page (`/`, `/app`, `/app/...`: the page routes in the browser).
+pub async fn shop_page(headers: HeaderMap) -> Response {
+    serve("index.html", &headers)
+}
+
+/// The admin page (`/admin`).
+pub async fn admin_page(headers: HeaderMap) -> Response {
+    serve("admin.html", &headers)
+}
+
+/// `/assets/{file}`.
+pub async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
+    if name.ends_with(".html") {
+        return super::error::ApiError(crate::Error::not_found("file")).into_response();
+    }
+    serve(&name, &headers)
+}
