@@ -279,18 +279,18 @@ pub mod consultant {
         t(lang, "Отменить", "Cancel")
     }
 
-    /// The instant-purchase offer: an item is held until `until`.
-    pub fn offer_instant(lang: Lang, o: &Order, until: &str) -> String {
+    /// The instant-purchase offer: an item is held for `minutes`.
+    pub fn offer_instant(lang: Lang, o: &Order, minutes: i64) -> String {
         match lang {
             Lang::Ru => format!(
-                "Заказ #{}: {} × {} — к оплате {}. Товар забронирован за вами до {until}; после оплаты он придёт сюда сразу.",
+                "Заказ #{}: {} × {} — к оплате {}. Товар забронирован за вами на {minutes} мин; после оплаты он придёт сюда сразу.",
                 o.id,
                 o.title,
                 o.quantity,
                 money(o.amount, o.currency)
             ),
             Lang::En => format!(
-                "Order #{}: {} × {} — {} to pay. The item is held for you until {until}; it arrives here right after payment.",
+                "Order #{}: {} × {} — {} to pay. The item is held for you for {minutes} min; it arrives here right after payment.",
                 o.id,
                 o.title,
                 o.quantity,

@@ -6,7 +6,7 @@ use super::llm::{Decision, Llm};
 use super::{Button, Consult, Customer, Offer, OfferKind, Reply};
 use crate::callback::Callback;
 use crate::config::AiConfig;
-use crate::domain::{Availability, Currency, OrderKind, OrderStatus, ProductId, fmt_time};
+use crate::domain::{Availability, Currency, OrderKind, OrderStatus, ProductId};
 use crate::error::{Error, Result};
 use crate::search::{Hit, Search};
 use crate::store::Store;
@@ -441,8 +441,10 @@ impl Consultant {
         match reserved {
             Ok(o) => {
                 metrics::counter!("lavka_ai_offers_total", "kind" => "instant").increment(1);
-                let until = o.expires_at.map(fmt_time).unwrap_or_default();
-                let text = tx::offer_instant(lang, &o, &until);
+                let now = self.inner.store.now();
+                let minutes =
+                    o.expires_at.map(|e| ((e - now) as f64 / 60_000.0).round() as i64).unwrap_or(0).max(1);
+                let text = tx::offer_instant(lang, &o, minutes);
                 let offer = Offer {
                     order_id: o.id,
                     product_id: o.product_id.clone(),
