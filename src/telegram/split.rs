@@ -5,19 +5,8 @@
 /// Telegram's longest message text.
 pub const MAX_MESSAGE: usize = 4096;
 
-/// Escapes `<`, `>` and `&` for Telegram's HTML parse mode.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes `<`, `>` and `&` for Telegram's HTML parse mode (the texts' escaper: one place).
+pub use crate::texts::bot::esc as escape;
 
 /// Splits `text` into parts of at most `max` characters (counted on the raw text, tags
 /// included, so the visible length is never above it), preferring line breaks.
