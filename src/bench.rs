@@ -502,3 +502,186 @@ pub async fn payments(orders: usize, concurrency: usize) -> anyhow::Result<Value
         "errors": errors,
     }))
 }
+
+/// Peak resident memory (VmHWM) of a process, in MB.
+fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(round2(kb / 1024.0))
+}
+
+/// The real `lavka serve` (this binary) on a temporary data dir, driven over loopback by
+/// `clients` concurrent clients for `seconds`: product search, the catalogue API, health,
+/// Telegram webhook updates and signed Crypto Pay webhooks paying real orders. Reports
+/// throughput, latency per endpoint, errors and the server's peak RSS.
+pub async fn http(clients: usize, seconds: u64, semantic: bool) -> anyhow::Result<Value> {
+    const ADMIN: &str = "bench-admin-token-0123456789";
+    const CRYPTO: &str = "bench:crypto";
+    const SECRET: &str = "bench-webhook-secret";
+    let dir = tempfile::tempdir()?;
+    let exe = std::env::current_exe()?;
+    let env = [
+        ("LAVKA_ADMIN_TOKEN", ADMIN.to_string()),
+        ("LAVKA_SEMANTIC_SEARCH", semantic.to_string()),
+        ("LAVKA_WORKERS", "0".to_string()),
+        ("LAVKA_SCHEDULER", "false".to_string()),
+        ("LAVKA_PAYMENTS__CRYPTOPAY_TOKEN", CRYPTO.to_string()),
+        ("LAVKA_PAYMENTS__RECONCILE_SECS", "0".to_string()),
+        ("LAVKA_TELEGRAM_TOKEN", "123456:bench".to_string()),
+        // Nothing listens there: the bot's own calls fail quietly; updates are only stored.
+        ("LAVKA_TELEGRAM_API_URL", "http://127.0.0.1:9".to_string()),
+        ("LAVKA_PUBLIC_URL", "https://shop.example.com".to_string()),
+        ("LAVKA_TELEGRAM_WEBHOOK_SECRET", SECRET.to_string()),
+        ("RUST_LOG", "error".to_string()),
+    ];
+    let items: Vec<String> = (0..20_000).map(|i| format!("HTTP-KEY-{i:06}")).collect();
+    let cat = json!({"currency": "RUB", "products": [{"id": "bench-key", "title": "Bench key", "price": 100}],
+        "stock": [{"product_id": "bench-key", "items": items}]});
+    let cat_path = dir.path().join("bench-catalog.json");
+    std::fs::write(&cat_path, cat.to_string())?;
+    let status = std::process::Command::new(&exe)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("import")
+        .arg(&cat_path)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "importing the bench catalogue failed");
+    let mut server = std::process::Command::new(&exe)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let pid = server.id();
+    let addr_file = dir.path().join("lavka.addr");
+    let started = Instant::now();
+    let base = loop {
+        if let Ok(s) = std::fs::read_to_string(&addr_file)
+            && s.ends_with('\n')
+        {
+            break s.trim().to_string();
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = server.kill();
+            anyhow::bail!("the server did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
+    // Orders for the payment webhooks to pay.
+    let mut orders = Vec::new();
+    for u in 0..(clients * 20).min(10_000) {
+        let r = client
+            .post(format!("{base}/admin/api/orders"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"user_id": u + 1, "product_id": "bench-key"}))
+            .send()
+            .await?;
+        let v: Value = r.json().await?;
+        if let Some(id) = v["order"]["id"].as_u64() {
+            orders.push(id);
+        }
+    }
+    let orders = Arc::new(Mutex::new(orders));
+    let queries: Vec<String> = crate::search::eval::parse_queries(crate::search::eval::DEMO_QUERIES)?
+        .into_iter()
+        .map(|q| q.q)
+        .collect();
+    let queries = Arc::new(queries);
+    let next_update = Arc::new(std::sync::atomic::AtomicI64::new(1));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (client, base, orders, queries, next_update) =
+            (client.clone(), base.clone(), orders.clone(), queries.clone(), next_update.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat: HashMap<&'static str, Vec<f64>> = HashMap::new();
+            let mut errors = 0u64;
+            let mut i = c;
+            while Instant::now() < deadline {
+                i += 1;
+                let t = Instant::now();
+                let (name, req) = match i % 20 {
+                    0..=7 => {
+                        let q = &queries[i % queries.len()];
+                        ("search", client.get(format!("{base}/api/search")).query(&[("q", q.as_str()), ("limit", "5")]))
+                    }
+                    8..=12 => ("products", client.get(format!("{base}/api/products"))),
+                    13..=14 => ("healthz", client.get(format!("{base}/healthz"))),
+                    15..=17 => {
+                        let id = next_update.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let u = json!({"update_id": id, "message": {"message_id": id, "date": 1764150000,
+                            "chat": {"id": 1000 + c, "type": "private", "first_name": "B"},
+                            "from": {"id": 1000 + c, "is_bot": false, "first_name": "B"}, "text": "hello"}});
+                        let req = client
+                            .post(format!("{base}/telegram/webhook"))
+                            .header("X-Telegram-Bot-Api-Secret-Token", SECRET)
+                            .json(&u);
+                        ("telegram_webhook", req)
+                    }
+                    _ => {
+                        let Some(id) = orders.lock().ok().and_then(|mut o| o.pop()) else { continue };
+                        let body = json!({"update_id": id, "update_type": "invoice_paid", "request_date": "2026-11-26T12:00:00.000Z",
+                            "payload": {"invoice_id": id, "status": "paid", "fiat": "RUB", "amount": "100.00", "payload": format!("order:{id}")}})
+                        .to_string();
+                        let sig = crate::payments::cryptopay::sign(CRYPTO, body.as_bytes());
+                        let req = client
+                            .post(format!("{base}/payments/cryptopay/webhook"))
+                            .header("crypto-pay-api-signature", sig)
+                            .header("content-type", "application/json")
+                            .body(body);
+                        ("payment_webhook", req)
+                    }
+                };
+                match req.send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.entry(name).or_default().push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all: HashMap<&'static str, Vec<f64>> = HashMap::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await?;
+        errors += e;
+        for (k, v) in lat {
+            all.entry(k).or_default().extend(v);
+        }
+    }
+    let elapsed = seconds as f64;
+    let rss = peak_rss_mb(pid);
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = tokio::task::spawn_blocking(move || server.wait()).await;
+    let total: usize = all.values().map(Vec::len).sum();
+    let mut per = serde_json::Map::new();
+    let mut everything = Vec::new();
+    for (k, v) in all {
+        everything.extend(v.iter().copied());
+        let n = v.len();
+        let (p50, p99) = percentile_ms(v);
+        per.insert(k.to_string(), json!({"requests": n, "p50_ms": p50, "p99_ms": p99}));
+    }
+    let (p50, p99) = percentile_ms(everything);
+    Ok(json!({
+        "bench": "http",
+        "clients": clients,
+        "seconds": seconds,
+        "semantic": semantic,
+        "requests_per_sec": round2(total as f64 / elapsed),
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "errors": errors,
+        "server_peak_rss_mb": rss,
+        "endpoints": per,
+    }))
+}

@@ -128,6 +128,18 @@ pub enum BenchKind {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// The real server (`lavka serve`, a child process) under `--clients` concurrent clients on
+    /// loopback for `--seconds`: search, catalogue API, health, Telegram and payment
+    /// webhooks; throughput, p50/p99 per endpoint, errors, the server's peak RSS.
+    Http {
+        #[arg(long, default_value_t = 200)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Load the embedding model (fetched if missing) so search is hybrid, as in a shop.
+        #[arg(long)]
+        semantic: bool,
+    },
     /// Signed Crypto Pay webhooks against the real HTTP server on a temporary data dir:
     /// webhook acknowledgement and webhook → delivered latency, throughput.
     Payments {
@@ -288,6 +300,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 BenchKind::Queue { jobs, concurrency } => crate::bench::queue(jobs, concurrency).await?,
                 BenchKind::Payments { orders, concurrency } => {
                     crate::bench::payments(orders, concurrency).await?
+                }
+                BenchKind::Http { clients, seconds, semantic } => {
+                    crate::bench::http(clients, seconds, semantic).await?
                 }
                 BenchKind::Search { products, queries } => {
                     crate::bench::search(products, queries, &cfg).await?
