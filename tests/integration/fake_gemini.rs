@@ -30,6 +30,8 @@ pub struct FakeState {
     /// Answer of `POST cachedContents`: None = create one.
     pub cache_refusal: Mutex<Option<(u16, Value)>>,
     pub caches_created: Mutex<u32>,
+    /// Each `generateContent` answer waits this long first (a slow model).
+    pub delay: Mutex<Option<std::time::Duration>>,
 }
 
 pub struct FakeGemini {
@@ -165,6 +167,10 @@ async fn generate(
                 return reply(error(400, "INVALID_ARGUMENT", "Function call is missing a thought_signature"));
             }
         }
+    }
+    let delay = *s.delay.lock().unwrap();
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
     }
     let next = s.script.lock().unwrap().pop_front();
     match next {

@@ -1,6 +1,7 @@
 //! One integration test binary (faster to link than many).
 
 mod fake_gemini;
+mod faults;
 mod fuzz;
 mod helpers;
 
