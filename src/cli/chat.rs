@@ -2,8 +2,9 @@
 //! Buttons are numbered; typing a number presses one. Works on the data dir directly, or
 //! through a running server's admin API.
 
-use super::{open_local, server_call};
-use crate::ai::{Consultant, Customer};
+use super::server_call;
+use crate::ai::Customer;
+use crate::app::{App, AppState, Parts};
 use crate::callback::Callback;
 use crate::config::Config;
 use crate::texts::Lang;
@@ -12,35 +13,38 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 enum Backend {
-    Local(Consultant),
+    /// The shop opened on the data dir (consultant, payments, queue), no HTTP.
+    Local(Box<AppState>),
     Server,
 }
 
 /// Runs the conversation until end of input or `/quit`.
 pub async fn run(cfg: &Config, user: i64, lang: Option<String>) -> anyhow::Result<()> {
     let lang = Lang::pick(lang.as_deref(), cfg.lang());
-    let backend = match open_local(cfg).await? {
-        Some(store) => {
-            crate::app::import_demo_if_empty(cfg, &store).await?;
-            let search = crate::search::Search::open(&cfg.index_dir(), store.clone(), None).await?;
+    // A terminal chat is not a Telegram client: the bot stays off here.
+    let mut local_cfg = cfg.clone();
+    local_cfg.telegram_token = None;
+    let backend = match App::build(local_cfg, Parts::default()).await {
+        Ok(app) => {
+            let state = app.state;
             if cfg.semantic_search {
-                crate::search::model::attach(&search, &cfg.model_dir, cfg.model_fetch).await;
+                crate::search::model::attach(&state.search, &cfg.model_dir, cfg.model_fetch).await;
             }
-            let c = crate::app::consultant(cfg, &store, &search)?;
             eprintln!(
                 "{}",
-                if c.online() {
+                if state.consultant.online() {
                     format!("consultant: Gemini ({})", cfg.ai.gemini_model)
                 } else {
                     "consultant: offline (no GEMINI_API_KEY)".to_string()
                 }
             );
-            Backend::Local(c)
+            Backend::Local(Box::new(state))
         }
-        None => {
+        Err(e) if format!("{e:#}").contains("in use") => {
             eprintln!("talking to the running server");
             Backend::Server
         }
+        Err(e) => return Err(e),
     };
     let customer = Customer { user_id: user, chat_id: user, lang, first_name: None };
     eprintln!("Type a message; a number presses a button; /reset forgets the conversation; /quit ends.");
@@ -55,8 +59,8 @@ pub async fn run(cfg: &Config, user: i64, lang: Option<String>) -> anyhow::Resul
             break;
         }
         let reply: Value = if line == "/reset" {
-            if let Backend::Local(c) = &backend {
-                c.forget(user).await?;
+            if let Backend::Local(s) = &backend {
+                s.consultant.forget(user).await?;
             }
             println!("(forgotten)");
             continue;
@@ -65,11 +69,16 @@ pub async fn run(cfg: &Config, user: i64, lang: Option<String>) -> anyhow::Resul
         {
             match &b.1 {
                 ButtonOrUrl::Url(u) => {
-                    println!("open: {u}");
+                    match pay_order_of(u) {
+                        // The payment page of an order: in the demo, pay it right here with the
+                        // dev provider and show what the customer receives.
+                        Some(order) => pay_dev(cfg, &backend, user, order).await?,
+                        None => println!("open: {u}"),
+                    }
                     continue;
                 }
                 ButtonOrUrl::Callback(cb) => match &backend {
-                    Backend::Local(c) => json!(c.press(&customer, &Callback::parse(cb)?).await?),
+                    Backend::Local(s) => json!(s.consultant.press(&customer, &Callback::parse(cb)?).await?),
                     Backend::Server => {
                         let body =
                             json!({"user_id": user, "button": cb, "lang": lang_code(lang)}).to_string();
@@ -79,7 +88,7 @@ pub async fn run(cfg: &Config, user: i64, lang: Option<String>) -> anyhow::Resul
             }
         } else {
             match &backend {
-                Backend::Local(c) => json!(c.answer(&customer, &line).await?),
+                Backend::Local(s) => json!(s.consultant.answer(&customer, &line).await?),
                 Backend::Server => {
                     let body = json!({"user_id": user, "text": line, "lang": lang_code(lang)}).to_string();
                     server_call(cfg, reqwest::Method::POST, "/admin/api/chat", Some(body)).await?
@@ -130,4 +139,68 @@ fn print_reply(r: &Value) -> anyhow::Result<Vec<(String, ButtonOrUrl)>> {
     }
     println!();
     Ok(out)
+}
+
+/// The order of a payment-page link (`…/pay/<order>?t=…`).
+fn pay_order_of(url: &str) -> Option<u64> {
+    let path = url.split('?').next()?;
+    let rest = &path[path.find("/pay/")? + 5..];
+    rest.parse().ok()
+}
+
+/// Pays an order with the dev provider and prints what the customer is sent.
+async fn pay_dev(cfg: &Config, backend: &Backend, user: i64, order: u64) -> anyhow::Result<()> {
+    match backend {
+        Backend::Local(s) => {
+            if !s.payments.dev_enabled() {
+                println!("this shop takes real payments: open the payment page in a browser");
+                return Ok(());
+            }
+            let before = s.store.outbox(1).await?.first().map(|m| m.id).unwrap_or(0);
+            let r = s.payments.pay_dev(order).await?;
+            println!("(paid with the dev provider: order #{} is {})", r.order.id, r.order.status.as_str());
+            // Run the delivery job here, as the server's workers would.
+            s.queue.drain().await?;
+            let mut sent = s.store.outbox(50).await?;
+            sent.retain(|m| m.id > before && m.chat_id == user);
+            sent.reverse();
+            for m in sent {
+                println!("\n{}\n", plain(&m.text));
+            }
+        }
+        Backend::Server => {
+            let r =
+                super::server_request(cfg, reqwest::Method::POST, &format!("/pay/dev/{order}"), None).await?;
+            println!(
+                "(paid with the dev provider: HTTP {}; the server delivers the item to the chat)",
+                r.status()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Telegram HTML as terminal text: tags dropped, entities decoded.
+fn plain(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn payment_links_and_html_are_read_for_the_terminal() {
+        assert_eq!(super::pay_order_of("http://127.0.0.1:8080/pay/12?t=abc"), Some(12));
+        assert_eq!(super::pay_order_of("https://t.me/CryptoBot?start=x"), None);
+        assert_eq!(super::plain("<b>#1</b> <code>a&lt;b&amp;c</code>"), "#1 a<b&c");
+    }
 }

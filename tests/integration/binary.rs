@@ -403,3 +403,29 @@ fn a_database_from_a_newer_version_is_refused_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("newer Lavka"), "{err}");
 }
+
+#[test]
+fn lavka_chat_finds_buys_with_the_dev_provider_and_shows_the_item() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = lavka(dir.path())
+        .arg("chat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Ask, press Buy (button 1), press Pay (button 1 of the offer).
+    child.stdin.take().unwrap().write_all("нужны шаблоны для презентации\n1\n1\n".as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Шаблоны презентаций"), "{text}");
+    assert!(text.contains("к оплате"), "an offer: {text}");
+    assert!(text.contains("paid with the dev provider"), "{text}");
+    assert!(
+        text.contains("Ваш товар") && text.contains("https://files.example.com/demo/ppt-"),
+        "the item: {text}"
+    );
+    assert!(!text.contains("<code>"), "terminal text, not HTML: {text}");
+}
