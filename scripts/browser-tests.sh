@@ -25,9 +25,15 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-echo "== cargo build"
-cargo build --locked --bin lavka
-BIN="$CARGO_TARGET_DIR/debug/lavka"
+# `.ci/run` passes the binary `cargo test` just built (LAVKA_BIN): building it again without
+# the dev-dependencies would recompile crates whose features differ, for minutes.
+if [ -n "${LAVKA_BIN:-}" ] && [ -x "$LAVKA_BIN" ]; then
+  BIN="$LAVKA_BIN"
+else
+  echo "== cargo build"
+  cargo build --locked --bin lavka
+  BIN="$CARGO_TARGET_DIR/debug/lavka"
+fi
 
 WORK=$(mktemp -d)
 PIDS=()
