@@ -66,6 +66,29 @@ pub struct Llm {
     cfg: AiConfig,
     prompt: Arc<tokio::sync::Mutex<Option<Prompt>>>,
     cache: Arc<tokio::sync::Mutex<Option<CacheState>>>,
+    usage: Arc<UsageTotals>,
+}
+
+/// Token counts summed over every model call since start (also in `/metrics`).
+#[derive(Debug, Default)]
+pub struct UsageTotals {
+    pub calls: std::sync::atomic::AtomicU64,
+    pub prompt: std::sync::atomic::AtomicU64,
+    pub cached: std::sync::atomic::AtomicU64,
+    pub output: std::sync::atomic::AtomicU64,
+}
+
+impl UsageTotals {
+    /// (calls, prompt tokens, of which cached, output tokens).
+    pub fn snapshot(&self) -> (u64, u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.calls.load(Relaxed),
+            self.prompt.load(Relaxed),
+            self.cached.load(Relaxed),
+            self.output.load(Relaxed),
+        )
+    }
 }
 
 impl Llm {
@@ -78,11 +101,17 @@ impl Llm {
             cfg: cfg.clone(),
             prompt: Arc::new(tokio::sync::Mutex::new(None)),
             cache: Arc::new(tokio::sync::Mutex::new(None)),
+            usage: Arc::new(UsageTotals::default()),
         })
     }
 
     pub fn gemini(&self) -> &Gemini {
         &self.gemini
+    }
+
+    /// Tokens used so far.
+    pub fn usage(&self) -> &UsageTotals {
+        &self.usage
     }
 
     /// Checks at start-up that the configured model exists; logs a clear warning if not.
@@ -214,7 +243,7 @@ impl Llm {
                     self.gemini.generate(&body).await?
                 }
             };
-            record_usage(&g);
+            record_usage(&g, &self.usage);
             let calls = g.function_calls();
             if calls.is_empty() {
                 let text = g.text();
@@ -391,8 +420,13 @@ fn tool_label(name: &str) -> &'static str {
     }
 }
 
-fn record_usage(g: &Generated) {
+fn record_usage(g: &Generated, totals: &UsageTotals) {
+    use std::sync::atomic::Ordering::Relaxed;
     let u = &g.usage;
+    totals.calls.fetch_add(1, Relaxed);
+    totals.prompt.fetch_add(u.prompt_token_count, Relaxed);
+    totals.cached.fetch_add(u.cached_content_token_count, Relaxed);
+    totals.output.fetch_add(u.candidates_token_count, Relaxed);
     metrics::counter!("lavka_ai_tokens_total", "kind" => "prompt").increment(u.prompt_token_count);
     metrics::counter!("lavka_ai_tokens_total", "kind" => "cached").increment(u.cached_content_token_count);
     metrics::counter!("lavka_ai_tokens_total", "kind" => "output").increment(u.candidates_token_count);

@@ -32,6 +32,8 @@ pub struct FakeState {
     pub caches_created: Mutex<u32>,
     /// Each `generateContent` answer waits this long first (a slow model).
     pub delay: Mutex<Option<std::time::Duration>>,
+    /// Token size of each created cache.
+    cache_sizes: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 pub struct FakeGemini {
@@ -173,10 +175,25 @@ async fn generate(
         tokio::time::sleep(d).await;
     }
     let next = s.script.lock().unwrap().pop_front();
-    match next {
-        Some(f) => reply(f(&body)),
-        None => reply(error(500, "INTERNAL", "the fake has no scripted answer")),
+    let (code, mut answer) = match next {
+        Some(f) => f(&body),
+        None => error(500, "INTERNAL", "the fake has no scripted answer"),
+    };
+    // Usage as the real API reports it, from the request's size (about 4 characters a
+    // token): the prompt includes the cached part, which a cached request does not resend.
+    if code == 200 && answer.get("usageMetadata").is_some() {
+        let sent = (body["contents"].to_string().len()
+            + body["systemInstruction"].to_string().len()
+            + body["tools"].to_string().len()) as u64
+            / 4;
+        let cached = match body["cachedContent"].as_str() {
+            Some(name) => s.cache_sizes.lock().unwrap().get(name).copied().unwrap_or(0),
+            None => 0,
+        };
+        answer["usageMetadata"] = json!({"promptTokenCount": sent + cached, "cachedContentTokenCount": cached,
+            "candidatesTokenCount": 24, "totalTokenCount": sent + cached + 24});
     }
+    reply((code, answer))
 }
 
 async fn create_cache(
@@ -193,6 +210,8 @@ async fn create_cache(
     }
     let mut n = s.caches_created.lock().unwrap();
     *n += 1;
+    let size = (body["systemInstruction"].to_string().len() + body["tools"].to_string().len()) as u64 / 4;
+    s.cache_sizes.lock().unwrap().insert(format!("cachedContents/c{n}"), size);
     reply((
         200,
         json!({"name": format!("cachedContents/c{n}"), "model": body["model"], "expireTime": "2026-11-26T13:00:00Z"}),
