@@ -685,3 +685,38 @@ pub async fn http(clients: usize, seconds: u64, semantic: bool) -> anyhow::Resul
         "endpoints": per,
     }))
 }
+
+/// The offline consultant's reply time on the demo catalogue: each labelled query asked by a
+/// fresh customer (search, live availability, memory write), with the embedding model
+/// loaded as in a shop (fetched if missing) unless `semantic` is false.
+pub async fn consultant(cfg: &crate::config::Config, semantic: bool) -> anyhow::Result<Value> {
+    use crate::app::{App, Parts};
+    let dir = tempfile::tempdir()?;
+    let mut c = crate::config::Config::for_tests(dir.path());
+    c.demo_catalog = true;
+    c.model_dir = cfg.model_dir.clone();
+    c.model_fetch = cfg.model_fetch;
+    let app = App::build(c, Parts::default()).await?;
+    let s = app.state;
+    if semantic {
+        crate::search::model::attach(&s.search, &cfg.model_dir, cfg.model_fetch).await;
+    }
+    let queries = crate::search::eval::parse_queries(crate::search::eval::DEMO_QUERIES)?;
+    let mut times = Vec::new();
+    for (i, q) in queries.iter().enumerate() {
+        let who = crate::ai::Customer {
+            user_id: 10_000 + i as i64,
+            chat_id: 10_000 + i as i64,
+            lang: crate::texts::Lang::Ru,
+            first_name: None,
+        };
+        let t = Instant::now();
+        s.consultant.answer(&who, &q.q).await?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let n = times.len();
+    let (p50, p99) = percentile_ms(times);
+    Ok(
+        json!({"bench": "consultant", "semantic": s.search.semantic(), "replies": n, "p50_ms": p50, "p99_ms": p99}),
+    )
+}

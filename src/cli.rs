@@ -140,6 +140,12 @@ pub enum BenchKind {
         #[arg(long)]
         semantic: bool,
     },
+    /// The offline consultant's reply time over the labelled queries on the demo catalogue.
+    Consultant {
+        /// Without the embedding model (keyword search only).
+        #[arg(long)]
+        keywords_only: bool,
+    },
     /// Signed Crypto Pay webhooks against the real HTTP server on a temporary data dir:
     /// webhook acknowledgement and webhook → delivered latency, throughput.
     Payments {
@@ -303,6 +309,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 BenchKind::Http { clients, seconds, semantic } => {
                     crate::bench::http(clients, seconds, semantic).await?
+                }
+                BenchKind::Consultant { keywords_only } => {
+                    crate::bench::consultant(&cfg, !keywords_only).await?
                 }
                 BenchKind::Search { products, queries } => {
                     crate::bench::search(products, queries, &cfg).await?
