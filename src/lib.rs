@@ -10,13 +10,14 @@
 //! - [`queue`]: the durable job queue (lease in memory, ack in the store), worker pool and
 //!   cron schedules that only enqueue.
 //! - [`jobs`]: the job kinds' handlers (deliver, notify supplier/user, refunds, expiry).
-//! - [`messenger`]: the seam to the customer-facing channel (Telegram later; a log now).
+//! - [`messenger`]: the seam to the customer-facing channel (the Telegram sender, or a log).
+//! - [`payments`]: dev, Crypto Pay and balance top-ups; Telegram Stars live in the bot.
 //! - [`catalog`]: the catalogue import format (JSON and CSV).
-//! - [`search`]: product search (tantivy keywords; embeddings to come), kept in step with
+//! - [`search`]: product search (tantivy keywords fused with e5 embeddings), kept in step with
 //!   the store.
 //! - [`telegram`]: the Telegram bot: webhook/polling into jobs, handlers, the rate-limited
 //!   sender.
-//! - [`http`]: the axum router — health, metrics, admin API.
+//! - [`http`]: the axum router — health, metrics, admin API, shop API, payment pages.
 //! - [`app`]: builds everything from [`config::Config`] and runs it until shutdown.
 //! - [`cli`]: the `lavka` command line.
 
