@@ -39,6 +39,25 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// The one product the store and payment benchmarks sell: 100.00 RUB.
+fn bench_product(id: &ProductId) -> Product {
+    Product {
+        id: id.clone(),
+        title: "Bench key".into(),
+        description: String::new(),
+        category: "Bench".into(),
+        tags: Vec::new(),
+        price: 10_000,
+        currency: Currency::RUB,
+        discount_percent: 0,
+        discount_until: None,
+        fulfillment_hours: None,
+        supplier: None,
+        active: true,
+        updated_at: 0,
+    }
+}
+
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
@@ -50,21 +69,7 @@ pub async fn store(buyers: usize, seconds: u64, gather_us: u64) -> anyhow::Resul
     let opts = StoreOptions { gather: Duration::from_micros(gather_us), ..StoreOptions::default() };
     let store = Store::open(&dir.path().join("bench.redb"), opts)?;
     let pid = ProductId::parse("bench-key")?;
-    let product = Product {
-        id: pid.clone(),
-        title: "Bench key".into(),
-        description: String::new(),
-        category: "bench".into(),
-        tags: vec![],
-        price: 10_000,
-        currency: Currency::RUB,
-        discount_percent: 0,
-        discount_until: None,
-        fulfillment_hours: None,
-        supplier: None,
-        active: true,
-        updated_at: 0,
-    };
+    let product = bench_product(&pid);
     store.write(move |tx| upsert_product(tx, product.clone())).await?;
     // Enough stock that buyers never run out: well above the fastest rate seen.
     let items = (seconds * 20_000).clamp(20_000, 2_000_000);
@@ -399,21 +404,7 @@ pub async fn payments(orders: usize, concurrency: usize) -> anyhow::Result<Value
     let app = App::build(cfg, Parts::default()).await?;
     let store = app.state.store.clone();
     let pid = ProductId::parse("bench-key")?;
-    let product = Product {
-        id: pid.clone(),
-        title: "Bench key".into(),
-        description: String::new(),
-        category: "Bench".into(),
-        tags: Vec::new(),
-        price: 10_000,
-        currency: Currency::RUB,
-        discount_percent: 0,
-        discount_until: None,
-        fulfillment_hours: None,
-        supplier: None,
-        active: true,
-        updated_at: 0,
-    };
+    let product = bench_product(&pid);
     let items: Vec<String> = (0..orders).map(|i| format!("KEY-{i:08}")).collect();
     store
         .write(move |tx| {

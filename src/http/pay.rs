@@ -64,16 +64,21 @@ fn summary(o: &Order) -> String {
     )
 }
 
+/// The order of a signed payment link; a wrong token looks like a missing order.
+async fn linked_order(s: &AppState, id: OrderId, token: &str) -> Result<Order, Error> {
+    if !s.payments.check_token(id, token) {
+        return Err(Error::not_found(format!("order {id}")));
+    }
+    s.store.order(id).await
+}
+
 /// The payment page of one order.
 pub async fn pay_page(
     State(s): State<AppState>,
     Path(id): Path<OrderId>,
     Query(q): Query<Token>,
 ) -> ApiResult<Response> {
-    if !s.payments.check_token(id, &q.t) {
-        return Err(Error::not_found(format!("order {id}")).into());
-    }
-    let o = s.store.order(id).await?;
+    let o = linked_order(&s, id, &q.t).await?;
     let mut body = summary(&o);
     if o.status.is_pending_payment() {
         if s.payments.cryptopay().is_some() {
@@ -97,10 +102,7 @@ pub async fn pay_cryptopay(
     Path(id): Path<OrderId>,
     Query(q): Query<Token>,
 ) -> ApiResult<Response> {
-    if !s.payments.check_token(id, &q.t) {
-        return Err(Error::not_found(format!("order {id}")).into());
-    }
-    let o = s.store.order(id).await?;
+    let o = linked_order(&s, id, &q.t).await?;
     let url = s.payments.cryptopay_url(&o).await?;
     Ok(Redirect::to(&url).into_response())
 }
