@@ -71,7 +71,7 @@ async fn a_full_disk_fails_the_backup_cleanly_and_the_shop_keeps_selling() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_model_times_out_and_the_offline_consultant_answers() {
     let fake = FakeGemini::start().await;
-    *fake.state.delay.lock().unwrap() = Some(Duration::from_secs(5));
+    *fake.state.delay.lock().unwrap() = Some(Duration::from_secs(15));
     let app = spawn_app_with(|c| {
         c.ai = AiConfig {
             gemini_api_key: Secret::new(fake_gemini::KEY),
@@ -89,7 +89,8 @@ async fn a_slow_model_times_out_and_the_offline_consultant_answers() {
     let t = Instant::now();
     let me = lavka::ai::Customer { user_id: 3, chat_id: 3, lang: lavka::texts::Lang::En, first_name: None };
     let r = app.state.consultant.answer(&me, "Key").await.unwrap();
-    assert!(t.elapsed() < Duration::from_secs(4), "the timeout bounds the wait");
+    // Well under the model's 15 s, with room for a loaded CI machine.
+    assert!(t.elapsed() < Duration::from_secs(8), "the timeout bounds the wait: {:?}", t.elapsed());
     assert!(r.buttons.iter().flatten().count() > 0, "offline cards: {r:?}");
 
     app.stop().await;
