@@ -1,28 +1,12 @@
 // The Lavka admin page: a client of the admin API (/admin/api, bearer token). The token is
 // kept in sessionStorage only (gone when the tab closes) and is never the bot token.
-const $ = (sel, el = document) => el.querySelector(sel);
+import { $, h } from '/assets/dom.js';
 const view = $('#view');
 let lang = localStorage.getItem('lavka.lang') || (/^ru/i.test(navigator.language) ? 'ru' : 'en');
 const L = (ru, en) => (lang === 'ru' ? ru : en);
 let token = sessionStorage.getItem('lavka.admin.token') || '';
 let tab = sessionStorage.getItem('lavka.admin.tab') || 'products';
 let products = [];
-
-function h(tag, attrs = {}, ...kids) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v == null || v === false) continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'class') el.className = v;
-    else if (k === 'value') el.value = v;
-    else el.setAttribute(k, v === true ? '' : v);
-  }
-  for (const kid of kids.flat()) {
-    if (kid == null || kid === false) continue;
-    el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
-  }
-  return el;
-}
 
 function toast(text, bad = false) {
   const el = $('#toast');

@@ -3,30 +3,14 @@
 // Inside Telegram it authenticates with initData and uses the theme, MainButton and
 // BackButton; in a plain browser (demo mode) the server keeps a session cookie.
 import { t, lang, pickLang, setLang, fmtDate } from '/assets/i18n.js';
+import { $, h } from '/assets/dom.js';
 
-const $ = (sel, el = document) => el.querySelector(sel);
 const view = $('#view');
 let tg = null;
 let catalogue = null;
 let me = null;
 let pollTimer = null;
 let mainAction = null;
-
-// A tiny element builder: text always goes in as text (never as HTML).
-function h(tag, attrs = {}, ...kids) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v == null || v === false) continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'class') el.className = v;
-    else el.setAttribute(k, v === true ? '' : v);
-  }
-  for (const kid of kids.flat()) {
-    if (kid == null || kid === false) continue;
-    el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
-  }
-  return el;
-}
 
 class ApiError extends Error {
   constructor(status, code, message) { super(message); this.status = status; this.code = code; }

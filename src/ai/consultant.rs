@@ -610,16 +610,13 @@ impl Consultant {
     }
 
     async fn categories(&self) -> Result<Vec<String>> {
-        let mut cats: Vec<String> =
-            self.inner.store.products().await?.into_iter().filter(|p| p.active).map(|p| p.category).collect();
-        cats.sort();
-        cats.dedup();
-        Ok(cats)
+        Ok(categories_of(&self.inner.store.products().await?))
     }
 
     /// The catalogue: categories (cat 0), or one category's products, `PAGE * 2` per page.
     pub async fn catalog(&self, lang: Lang, cat: u16, page: u16) -> Result<Reply> {
-        let cats = self.categories().await?;
+        let products = self.inner.store.products().await?;
+        let cats = categories_of(&products);
         if cat == 0 || cat as usize > cats.len() {
             let buttons = cats
                 .iter()
@@ -635,22 +632,17 @@ impl Consultant {
             });
         }
         let name = &cats[cat as usize - 1];
-        let all = self.inner.store.available_stock_with_discounts().await?;
-        let products = self.inner.store.products().await?;
-        let in_cat: HashMap<&str, ()> = products
-            .iter()
-            .filter(|p| p.active && &p.category == name)
-            .map(|p| (p.id.as_str(), ()))
-            .collect();
-        let items: Vec<&Availability> =
-            all.iter().filter(|a| in_cat.contains_key(a.product_id.as_str())).collect();
+        let items: Vec<&crate::domain::Product> =
+            products.iter().filter(|p| p.active && &p.category == name).collect();
         let per = PAGE * 2;
         let start = page as usize * per;
         let mut text = format!("{name}:");
         let mut buttons = Vec::new();
-        for (i, a) in items.iter().skip(start).take(per).enumerate() {
+        // Live availability for the page only, not for the whole catalogue.
+        for (i, p) in items.iter().skip(start).take(per).enumerate() {
+            let a = self.inner.store.availability(p.id.clone()).await?;
             text.push('\n');
-            text.push_str(&tx::card_line(lang, start + i + 1, a));
+            text.push_str(&tx::card_line(lang, start + i + 1, &a));
             buttons.push(vec![Button::callback(
                 a.title.chars().take(60).collect::<String>(),
                 Callback::Product(a.product_id.clone()),
@@ -738,6 +730,14 @@ impl Consult for Consultant {
     async fn reply(&self, customer: &Customer, text: &str) -> Result<Reply> {
         self.answer(customer, text).await
     }
+}
+
+/// The categories of the products on sale, sorted, once each.
+fn categories_of(products: &[crate::domain::Product]) -> Vec<String> {
+    let mut cats: Vec<String> = products.iter().filter(|p| p.active).map(|p| p.category.clone()).collect();
+    cats.sort();
+    cats.dedup();
+    cats
 }
 
 fn text_reply(text: String) -> Reply {

@@ -25,6 +25,7 @@ const ASSETS: &[Asset] = &[
     asset!("index.html", "text/html; charset=utf-8"),
     asset!("shop.js", "text/javascript; charset=utf-8"),
     asset!("i18n.js", "text/javascript; charset=utf-8"),
+    asset!("dom.js", "text/javascript; charset=utf-8"),
     asset!("shop.css", "text/css; charset=utf-8"),
     asset!("admin.html", "text/html; charset=utf-8"),
     asset!("admin.js", "text/javascript; charset=utf-8"),

@@ -170,9 +170,7 @@ impl Payments {
 
     /// Constant-time check of a link token.
     pub fn check_token(&self, order: OrderId, token: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        let want = self.token(order);
-        want.len() == token.len() && bool::from(want.as_bytes().ct_eq(token.as_bytes()))
+        same(&self.token(order), token)
     }
 
     /// The customer's payment page for an order.
@@ -252,9 +250,7 @@ impl Payments {
     }
 
     pub fn check_topup_token(&self, user: i64, amount: i64, nonce: &str, token: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        let want = self.topup_token(user, amount, nonce);
-        want.len() == token.len() && bool::from(want.as_bytes().ct_eq(token.as_bytes()))
+        same(&self.topup_token(user, amount, nonce), token)
     }
 
     /// A page where `user` tops up the balance by `amount` (minor units) with the enabled
@@ -420,6 +416,12 @@ impl Payments {
             }
         });
     }
+}
+
+/// Constant-time equality of a link token with the expected one.
+fn same(want: &str, given: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    want.len() == given.len() && bool::from(want.as_bytes().ct_eq(given.as_bytes()))
 }
 
 impl PayLinks for Payments {
