@@ -68,6 +68,8 @@ impl App {
     /// wires the queue and handlers.
     pub async fn build(config: Config, parts: Parts) -> anyhow::Result<App> {
         config.validate()?;
+        // The recorder goes in before anything counts: a counter bumped earlier is dropped.
+        crate::metrics::handle();
         let opts = StoreOptions {
             max_batch: config.max_batch,
             gather: Duration::from_micros(config.gather_us),

@@ -117,6 +117,8 @@ pub struct Config {
     pub telegram_chat_interval_ms: u64,
     /// Messages per minute to one group chat.
     pub telegram_group_per_min: u32,
+    /// How long one message send may take before its outcome counts as unknown, seconds.
+    pub telegram_send_timeout_secs: u64,
     /// Who customers contact about payments (`/paysupport`), e.g. "@shop_support".
     pub support_contact: String,
 
@@ -249,6 +251,7 @@ impl Default for Config {
             telegram_global_per_sec: 30,
             telegram_chat_interval_ms: 1000,
             telegram_group_per_min: 20,
+            telegram_send_timeout_secs: 15,
             support_contact: String::new(),
             mini_app_auth_max_age_secs: 24 * 3600,
         }

@@ -8,6 +8,7 @@
 //! an offer come from `offer::payment_buttons` (issue 6 adds the real providers there).
 
 pub mod admin;
+pub mod api;
 pub mod bot;
 pub mod broadcast;
 pub mod customer;
@@ -53,8 +54,6 @@ pub struct BotSettings {
 
 struct Inner {
     store: Store,
-    token: String,
-    http: reqwest::Client,
     sender: Arc<TelegramSender>,
     consult: Arc<dyn Consult>,
     /// Payment links (none in tests that do not need them).
@@ -102,6 +101,8 @@ impl Telegram {
         let api_url = config.telegram_api_url.trim_end_matches('/').to_string();
         let bot = Bot::with_client(token.clone(), http.clone())
             .set_api_url(api_url.parse().with_context(|| format!("telegram_api_url {api_url:?}"))?);
+        let send_timeout = Duration::from_secs(config.telegram_send_timeout_secs.max(1));
+        let api = api::BotApi::new(http, &api_url, &token, send_timeout);
         let secret = match (&config.public_url, &config.telegram_webhook_secret) {
             (None, _) => String::new(),
             (Some(_), Some(s)) => s.expose().to_string(),
@@ -124,12 +125,10 @@ impl Telegram {
             poll_timeout,
             api_url,
         };
-        let sender = Arc::new(TelegramSender::new(bot.clone(), Limits::from_config(config)));
+        let sender = Arc::new(TelegramSender::new(bot, api, Limits::from_config(config)));
         Ok(Telegram {
             inner: Arc::new(Inner {
                 store,
-                token,
-                http,
                 sender,
                 consult,
                 payments,
@@ -186,22 +185,11 @@ impl Telegram {
         let _ = self.inner.local_base.set(format!("http://{addr}"));
     }
 
-    /// A raw Bot API call (used where the typed client does not fit: `getUpdates`, whose
-    /// raw JSON is stored as it came, and the webhook set-up).
+    /// A Bot API call with a JSON body, its result as JSON (`getUpdates`, whose raw JSON is
+    /// stored as it came, the webhook set-up, Stars). Not bounded by the send timeout: the
+    /// client's own bound sits above the long-polling wait.
     async fn call(&self, method: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
-        let url = format!("{}/bot{}/{method}", self.inner.settings.api_url, self.inner.token);
-        let resp = self.inner.http.post(url).json(&body).send().await.map_err(|e| e.without_url())?;
-        let status = resp.status();
-        let v: serde_json::Value = resp.json().await.map_err(|e| e.without_url())?;
-        if v.get("ok").and_then(|o| o.as_bool()) == Some(true) {
-            return Ok(v.get("result").cloned().unwrap_or(serde_json::Value::Null));
-        }
-        let retry = v.pointer("/parameters/retry_after").and_then(|r| r.as_u64());
-        let desc = v.get("description").and_then(|d| d.as_str()).unwrap_or("no description");
-        anyhow::bail!(
-            "{method}: HTTP {status}: {desc}{}",
-            retry.map(|r| format!(" (retry after {r} s)")).unwrap_or_default()
-        )
+        self.inner.sender.api().call(method, &body, false).await.map_err(|e| anyhow::anyhow!("{method}: {e}"))
     }
 
     /// Starts the channel's background work: the webhook registration or the polling loop,

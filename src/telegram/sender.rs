@@ -5,6 +5,7 @@
 //! instead of holding a worker; a 429 from Telegram becomes `RetryAfter` (the job runs again
 //! at `retry_after`); 403 (blocked) becomes `Unreachable`. Long texts are split.
 
+use super::api::BotApi;
 use super::split::{MAX_MESSAGE, split};
 use crate::ai::{Button, ButtonAction};
 use crate::messenger::{Messenger, Outgoing, SendError, Sent};
@@ -14,8 +15,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 use teloxide_core::ApiError;
 use teloxide_core::RequestError;
+use teloxide_core::payloads::{AnswerCallbackQuery, SendMessage};
 use teloxide_core::prelude::*;
-use teloxide_core::types::{InlineKeyboardButton, InlineKeyboardMarkup, InputFile, ParseMode, WebAppInfo};
+use teloxide_core::types::{
+    InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, ParseMode, WebAppInfo,
+};
 use tokio::time::Instant;
 
 /// Spacing of sends.
@@ -89,11 +93,13 @@ impl Limiter {
 
 /// The Telegram channel's sender.
 pub struct TelegramSender {
+    /// The typed client, for the calls that need it (multipart uploads, file downloads).
     bot: Bot,
+    api: BotApi,
     limiter: Limiter,
 }
 
-/// Maps a Bot API failure. `sent_out` is false when the request surely never left.
+/// Maps a failure of the typed client (see [`super::api`] for the calls made without it).
 pub fn map_error(e: &RequestError) -> SendError {
     match e {
         RequestError::RetryAfter(s) => SendError::RetryAfter(s.duration()),
@@ -138,8 +144,12 @@ pub fn keyboard(rows: &[Vec<Button>]) -> Option<InlineKeyboardMarkup> {
 }
 
 impl TelegramSender {
-    pub fn new(bot: Bot, limits: Limits) -> Self {
-        TelegramSender { bot, limiter: Limiter::new(limits) }
+    pub fn new(bot: Bot, api: BotApi, limits: Limits) -> Self {
+        TelegramSender { bot, api, limiter: Limiter::new(limits) }
+    }
+
+    pub fn api(&self) -> &BotApi {
+        &self.api
     }
 
     pub fn bot(&self) -> &Bot {
@@ -154,10 +164,9 @@ impl TelegramSender {
         Ok(())
     }
 
-    fn failed(&self, chat: i64, e: &RequestError) -> SendError {
+    fn failed(&self, chat: i64, mapped: SendError) -> SendError {
         // A 429 reschedules the job at `retry_after` (the queue's clock); the chat's own
         // spacing keeps the retry from coming sooner than a second after this attempt.
-        let mapped = map_error(e);
         if matches!(mapped, SendError::RetryAfter(_)) {
             metrics::counter!("lavka_telegram_429_total", "chat" => if chat < 0 { "group" } else { "private" })
                 .increment(1);
@@ -173,19 +182,19 @@ impl TelegramSender {
         strict: bool,
     ) -> Result<Sent, SendError> {
         self.slot(msg.chat_id, strict).await?;
-        let mut req = self.bot.send_message(ChatId(msg.chat_id), text);
+        let mut req = SendMessage::new(ChatId(msg.chat_id), text);
         if msg.html {
             req = req.parse_mode(ParseMode::Html);
         }
         if last && let Some(kb) = keyboard(&msg.buttons) {
             req = req.reply_markup(kb);
         }
-        match req.send().await {
+        match self.api.call::<Message>("sendMessage", &req, true).await {
             Ok(m) => {
                 metrics::counter!("lavka_telegram_sent_total").increment(1);
                 Ok(Sent { message_id: m.id.0 as i64 })
             }
-            Err(e) => Err(self.failed(msg.chat_id, &e)),
+            Err(e) => Err(self.failed(msg.chat_id, e)),
         }
     }
 
@@ -195,18 +204,18 @@ impl TelegramSender {
         let req = self.bot.send_document(ChatId(chat), InputFile::file(path.to_path_buf())).caption(caption);
         match req.send().await {
             Ok(m) => Ok(Sent { message_id: m.id.0 as i64 }),
-            Err(e) => Err(self.failed(chat, &e)),
+            Err(e) => Err(self.failed(chat, map_error(&e))),
         }
     }
 
     /// Answers a button press (removes the spinner); failures only get logged — a late
     /// answer is refused by Telegram and nothing can be done about it.
     pub async fn answer_callback(&self, id: &str, text: Option<&str>) {
-        let mut req = self.bot.answer_callback_query(id.to_string().into());
+        let mut req = AnswerCallbackQuery::new(id.to_string().into());
         if let Some(t) = text {
             req = req.text(t);
         }
-        if let Err(e) = req.send().await {
+        if let Err(e) = self.api.call::<bool>("answerCallbackQuery", &req, true).await {
             tracing::debug!(error = %e, "answerCallbackQuery failed");
         }
     }

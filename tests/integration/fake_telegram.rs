@@ -1,8 +1,9 @@
 //! A fake Telegram Bot API on 127.0.0.1: `POST /bot<token>/<method>` (method names
 //! case-insensitive), `GET /file/bot<token>/<path>`. It records every call, answers
 //! `getUpdates` from a queue (long-polling up to the asked timeout), serves files, and can be
-//! told to answer the next sends with 429 (`retry_after`) or 403 (blocked). It never answers
-//! 5xx (teloxide sleeps 10 s on those).
+//! told to answer the next sends with 429 (`retry_after`), 403 (blocked), a 5xx (a JSON one
+//! from the Bot API or an HTML one from its gateway), or to take a message and answer only
+//! after a delay (a lost answer).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -30,6 +31,10 @@ pub struct Call {
 pub enum Fail {
     RetryAfter(u32),
     Blocked,
+    /// This status, with the Bot API's JSON error body (`json`) or a gateway's HTML page.
+    Server(u16, bool),
+    /// The message is taken (it arrives) but the answer comes only after this long.
+    SlowAnswer(Duration),
 }
 
 #[derive(Default)]
@@ -147,9 +152,11 @@ async fn api(
         method: method.clone(),
         body: body_v.clone(),
         at: Instant::now(),
-        ok: failure.is_none(),
+        ok: failure.is_none() || matches!(failure, Some(Fail::SlowAnswer(_))),
     });
-    if let Some(f) = failure {
+    if let Some(Fail::SlowAnswer(d)) = failure {
+        tokio::time::sleep(d).await;
+    } else if let Some(f) = failure {
         return match f {
             Fail::RetryAfter(n) => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -161,6 +168,15 @@ async fn api(
                 axum::Json(json!({"ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the user"})),
             )
                 .into_response(),
+            Fail::Server(code, true) => (
+                StatusCode::from_u16(code).unwrap(),
+                axum::Json(json!({"ok": false, "error_code": code, "description": "Internal Server Error"})),
+            )
+                .into_response(),
+            Fail::Server(code, false) => {
+                (StatusCode::from_u16(code).unwrap(), "<html><body>Bad Gateway</body></html>").into_response()
+            }
+            Fail::SlowAnswer(_) => unreachable!(),
         };
     }
     match method.as_str() {

@@ -546,6 +546,102 @@ async fn a_429_reschedules_the_delivery_at_retry_after_and_it_later_succeeds() {
     app.stop().await;
 }
 
+/// A paid order of ANNA's whose delivery job is queued (nothing run yet).
+async fn paid_key_order(app: &TgApp) -> u64 {
+    app.credit(ANNA, "100").await;
+    let o = app
+        .store()
+        .write(|tx| lavka::store::orders::reserve_product_for_purchase(tx, ANNA, &pid("key"), 1, 60_000))
+        .await
+        .unwrap();
+    let id = o.id;
+    app.store().write(move |tx| lavka::store::orders::pay_from_balance(tx, id, ANNA)).await.unwrap();
+    id
+}
+
+fn items_sent_to(app: &TgApp, chat: i64) -> usize {
+    app.fake.texts_to(chat).iter().filter(|t| t.contains("<code>")).count()
+}
+
+#[tokio::test]
+async fn telegram_5xx_on_a_delivery_is_retried_with_backoff_and_delivered_once() {
+    let app = spawn_tg(|_| {}).await;
+    seed(app.store(), SMALL).await;
+    // A gateway's HTML 502, then the Bot API's own JSON 500.
+    app.fake.fail(Some(ANNA), Fail::Server(502, false));
+    app.fake.fail(Some(ANNA), Fail::Server(500, true));
+    let id = paid_key_order(&app).await;
+
+    let job_of = || async {
+        jobs_of_kind(app.store(), |k| *k == JobKind::DeliverOrder { order_id: id }).await.remove(0)
+    };
+    for (attempt, status) in [(1, "502"), (2, "500")] {
+        app.drain().await;
+
+        let job = job_of().await;
+        assert_eq!(job.state, JobState::Ready, "retried, not given up: {job:?}");
+        assert_eq!(job.attempts, attempt);
+        assert!(job.last_error.as_deref().unwrap_or("").contains(status), "{job:?}");
+        assert!(job.run_at > app.store().now(), "with a backoff");
+        // Nothing sent means nothing marked: the retry sends.
+        let o = app.store().order(id).await.unwrap();
+        assert_eq!(o.status, OrderStatus::Paid);
+        assert_eq!(items_sent_to(&app, ANNA), 0);
+        app.clock.advance(Duration::from_secs(3600));
+    }
+    app.drain().await;
+    let o = app.store().order(id).await.unwrap();
+    assert_eq!(o.status, OrderStatus::Delivered);
+    assert!(o.delivery_message_id.is_some());
+    assert_eq!(items_sent_to(&app, ANNA), 1);
+    assert_eq!(job_of().await.state, JobState::Done);
+    let metrics = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("lavka_telegram_errors_total{kind=\"transient\"}"), "{metrics}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reply_hit_by_a_5xx_is_sent_when_the_update_runs_again() {
+    let app = spawn_tg(|_| {}).await;
+    app.fake.fail(Some(BOB), Fail::Server(503, false));
+    assert_eq!(app.post_webhook(Some(&app.secret()), &message(1, BOB, "en", "/help")).await, 200);
+    app.drain().await;
+    let upd = || async {
+        jobs_of_kind(app.store(), |k| matches!(k, JobKind::ProcessUpdate { update_id: 1, .. }))
+            .await
+            .remove(0)
+    };
+    let job = upd().await;
+    assert_eq!((job.state, job.attempts), (JobState::Ready, 1), "{job:?}");
+    assert!(app.fake.texts_to(BOB).is_empty());
+    app.clock.advance(Duration::from_secs(3600));
+    app.drain().await;
+    assert_eq!(upd().await.state, JobState::Done);
+    assert_eq!(app.fake.texts_to(BOB).len(), 1, "answered once: {:?}", app.fake.texts_to(BOB));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_delivery_whose_answer_never_comes_is_not_repeated_and_the_admins_are_told() {
+    let app = spawn_tg(|c| c.telegram_send_timeout_secs = 1).await;
+    seed(app.store(), SMALL).await;
+    // Telegram takes the message but its answer is lost (here: it comes after the timeout).
+    app.fake.fail(Some(ANNA), Fail::SlowAnswer(Duration::from_secs(3)));
+    let id = paid_key_order(&app).await;
+    app.drain().await;
+    let job = jobs_of_kind(app.store(), |k| *k == JobKind::DeliverOrder { order_id: id }).await.remove(0);
+    assert_eq!(job.state, JobState::Ready, "{job:?}");
+    assert!(job.last_error.as_deref().unwrap_or("").contains("timed out"), "{job:?}");
+    app.clock.advance(Duration::from_secs(3600));
+    app.drain().await;
+    let o = app.store().order(id).await.unwrap();
+    assert_eq!(o.status, OrderStatus::Delivered, "settled without a second send");
+    assert_eq!(o.delivery_message_id, None);
+    assert_eq!(items_sent_to(&app, ANNA), 1, "the customer got it once");
+    assert!(app.fake.texts_to(ADMIN).iter().any(|t| t.contains(&format!("/redeliver {id}"))));
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_user_who_blocked_the_bot_is_marked_unreachable_and_nothing_retries() {
     let app = spawn_tg(|_| {}).await;
