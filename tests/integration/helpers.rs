@@ -126,11 +126,15 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
+    spawn_app_in(tempfile::tempdir().unwrap(), T0, tweak).await
+}
+
+/// The app on a data directory that may already hold a database, its clock at `now`.
+pub async fn spawn_app_in(dir: TempDir, now: i64, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut cfg = Config::for_tests(dir.path());
     tweak(&mut cfg);
     let token = cfg.admin_token.as_ref().unwrap().expose().to_string();
-    let clock = Clock::manual(T0);
+    let clock = Clock::manual(now);
     let messenger = Arc::new(RecordingMessenger::default());
     let app = App::build(
         cfg,

@@ -19,4 +19,5 @@ mod stars;
 
 mod fake_telegram;
 mod telegram;
+mod upgrade;
 mod web;
