@@ -67,8 +67,8 @@ async fn a_data_dir_of_the_first_release_opens_and_keeps_selling() {
     // The refund, the short payment and the manual credit are on the balances.
     let refunded = app.store().order(id("refunded")).await.unwrap();
     assert_eq!(balance(&app, 1002).await, refunded.amount);
-    assert_eq!(balance(&app, 1005).await, 100_00, "the short payment was credited");
-    assert_eq!(balance(&app, 1006).await, 777_00, "the manual credit");
+    assert_eq!(balance(&app, 1005).await, 10_000, "the short payment was credited");
+    assert_eq!(balance(&app, 1006).await, 77_700, "the manual credit");
 
     // The delivery the old binary queued runs here, once.
     app.drain_jobs().await;
