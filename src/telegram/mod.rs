@@ -186,10 +186,16 @@ impl Telegram {
     }
 
     /// A Bot API call with a JSON body, its result as JSON (`getUpdates`, whose raw JSON is
-    /// stored as it came, the webhook set-up, Stars). Not bounded by the send timeout: the
-    /// client's own bound sits above the long-polling wait.
+    /// stored as it came, the webhook set-up, Stars). Bounded by the send timeout, except
+    /// `getUpdates`, whose wait is the long poll (the client's own bound sits above it).
     async fn call(&self, method: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
-        self.inner.sender.api().call(method, &body, false).await.map_err(|e| anyhow::anyhow!("{method}: {e}"))
+        let bounded = method != "getUpdates";
+        self.inner
+            .sender
+            .api()
+            .call(method, &body, bounded)
+            .await
+            .map_err(|e| anyhow::anyhow!("{method}: {e}"))
     }
 
     /// Starts the channel's background work: the webhook registration or the polling loop,
