@@ -158,17 +158,27 @@ pub fn outcome<R: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<R
     // teloxide's table of known descriptions tells a blocked user from a bad request.
     let api: ApiError = serde_json::from_value(serde_json::Value::String(desc.clone()))
         .unwrap_or_else(|_| ApiError::Unknown(desc.clone()));
-    Err(match api {
+    Err(if unreachable(&api) || status == StatusCode::FORBIDDEN {
+        SendError::Unreachable
+    } else {
+        SendError::Rejected(format!("HTTP {status}: {desc}"))
+    })
+}
+
+/// The errors that say the chat cannot be written to (blocked, deleted, kicked, never
+/// started), as opposed to a wrong request.
+pub fn unreachable(api: &ApiError) -> bool {
+    match api {
         ApiError::BotBlocked
         | ApiError::UserDeactivated
         | ApiError::BotKicked
         | ApiError::BotKickedFromSupergroup
         | ApiError::BotKickedFromChannel
         | ApiError::CantInitiateConversation
-        | ApiError::ChatNotFound => SendError::Unreachable,
-        _ if status == StatusCode::FORBIDDEN => SendError::Unreachable,
-        _ => SendError::Rejected(format!("HTTP {status}: {desc}")),
-    })
+        | ApiError::ChatNotFound => true,
+        ApiError::Unknown(d) => d.starts_with("Forbidden"),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
-use teloxide_core::ApiError;
 use teloxide_core::RequestError;
 use teloxide_core::payloads::{AnswerCallbackQuery, SendMessage};
 use teloxide_core::prelude::*;
@@ -103,17 +102,8 @@ pub struct TelegramSender {
 pub fn map_error(e: &RequestError) -> SendError {
     match e {
         RequestError::RetryAfter(s) => SendError::RetryAfter(s.duration()),
-        RequestError::Api(api) => match api {
-            ApiError::BotBlocked
-            | ApiError::UserDeactivated
-            | ApiError::BotKicked
-            | ApiError::BotKickedFromSupergroup
-            | ApiError::BotKickedFromChannel
-            | ApiError::CantInitiateConversation
-            | ApiError::ChatNotFound => SendError::Unreachable,
-            ApiError::Unknown(d) if d.starts_with("Forbidden") => SendError::Unreachable,
-            other => SendError::Rejected(other.to_string()),
-        },
+        RequestError::Api(api) if super::api::unreachable(api) => SendError::Unreachable,
+        RequestError::Api(other) => SendError::Rejected(other.to_string()),
         RequestError::MigrateToChatId(c) => SendError::Rejected(format!("the group moved to chat {c}")),
         // A connection that was never made carried nothing; any other network failure may
         // have happened after Telegram accepted the message.

@@ -435,13 +435,7 @@ async fn the_delivery_message_id_is_the_one_telegram_returned() {
 async fn a_delivery_whose_outcome_is_unknown_is_never_sent_twice() {
     let app = spawn_tg(|_| {}).await;
     seed(app.store(), SMALL).await;
-    app.credit(ANNA, "100").await;
-    let o = app
-        .store()
-        .write(|tx| lavka::store::orders::reserve_product_for_purchase(tx, ANNA, &pid("key"), 1, 60_000))
-        .await
-        .unwrap();
-    let id = o.id;
+    let id = reserved_key_order(&app).await;
     // Paid, and a previous run set the mark and died before recording the outcome.
     app.store()
         .write(move |tx| {
@@ -525,15 +519,8 @@ async fn a_429_reschedules_the_delivery_at_retry_after_and_it_later_succeeds() {
     app.update(press(2, ANNA, &format!("pb:{}", o.id))).await;
     assert_eq!(app.store().order(o.id).await.unwrap().status, OrderStatus::Delivered);
     // A second purchase whose delivery hits the limit.
-    let o2 = app
-        .store()
-        .write(|tx| lavka::store::orders::reserve_product_for_purchase(tx, ANNA, &pid("key"), 1, 60_000))
-        .await
-        .unwrap();
-    app.credit(ANNA, "100").await;
     app.fake.fail(Some(ANNA), Fail::RetryAfter(7));
-    let id2 = o2.id;
-    app.store().write(move |tx| lavka::store::orders::pay_from_balance(tx, id2, ANNA)).await.unwrap();
+    let id2 = paid_key_order(&app).await;
     app.drain().await;
     assert_eq!(app.store().order(id2).await.unwrap().status, OrderStatus::Paid);
     let job = jobs_of_kind(app.store(), |k| *k == JobKind::DeliverOrder { order_id: id2 }).await.remove(0);
@@ -546,15 +533,20 @@ async fn a_429_reschedules_the_delivery_at_retry_after_and_it_later_succeeds() {
     app.stop().await;
 }
 
-/// A paid order of ANNA's whose delivery job is queued (nothing run yet).
-async fn paid_key_order(app: &TgApp) -> u64 {
+/// ANNA, credited enough, with a reserved `key`.
+async fn reserved_key_order(app: &TgApp) -> u64 {
     app.credit(ANNA, "100").await;
     let o = app
         .store()
         .write(|tx| lavka::store::orders::reserve_product_for_purchase(tx, ANNA, &pid("key"), 1, 60_000))
         .await
         .unwrap();
-    let id = o.id;
+    o.id
+}
+
+/// A paid order of ANNA's whose delivery job is queued (nothing run yet).
+async fn paid_key_order(app: &TgApp) -> u64 {
+    let id = reserved_key_order(app).await;
     app.store().write(move |tx| lavka::store::orders::pay_from_balance(tx, id, ANNA)).await.unwrap();
     id
 }
@@ -646,16 +638,9 @@ async fn a_delivery_whose_answer_never_comes_is_not_repeated_and_the_admins_are_
 async fn a_user_who_blocked_the_bot_is_marked_unreachable_and_nothing_retries() {
     let app = spawn_tg(|_| {}).await;
     seed(app.store(), SMALL).await;
-    app.credit(ANNA, "100").await;
     app.update(message(1, ANNA, "en", "/start")).await;
-    let o = app
-        .store()
-        .write(|tx| lavka::store::orders::reserve_product_for_purchase(tx, ANNA, &pid("key"), 1, 60_000))
-        .await
-        .unwrap();
     app.fake.fail(Some(ANNA), Fail::Blocked);
-    let id = o.id;
-    app.store().write(move |tx| lavka::store::orders::pay_from_balance(tx, id, ANNA)).await.unwrap();
+    let id = paid_key_order(&app).await;
     app.drain().await;
     assert!(app.store().user(ANNA).await.unwrap().unwrap().unreachable);
     let job = jobs_of_kind(app.store(), |k| *k == JobKind::DeliverOrder { order_id: id }).await.remove(0);
