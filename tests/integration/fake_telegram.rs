@@ -43,6 +43,8 @@ struct FakeState {
     next_id: AtomicI64,
     /// (chat or any, failure), matched in order by send methods.
     failures: Mutex<VecDeque<(Option<i64>, Fail)>>,
+    /// (method, failure), matched in order by any other method.
+    method_failures: Mutex<VecDeque<(String, Fail)>>,
     updates: Mutex<Vec<Value>>,
     updates_signal: Notify,
     files: Mutex<HashMap<String, Vec<u8>>>,
@@ -100,6 +102,11 @@ impl FakeTelegram {
         self.state.failures.lock().unwrap().push_back((chat, f));
     }
 
+    /// The next call of `method` (lowercase; not a send) fails like this.
+    pub fn fail_method(&self, method: &str, f: Fail) {
+        self.state.method_failures.lock().unwrap().push_back((method.to_string(), f));
+    }
+
     pub fn push_update(&self, u: Value) {
         self.state.updates.lock().unwrap().push(u);
         self.state.updates_signal.notify_waiters();
@@ -146,7 +153,9 @@ async fn api(
         let pos = f.iter().position(|(c, _)| c.is_none() || *c == chat);
         pos.and_then(|p| f.remove(p)).map(|(_, f)| f)
     } else {
-        None
+        let mut f = s.method_failures.lock().unwrap();
+        let pos = f.iter().position(|(m, _)| *m == method);
+        pos.and_then(|p| f.remove(p)).map(|(_, f)| f)
     };
     s.calls.lock().unwrap().push(Call {
         method: method.clone(),

@@ -302,6 +302,29 @@ async fn long_polling_feeds_the_same_job_path_and_keeps_its_offset() {
     again.stop().await;
 }
 
+#[tokio::test]
+async fn long_polling_rides_out_telegram_5xx_and_loses_no_update() {
+    let app = spawn_tg(|c| c.public_url = None).await;
+    app.fake.fail_method("getupdates", Fail::Server(502, false));
+    app.fake.fail_method("getupdates", Fail::Server(500, true));
+    app.fake.push_update(message(700, ANNA, "en", "/help"));
+    let mut n = 0;
+    // Backoff 1 s then 2 s after the two failures.
+    for _ in 0..1000 {
+        n = process_update_jobs(app.store()).await;
+        if n > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(n, 1, "calls: {:?}", app.fake.calls().iter().map(|c| (&c.method, c.ok)).collect::<Vec<_>>());
+    assert!(app.fake.bodies("getupdates").len() >= 3);
+    assert_eq!(app.store().poll_offset().await.unwrap(), 701);
+    app.drain().await;
+    assert_eq!(app.fake.texts_to(ANNA).len(), 1);
+    app.stop().await;
+}
+
 // --- customers ---
 
 #[tokio::test]
