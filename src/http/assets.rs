@@ -39,11 +39,18 @@ const ADMIN_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'
     img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
     frame-ancestors 'none'";
 
+/// Weak validators: the same content is served gzipped or not.
 fn etags() -> &'static Vec<String> {
     static E: OnceLock<Vec<String>> = OnceLock::new();
     E.get_or_init(|| {
-        ASSETS.iter().map(|a| format!("\"{}\"", hex::encode(&Sha256::digest(a.body)[..8]))).collect()
+        ASSETS.iter().map(|a| format!("W/\"{}\"", hex::encode(&Sha256::digest(a.body)[..8]))).collect()
     })
+}
+
+/// `If-None-Match` (a list, or `*`) against an ETag, by weak comparison.
+fn none_match(header: Option<&str>, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    header.is_some_and(|h| h.split(',').any(|t| t.trim() == "*" || bare(t) == bare(etag)))
 }
 
 fn serve(name: &str, headers: &HeaderMap) -> Response {
@@ -51,8 +58,7 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
         return super::error::ApiError(crate::Error::not_found("file")).into_response();
     };
     let (a, etag) = (&ASSETS[i], &etags()[i]);
-    let mut resp = if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str())
-    {
+    let mut resp = if none_match(headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()), etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         ([(header::CONTENT_TYPE, a.mime)], a.body).into_response()
@@ -88,4 +94,20 @@ pub async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
         return super::error::ApiError(crate::Error::not_found("file")).into_response();
     }
     serve(&name, &headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::none_match;
+
+    #[test]
+    fn if_none_match_compares_weakly_and_takes_lists() {
+        let e = "W/\"abc\"";
+        assert!(none_match(Some("W/\"abc\""), e));
+        assert!(none_match(Some("\"abc\""), e));
+        assert!(none_match(Some("\"x\", W/\"abc\""), e));
+        assert!(none_match(Some("*"), e));
+        assert!(!none_match(Some("W/\"abd\""), e));
+        assert!(!none_match(None, e));
+    }
 }

@@ -362,6 +362,16 @@ async fn the_pages_are_served_from_the_binary() {
         let again = c.get(format!("{}{path}", app.base)).header("if-none-match", &etag).send().await.unwrap();
         assert_eq!(again.status(), 304, "{path}");
     }
+    // Gzipped for clients that ask, and the same script once unpacked.
+    let plain = c.get(format!("{}/assets/shop.js", app.base)).send().await.unwrap().bytes().await.unwrap();
+    let r =
+        c.get(format!("{}/assets/shop.js", app.base)).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let packed = r.bytes().await.unwrap();
+    assert!(packed.len() * 2 < plain.len(), "{} of {} bytes", packed.len(), plain.len());
+    let mut unpacked = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&packed[..]), &mut unpacked).unwrap();
+    assert_eq!(unpacked, plain);
     let admin = c.get(format!("{}/admin", app.base)).send().await.unwrap();
     assert!(admin.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
     assert_eq!(c.get(format!("{}/assets/nope.js", app.base)).send().await.unwrap().status(), 404);
