@@ -169,7 +169,12 @@ pub fn setback(tx: &Tx, id: u64, s: Setback) -> Result<JobState> {
 
 /// Puts a dead job back in the queue with fresh attempts (the owner's "retry").
 pub fn redrive(tx: &Tx, id: u64) -> Result<JobRecord> {
-    let mut rec = load(tx, id)?;
+    let mut rec = load(tx, id).map_err(|e| match e {
+        Error::Storage(_) => Error::conflict(format!(
+            "job {id} is of a kind this version of Lavka cannot run; retry it with a newer version"
+        )),
+        e => e,
+    })?;
     if rec.state != JobState::Dead {
         return Err(Error::conflict(format!("job {id} is not dead")));
     }
@@ -273,29 +278,78 @@ pub fn prune(
 }
 
 /// Ready jobs due at `now`, earliest first, skipping ids in `skip` (leased in memory).
+/// Records this binary cannot read go to `unreadable` as their due key instead of failing
+/// the whole read: one such record must not stop the queue.
 pub fn due_jobs(
     rtx: &ReadTransaction,
     now: Millis,
     skip: &HashSet<u64>,
     limit: usize,
+    unreadable: &mut Vec<(Millis, u64)>,
 ) -> Result<Vec<JobRecord>> {
     let due = rtx.open_table(JOBS_DUE)?;
     let jobs = rtx.open_table(JOBS)?;
     let mut out = Vec::new();
     for r in due.range(..=(now, u64::MAX))? {
         let (k, _) = r?;
-        let (_, id) = k.value();
+        let (at, id) = k.value();
         if skip.contains(&id) {
             continue;
         }
         if let Some(raw) = jobs.get(id)? {
-            out.push(decode(raw.value())?);
+            match decode(raw.value()) {
+                Ok(rec) => out.push(rec),
+                Err(_) => unreadable.push((at, id)),
+            }
             if out.len() >= limit {
                 break;
             }
         }
     }
     Ok(out)
+}
+
+/// Sets aside a ready job this binary cannot read — most likely a kind added by a newer
+/// Lavka, before a downgrade: it leaves the due index and becomes dead with the reason, its
+/// stored payload untouched (only `state`, `finished_at` and `last_error` are set), so a
+/// binary that knows the kind can retry it. The admins are told.
+pub fn set_aside_unreadable(tx: &Tx, due_at: Millis, id: u64) -> Result<()> {
+    let raw = match tx.tx.open_table(JOBS)?.get(id)? {
+        Some(v) => v.value().to_vec(),
+        None => return Ok(()),
+    };
+    if decode::<JobRecord>(&raw).is_ok() || tx.tx.open_table(JOBS_DUE)?.remove((due_at, id))?.is_none() {
+        return Ok(()); // readable after all, or already set aside
+    }
+    let kind = match serde_json::from_slice::<serde_json::Value>(&raw) {
+        Ok(serde_json::Value::Object(mut m)) => {
+            let kind = m.get("kind").and_then(|k| k.as_str()).unwrap_or("?").to_string();
+            let why =
+                format!("job kind {kind:?} is unknown to this version of Lavka; retry it with a newer one");
+            m.insert("state".into(), serde_json::json!(JobState::Dead));
+            m.insert("finished_at".into(), serde_json::json!(tx.now));
+            m.insert("last_error".into(), serde_json::json!(why));
+            if let Some(Ok(Dedupe::WhilePending(k))) =
+                m.get("dedupe").map(|d| serde_json::from_value::<Dedupe>(d.clone()))
+            {
+                let mut dd = tx.tx.open_table(JOBS_BY_DEDUPE)?;
+                if dd.get(k.as_str())?.map(|v| v.value()) == Some(id) {
+                    dd.remove(k.as_str())?;
+                }
+            }
+            let patched = serde_json::to_vec(&m)?;
+            tx.tx.open_table(JOBS)?.insert(id, patched.as_slice())?;
+            kind
+        }
+        _ => "unreadable".to_string(),
+    };
+    tx.tx.open_table(JOBS_DEAD)?.insert(id, ())?;
+    let text = format!(
+        "Job {id} ({kind}) was set aside: this version of Lavka cannot read it (was a newer version \
+         running here?). Everything else goes on; a version that knows it can retry it."
+    );
+    enqueue(tx, JobKind::AlertAdmin { text }, EnqueueOpts::once(format!("set-aside:{id}")))?;
+    Ok(())
 }
 
 /// The earliest `run_at` among ready jobs not in `skip`.
@@ -355,7 +409,11 @@ impl Store {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 if let Some(raw) = jobs.get(id)? {
-                    out.push(decode(raw.value())?);
+                    match decode(raw.value()) {
+                        Ok(rec) => out.push(rec),
+                        // A kind from a newer version (set aside when due): not listable here.
+                        Err(e) => tracing::warn!(job.id = id, error = %e, "a job this version cannot read"),
+                    }
                 }
             }
             Ok(out)
@@ -390,11 +448,31 @@ impl Store {
         skip: HashSet<u64>,
         limit: usize,
     ) -> Result<(Vec<JobRecord>, Option<Millis>)> {
-        self.read(move |rtx, now| {
-            let jobs = due_jobs(rtx, now, &skip, limit)?;
-            let next = if jobs.is_empty() { next_run_at(rtx, &skip)? } else { None };
-            Ok((jobs, next))
-        })
-        .await
+        loop {
+            let skip = skip.clone();
+            let (jobs, next, unreadable) = self
+                .read(move |rtx, now| {
+                    let mut unreadable = Vec::new();
+                    let jobs = due_jobs(rtx, now, &skip, limit, &mut unreadable)?;
+                    let next = if jobs.is_empty() { next_run_at(rtx, &skip)? } else { None };
+                    Ok((jobs, next, unreadable))
+                })
+                .await?;
+            if unreadable.is_empty() {
+                return Ok((jobs, next));
+            }
+            tracing::error!(jobs = ?unreadable, "jobs this version cannot read are set aside");
+            metrics::counter!("lavka_jobs_set_aside_total").increment(unreadable.len() as u64);
+            self.write(move |tx| {
+                for &(at, id) in &unreadable {
+                    set_aside_unreadable(tx, at, id)?;
+                }
+                Ok(())
+            })
+            .await?;
+            if !jobs.is_empty() {
+                return Ok((jobs, None));
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@ use lavka::domain::{JobKind, JobRecord, JobState};
 use lavka::queue::{Handler, JobError, Queue, QueueOptions, RunOutcome};
 use lavka::store::jobs::{self, EnqueueOpts};
 use lavka::store::{Store, StoreOptions};
+use redb::ReadableTable;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -306,4 +307,76 @@ async fn the_scheduler_enqueues_every_periodic_job_at_start() {
         assert!(ready.iter().any(|j| j.kind.name() == kind), "{kind} missing from {ready:?}");
     }
     app.stop().await;
+}
+
+/// Opens the store at `path`, waiting while a dropped one in this process still closes.
+fn reopen(path: &std::path::Path, clock: lavka::store::Clock) -> Store {
+    for _ in 0..200 {
+        match Store::open(path, StoreOptions { clock: clock.clone(), ..Default::default() }) {
+            Ok(s) => return s,
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    panic!("the database stayed in use");
+}
+
+#[tokio::test]
+async fn a_job_of_a_kind_from_a_newer_version_is_set_aside_and_the_queue_goes_on() {
+    let t = test_store();
+    let path = t.dir.path().join("lavka.redb");
+    for (n, dedupe) in [(1, None), (2, Some(lavka::domain::Dedupe::WhilePending("future".into()))), (3, None)]
+    {
+        let opts = EnqueueOpts { dedupe, ..Default::default() };
+        t.store.write(move |tx| jobs::enqueue(tx, noop(n), opts.clone())).await.unwrap();
+    }
+    let clock = t.clock.clone();
+    drop(t.store);
+    // A newer version rewrote job 2 as a kind this one does not know (then was rolled back).
+    let db = loop {
+        match redb::Database::open(&path) {
+            Ok(db) => break db,
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    let w = db.begin_write().unwrap();
+    {
+        let mut t = w.open_table(lavka::store::schema::JOBS).unwrap();
+        let raw = t.get(2).unwrap().unwrap().value().to_vec();
+        let mut v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        v["kind"] = "from_the_future".into();
+        v["payload"] = serde_json::json!({"keep": "me"});
+        t.insert(2, serde_json::to_vec(&v).unwrap().as_slice()).unwrap();
+    }
+    w.commit().unwrap();
+    drop(db);
+
+    let store = reopen(&path, clock);
+    let report = store.check().await.unwrap();
+    assert!(report.ok(), "{report}");
+    assert!(report.warnings.iter().any(|w| w.contains("job 2 cannot be read")), "{report}");
+    let h = Arc::new(Scripted::default());
+    let q = queue(&store, h.clone());
+    let ran = q.drain().await.unwrap();
+    // The others ran (and the admins' alert about job 2); job 2 did not and will not block.
+    assert!(h.ran.lock().unwrap().starts_with(&[1, 3]), "{:?} / {ran:?}", h.ran.lock().unwrap());
+    let raw: serde_json::Value = store
+        .read_now(|rtx, _| {
+            let v = rtx.open_table(lavka::store::schema::JOBS)?.get(2)?.unwrap().value().to_vec();
+            Ok(serde_json::from_slice(&v).unwrap())
+        })
+        .unwrap();
+    assert_eq!(raw["state"], "dead");
+    assert_eq!(raw["kind"], "from_the_future", "the newer version's payload is kept for it");
+    assert_eq!(raw["payload"]["keep"], "me");
+    assert!(raw["last_error"].as_str().unwrap().contains("unknown to this version"), "{raw}");
+    let alerts =
+        jobs_of_kind(&store, |k| matches!(k, JobKind::AlertAdmin { text } if text.contains("Job 2"))).await;
+    assert_eq!(alerts.len(), 1);
+    // Its while-pending key is free again, and this version will not re-drive what it cannot run.
+    let again = EnqueueOpts::while_pending("future");
+    let e = store.write(move |tx| jobs::enqueue(tx, noop(4), again.clone())).await.unwrap();
+    assert!(e.id > 2, "{e:?}");
+    let err = store.write(|tx| jobs::redrive(tx, 2)).await.unwrap_err();
+    assert!(err.to_string().contains("newer version"), "{err}");
+    assert!(store.check().await.unwrap().ok());
 }
