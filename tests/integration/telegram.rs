@@ -203,6 +203,18 @@ async fn process_update_jobs(store: &Store) -> usize {
     jobs_of_kind(store, |k| matches!(k, JobKind::ProcessUpdate { .. })).await.len()
 }
 
+/// Waits (up to `secs`) until polling has stored an update job; returns how many there are.
+async fn polled_update_jobs(store: &Store, secs: u64) -> usize {
+    for _ in 0..secs * 100 {
+        let n = process_update_jobs(store).await;
+        if n > 0 {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    0
+}
+
 // --- webhook and polling ---
 
 #[tokio::test]
@@ -273,15 +285,7 @@ async fn an_acknowledged_update_is_processed_after_a_restart() {
 async fn long_polling_feeds_the_same_job_path_and_keeps_its_offset() {
     let app = spawn_tg(|c| c.public_url = None).await;
     app.fake.push_update(message(500, ANNA, "en", "/help"));
-    let mut n = 0;
-    for _ in 0..300 {
-        n = process_update_jobs(app.store()).await;
-        if n > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(n, 1);
+    assert_eq!(polled_update_jobs(app.store(), 3).await, 1);
     assert_eq!(app.store().poll_offset().await.unwrap(), 501);
     app.drain().await;
     assert_eq!(app.fake.texts_to(ANNA).len(), 1);
@@ -308,15 +312,8 @@ async fn long_polling_rides_out_telegram_5xx_and_loses_no_update() {
     app.fake.fail_method("getupdates", Fail::Server(502, false));
     app.fake.fail_method("getupdates", Fail::Server(500, true));
     app.fake.push_update(message(700, ANNA, "en", "/help"));
-    let mut n = 0;
     // Backoff 1 s then 2 s after the two failures.
-    for _ in 0..1000 {
-        n = process_update_jobs(app.store()).await;
-        if n > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let n = polled_update_jobs(app.store(), 10).await;
     assert_eq!(n, 1, "calls: {:?}", app.fake.calls().iter().map(|c| (&c.method, c.ok)).collect::<Vec<_>>());
     assert!(app.fake.bodies("getupdates").len() >= 3);
     assert_eq!(app.store().poll_offset().await.unwrap(), 701);
