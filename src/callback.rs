@@ -90,7 +90,7 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips_within_telegrams_limit() {
-        let long = ProductId::parse(&"a".repeat(60)).unwrap();
+        let long = ProductId::parse_new(&"a".repeat(ProductId::MAX_NEW_LEN)).unwrap();
         for c in [
             Callback::Product(long.clone()),
             Callback::Buy(long.clone()),

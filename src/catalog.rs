@@ -93,7 +93,7 @@ struct Fields<'a> {
 }
 
 fn build_product(f: Fields<'_>, currency: Currency, minor_units: bool) -> Result<Product> {
-    let id = ProductId::parse(f.id.trim())?;
+    let id = ProductId::parse_new(f.id.trim())?;
     let price = if minor_units {
         f.price
             .trim()

@@ -21,6 +21,24 @@ impl ProductId {
         }
         Ok(ProductId(s.to_string()))
     }
+    /// An id for a product being created or imported: also short enough to travel in
+    /// Telegram's 64-byte button data with the longest tag (`pc:`). Stored ids keep the
+    /// wider [`ProductId::parse`] rule, so nothing already stored stops reading.
+    pub fn parse_new(s: &str) -> Result<Self> {
+        let id = Self::parse(s)?;
+        if s.len() > Self::MAX_NEW_LEN {
+            return Err(Error::bad(format!(
+                "product id {s:?} is {} characters; at most {} fit in Telegram's button data",
+                s.len(),
+                Self::MAX_NEW_LEN
+            )));
+        }
+        Ok(id)
+    }
+
+    /// Longest id [`ProductId::parse_new`] accepts.
+    pub const MAX_NEW_LEN: usize = crate::callback::MAX_LEN - 3;
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -207,5 +225,10 @@ mod tests {
         assert!(ProductId::parse("with space").is_err());
         assert!(ProductId::parse("кириллица").is_err());
         assert!(ProductId::parse(&"x".repeat(65)).is_err());
+        // New ids must leave room for a button's tag; stored longer ones still read.
+        assert!(ProductId::parse_new(&"x".repeat(61)).is_ok());
+        let e = ProductId::parse_new(&"x".repeat(62)).unwrap_err();
+        assert!(e.to_string().contains("button data"), "{e}");
+        assert!(ProductId::parse(&"x".repeat(64)).is_ok());
     }
 }

@@ -113,14 +113,24 @@ pub fn map_error(e: &RequestError) -> SendError {
     }
 }
 
-/// Inline keyboard markup from channel-independent buttons (invalid URLs are dropped).
+/// Inline keyboard markup from channel-independent buttons (invalid URLs and over-long
+/// button data are dropped).
 pub fn keyboard(rows: &[Vec<Button>]) -> Option<InlineKeyboardMarkup> {
     let rows: Vec<Vec<InlineKeyboardButton>> = rows
         .iter()
         .map(|row| {
             row.iter()
                 .filter_map(|b| match &b.action {
-                    ButtonAction::Callback(cb) => Some(InlineKeyboardButton::callback(&b.label, cb.encode())),
+                    ButtonAction::Callback(cb) => {
+                        let data = cb.encode();
+                        // Telegram would refuse the whole message over one long button (an
+                        // id stored before the limit on new ids).
+                        if data.len() > crate::callback::MAX_LEN {
+                            tracing::warn!(data = %data, "a button whose data is too long was left out");
+                            return None;
+                        }
+                        Some(InlineKeyboardButton::callback(&b.label, data))
+                    }
                     ButtonAction::Url(u) => u.parse().ok().map(|u| InlineKeyboardButton::url(&b.label, u)),
                     ButtonAction::WebApp(u) => {
                         u.parse().ok().map(|url| InlineKeyboardButton::web_app(&b.label, WebAppInfo { url }))
@@ -230,5 +240,26 @@ impl Messenger for TelegramSender {
             }
         }
         first.ok_or_else(|| SendError::Rejected("empty message".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::callback::Callback;
+    use crate::domain::ProductId;
+
+    #[test]
+    fn a_button_with_over_long_data_is_left_out_not_the_message() {
+        let old = ProductId::parse(&"x".repeat(64)).unwrap();
+        let ok = ProductId::parse("key").unwrap();
+        let rows = vec![
+            vec![Button::callback("Buy old", Callback::Buy(old)), Button::callback("Buy", Callback::Buy(ok))],
+            vec![Button { label: "bad url".into(), action: ButtonAction::Url("not a url".into()) }],
+        ];
+        let kb = keyboard(&rows).unwrap();
+        assert_eq!(kb.inline_keyboard.len(), 1);
+        assert_eq!(kb.inline_keyboard[0].len(), 1);
+        assert_eq!(kb.inline_keyboard[0][0].text, "Buy");
     }
 }
