@@ -1,6 +1,7 @@
 //! Compact, validated button payloads shared by every channel (Telegram callback data is at
 //! most 64 bytes; the Mini App and `lavka chat` reuse the same strings). Format:
-//! `<tag>:<arg>[:<arg>]`, parsed strictly — anything else is rejected, never guessed.
+//! `<tag>:<arg>[:<arg>]`, parsed strictly — anything else is rejected, never guessed. A `~`
+//! in front (catalogue navigation only) asks for the answer to replace the pressed message.
 
 use crate::domain::{OrderId, ProductId};
 use crate::error::{Error, Result};
@@ -30,6 +31,10 @@ pub enum Callback {
     Catalog { cat: u16, page: u16 },
     /// More results of the last search.
     More(u16),
+    /// Catalogue navigation (`Catalog` or `Product`) whose answer replaces the message the
+    /// button sits on, so browsing does not fill the chat. Channels without messages to
+    /// replace treat it as the inner request.
+    InPlace(Box<Callback>),
 }
 
 /// Telegram's limit for `callback_data`.
@@ -49,13 +54,37 @@ impl Callback {
             Callback::Order(o) => format!("o:{o}"),
             Callback::Catalog { cat, page } => format!("c:{cat}:{page}"),
             Callback::More(page) => format!("m:{page}"),
+            Callback::InPlace(inner) => format!("~{}", inner.encode()),
         }
+    }
+
+    /// The same request, answered by replacing the pressed message.
+    pub fn in_place(self) -> Callback {
+        match self {
+            c @ (Callback::Catalog { .. } | Callback::Product(_)) => Callback::InPlace(Box::new(c)),
+            other => other,
+        }
+    }
+
+    /// The request itself, and whether its answer replaces the pressed message.
+    pub fn unwrap_in_place(&self) -> (&Callback, bool) {
+        let (mut c, mut wrapped) = (self, false);
+        while let Callback::InPlace(inner) = c {
+            (c, wrapped) = (inner, true);
+        }
+        (c, wrapped)
     }
 
     pub fn parse(s: &str) -> Result<Callback> {
         let bad = || Error::bad(format!("unknown button data {:?}", s.chars().take(80).collect::<String>()));
         if s.len() > MAX_LEN {
             return Err(bad());
+        }
+        if let Some(inner) = s.strip_prefix('~') {
+            return match Callback::parse(inner)? {
+                c @ (Callback::Catalog { .. } | Callback::Product(_)) => Ok(Callback::InPlace(Box::new(c))),
+                _ => Err(bad()),
+            };
         }
         let (tag, rest) = s.split_once(':').ok_or_else(bad)?;
         let order = |r: &str| r.parse::<OrderId>().ok().filter(|o| r == o.to_string()).ok_or_else(bad);
@@ -103,6 +132,8 @@ mod tests {
             Callback::Order(1),
             Callback::Catalog { cat: 3, page: 65535 },
             Callback::More(2),
+            Callback::Catalog { cat: 65535, page: 65535 }.in_place(),
+            Callback::Product(ProductId::parse_new(&"a".repeat(ProductId::MAX_NEW_LEN)).unwrap()).in_place(),
         ] {
             let s = c.encode();
             assert!(s.len() <= MAX_LEN, "{s}");
@@ -112,7 +143,10 @@ mod tests {
 
     #[test]
     fn malformed_data_is_rejected() {
-        for s in ["", "b", "b:", "b:a b", "zz:1", "pb:-1", "pb:01", "c:1", "c:1:x", "m:70000", "o:1:2"] {
+        for s in [
+            "", "b", "b:", "b:a b", "zz:1", "pb:-1", "pb:01", "c:1", "c:1:x", "m:70000", "o:1:2", "~",
+            "~b:key", "~~c:1:0", "~x:1",
+        ] {
             assert!(Callback::parse(s).is_err(), "{s:?}");
         }
     }

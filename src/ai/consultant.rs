@@ -158,7 +158,8 @@ impl Consultant {
     pub async fn press(&self, c: &Customer, cb: &Callback) -> Result<Reply> {
         let lang = c.lang;
         let mut conv = self.inner.store.conversation(c.user_id).await?;
-        let reply = match cb {
+        let reply = match cb.unwrap_in_place().0 {
+            Callback::InPlace(_) => return Err(Error::bad("a nested in-place button")),
             Callback::Product(id) => self.product_card(lang, &mut conv, id).await?,
             Callback::Buy(id) => self.offer_payment(c, lang, &mut conv, id, 1).await?,
             Callback::PreOrder(id) => self.ask_preorder(lang, &mut conv, id).await?,

@@ -26,6 +26,8 @@ pub struct Ctx {
     pub lang: Lang,
     pub first_name: String,
     pub private: bool,
+    /// The message a catalogue button was pressed on: the answer replaces it.
+    pub edit: Option<i64>,
 }
 
 /// A command: `/name@bot args` → ("name", "args").
@@ -120,6 +122,7 @@ impl Telegram {
             lang: Lang::pick(code, self.settings().default_lang),
             first_name: from.first_name.clone(),
             private,
+            edit: None,
         })
     }
 
@@ -130,7 +133,21 @@ impl Telegram {
     /// Sends through the one sender; a blocked bot marks the user unreachable and ends the
     /// run, a rate limit reschedules the job.
     pub(crate) async fn say(&self, c: &Ctx, msg: Outgoing) -> Result<(), JobError> {
-        match self.sender_messenger().send(&msg).await {
+        if let Some(id) = c.edit.filter(|_| msg.chat_id == c.chat_id) {
+            match self.sender().edit(id, &msg).await {
+                Ok(true) => return Ok(()),
+                // Too old, deleted or too long to edit: a new message instead.
+                Ok(false) => {}
+                Err(e) => return self.said(c, &msg, Err(e)).await,
+            }
+        }
+        let sent = self.sender_messenger().send(&msg).await.map(|_| ());
+        self.said(c, &msg, sent).await
+    }
+
+    /// What a send's outcome means for the update job.
+    async fn said(&self, c: &Ctx, msg: &Outgoing, sent: Result<(), SendError>) -> Result<(), JobError> {
+        match sent {
             Ok(_) => Ok(()),
             Err(SendError::Unreachable) => {
                 let u = c.user_id;
@@ -225,7 +242,7 @@ impl Telegram {
         self.sender().answer_callback(&q.id.0, None).await;
         let chat = q.message.as_ref().map(|m| m.chat().id.0).unwrap_or(q.from.id.0 as i64);
         let private = q.message.as_ref().map(|m| m.chat().is_private()).unwrap_or(true);
-        let c = self.context(update_id, &q.from, chat, private).await?;
+        let mut c = self.context(update_id, &q.from, chat, private).await?;
         let Some(data) = q.data.as_deref() else { return Ok(()) };
         let cb = match Callback::parse(data) {
             Ok(cb) => cb,
@@ -234,7 +251,12 @@ impl Telegram {
                 return self.text(&c, crate::texts::bot::went_wrong(c.lang)).await;
             }
         };
-        match cb {
+        let (cb, in_place) = cb.unwrap_in_place();
+        if in_place {
+            c.edit = q.message.as_ref().map(|m| m.id().0 as i64);
+        }
+        match cb.clone() {
+            Callback::InPlace(_) => Ok(()),
             Callback::Product(p) => self.product_card(&c, &p).await,
             Callback::Buy(p) => self.buy(&c, &p).await,
             Callback::PreOrder(p) => self.preorder_consent(&c, &p).await,

@@ -1,4 +1,5 @@
-//! Customer handlers: start, catalogue (categories → products, paged), product card, buy,
+//! Customer handlers: start, catalogue (categories → products, paged; browsing replaces the
+//! pressed message rather than adding one), product card, buy,
 //! pre-order with consent, pay from balance, cancel, orders, balance, language, and free
 //! text to the consultant.
 
@@ -29,10 +30,10 @@ fn short(s: &str, max: usize) -> String {
 fn nav(page: usize, pages: usize, to: impl Fn(u16) -> Callback) -> Vec<Button> {
     let mut row = Vec::new();
     if page > 0 {
-        row.push(Button::callback(button::prev(), to((page - 1) as u16)));
+        row.push(Button::callback(button::prev(), to((page - 1) as u16).in_place()));
     }
     if page + 1 < pages {
-        row.push(Button::callback(button::next(), to((page + 1) as u16)));
+        row.push(Button::callback(button::next(), to((page + 1) as u16).in_place()));
     }
     row
 }
@@ -109,7 +110,7 @@ impl Telegram {
                     let n = by_cat.get(name).map(Vec::len).unwrap_or(0);
                     vec![Button::callback(
                         format!("{label} ({n})"),
-                        Callback::Catalog { cat: (i + 1) as u16, page: 0 },
+                        Callback::Catalog { cat: (i + 1) as u16, page: 0 }.in_place(),
                     )]
                 })
                 .collect();
@@ -140,7 +141,7 @@ impl Telegram {
                     short(&p.title, 36),
                     t::price_short(a.final_price, a.discount_percent, a.currency)
                 );
-                vec![Button::callback(label, Callback::Product(p.id.clone()))]
+                vec![Button::callback(label, Callback::Product(p.id.clone()).in_place())]
             })
             .collect();
         let cat_no = (ci + 1) as u16;
@@ -149,7 +150,8 @@ impl Telegram {
             rows.push(nav);
         }
         if cats.len() > 1 {
-            rows.push(vec![Button::callback(button::categories(l), Callback::Catalog { cat: 0, page: 0 })]);
+            let all = Callback::Catalog { cat: 0, page: 0 }.in_place();
+            rows.push(vec![Button::callback(button::categories(l), all)]);
         }
         let title = if name.is_empty() && cats.len() > 1 { t::other_category(l) } else { name.as_str() };
         self.html(c, t::products_page(l, title, page, pages), rows).await
@@ -169,7 +171,7 @@ impl Telegram {
         } else if p.can_preorder() {
             rows.push(vec![Button::callback(button::preorder(l), Callback::PreOrder(p.id.clone()))]);
         }
-        rows.push(vec![Button::callback(button::back(l), Callback::Catalog { cat: 0, page: 0 })]);
+        rows.push(vec![Button::callback(button::back(l), Callback::Catalog { cat: 0, page: 0 }.in_place())]);
         self.html(c, t::product_card(l, &p, a.available, self.store().now()), rows).await
     }
 

@@ -14,10 +14,10 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 use teloxide_core::RequestError;
-use teloxide_core::payloads::{AnswerCallbackQuery, SendMessage};
+use teloxide_core::payloads::{AnswerCallbackQuery, EditMessageText, SendMessage};
 use teloxide_core::prelude::*;
 use teloxide_core::types::{
-    InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, ParseMode, WebAppInfo,
+    InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, MessageId, ParseMode, WebAppInfo,
 };
 use tokio::time::Instant;
 
@@ -193,6 +193,37 @@ impl TelegramSender {
             Ok(m) => {
                 metrics::counter!("lavka_telegram_sent_total").increment(1);
                 Ok(Sent { message_id: m.id.0 as i64 })
+            }
+            Err(e) => Err(self.failed(msg.chat_id, e)),
+        }
+    }
+
+    /// Replaces the text and buttons of one of the bot's messages (catalogue navigation).
+    /// `Ok(false)`: it cannot be edited (too old, deleted, or the new text would need more
+    /// than one message) and the caller sends a new one instead.
+    pub async fn edit(&self, message_id: i64, msg: &Outgoing) -> Result<bool, SendError> {
+        if msg.text.chars().count() > MAX_MESSAGE {
+            return Ok(false);
+        }
+        self.slot(msg.chat_id, true).await?;
+        let mut req =
+            EditMessageText::new(ChatId(msg.chat_id), MessageId(message_id as i32), msg.text.clone());
+        if msg.html {
+            req = req.parse_mode(ParseMode::Html);
+        }
+        if let Some(kb) = keyboard(&msg.buttons) {
+            req = req.reply_markup(kb);
+        }
+        match self.api.call::<serde_json::Value>("editMessageText", &req, true).await {
+            Ok(_) => {
+                metrics::counter!("lavka_telegram_edited_total").increment(1);
+                Ok(true)
+            }
+            // Pressed twice: it already shows this.
+            Err(SendError::Rejected(m)) if m.contains("message is not modified") => Ok(true),
+            Err(SendError::Rejected(m)) => {
+                tracing::debug!(error = %m, "message not editable; sending a new one");
+                Ok(false)
             }
             Err(e) => Err(self.failed(msg.chat_id, e)),
         }

@@ -35,6 +35,8 @@ pub enum Fail {
     Server(u16, bool),
     /// The message is taken (it arrives) but the answer comes only after this long.
     SlowAnswer(Duration),
+    /// 400 with this description.
+    BadRequest(&'static str),
 }
 
 #[derive(Default)]
@@ -78,11 +80,16 @@ impl FakeTelegram {
         self.calls().into_iter().filter(|c| c.method == method).map(|c| c.body).collect()
     }
 
-    /// Successful sendMessage bodies to a chat.
+    /// What a chat was shown, in order: successful sendMessage bodies, and editMessageText
+    /// bodies (a message replaced in place; `message_id` says which).
     pub fn messages_to(&self, chat: i64) -> Vec<Value> {
         self.calls()
             .into_iter()
-            .filter(|c| c.method == "sendmessage" && c.ok && c.body["chat_id"].as_i64() == Some(chat))
+            .filter(|c| {
+                matches!(c.method.as_str(), "sendmessage" | "editmessagetext")
+                    && c.ok
+                    && c.body["chat_id"].as_i64() == Some(chat)
+            })
             .map(|c| c.body)
             .collect()
     }
@@ -185,6 +192,11 @@ async fn api(
             Fail::Server(code, false) => {
                 (StatusCode::from_u16(code).unwrap(), "<html><body>Bad Gateway</body></html>").into_response()
             }
+            Fail::BadRequest(d) => (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"ok": false, "error_code": 400, "description": format!("Bad Request: {d}")})),
+            )
+                .into_response(),
             Fail::SlowAnswer(_) => unreachable!(),
         };
     }
@@ -206,6 +218,9 @@ async fn api(
             }
             ok(m)
         }
+        "editmessagetext" => ok(json!({"message_id": body_v["message_id"], "date": 1764150000,
+            "chat": {"id": chat.unwrap_or(0), "type": "private", "first_name": "X"},
+            "from": {"id": 7000000001i64, "is_bot": true, "first_name": "Shop"}, "text": body_v["text"]})),
         "getupdates" => {
             let offset = body_v["offset"].as_i64().unwrap_or(0);
             let timeout = body_v["timeout"].as_u64().unwrap_or(0).min(2);

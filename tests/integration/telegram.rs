@@ -359,20 +359,49 @@ async fn the_catalogue_pages_categories_and_products() {
     seed(app.store(), &json!({"currency": "RUB", "products": products, "stock": stock}).to_string()).await;
     app.update(message(1, ANNA, "en", "/catalog")).await;
     let m = app.fake.last_to(ANNA);
-    // Categories sorted by name: Games (1), Software (2).
-    assert_eq!(buttons(&m), vec!["c:1:0", "c:2:0"]);
-    app.update(press(2, ANNA, "c:2:0")).await;
+    // Categories sorted by name: Games (1), Software (2); browsing replaces the message.
+    assert_eq!(buttons(&m), vec!["~c:1:0", "~c:2:0"]);
+    app.update(press(2, ANNA, "~c:2:0")).await;
     let page0 = buttons(&app.fake.last_to(ANNA));
-    assert_eq!(page0.iter().filter(|b| b.starts_with("p:")).count(), 8);
-    assert!(page0.contains(&"p:soft-00".to_string()));
-    assert!(page0.contains(&"c:2:1".to_string()), "{page0:?}");
-    app.update(press(3, ANNA, "c:2:1")).await;
+    assert_eq!(page0.iter().filter(|b| b.starts_with("~p:")).count(), 8);
+    assert!(page0.contains(&"~p:soft-00".to_string()));
+    assert!(page0.contains(&"~c:2:1".to_string()), "{page0:?}");
+    app.update(press(3, ANNA, "~c:2:1")).await;
     let page1 = buttons(&app.fake.last_to(ANNA));
-    assert_eq!(page1.iter().filter(|b| b.starts_with("p:")).count(), 3);
-    assert!(page1.contains(&"p:soft-10".to_string()));
-    assert!(page1.contains(&"c:2:0".to_string()) && page1.contains(&"c:0:0".to_string()), "{page1:?}");
+    assert_eq!(page1.iter().filter(|b| b.starts_with("~p:")).count(), 3);
+    assert!(page1.contains(&"~p:soft-10".to_string()));
+    assert!(page1.contains(&"~c:2:0".to_string()) && page1.contains(&"~c:0:0".to_string()), "{page1:?}");
+    // One message for the whole walk: the first, then edits of the pressed one.
+    assert_eq!(app.fake.bodies("sendmessage").len(), 1);
+    let edits = app.fake.bodies("editmessagetext");
+    assert_eq!(edits.len(), 2);
+    assert!(edits.iter().all(|e| e["message_id"] == 1 && e["chat_id"] == ANNA), "{edits:?}");
+    // The card replaces the page too; its Buy answers with a new message (the card stays).
+    app.update(press(4, ANNA, "~p:soft-10")).await;
+    let card = app.fake.last_to(ANNA);
+    assert_eq!(card["message_id"], 1);
+    assert_eq!(buttons(&card), vec!["b:soft-10", "~c:0:0"]);
+    app.update(press(5, ANNA, "b:soft-10")).await;
+    assert_eq!(app.fake.bodies("sendmessage").len(), 2);
+    // A button on an old message Telegram will not edit: the answer comes as a new message.
+    app.fake.fail_method("editmessagetext", Fail::BadRequest("message can't be edited"));
+    app.update(press(6, ANNA, "~c:1:0")).await;
+    assert_eq!(app.fake.bodies("sendmessage").len(), 3);
+    assert!(buttons(&app.fake.last_to(ANNA)).contains(&"~p:game".to_string()));
+    // Pressing what is already shown is fine ("message is not modified").
+    app.fake.fail_method(
+        "editmessagetext",
+        Fail::BadRequest(
+            "message is not modified: specified new message content and reply markup are exactly the same",
+        ),
+    );
+    app.update(press(7, ANNA, "~c:1:0")).await;
+    assert_eq!(app.fake.bodies("sendmessage").len(), 3);
+    // Buttons of messages sent before in-place browsing still work (as new messages).
+    app.update(press(8, ANNA, "c:2:0")).await;
+    assert_eq!(app.fake.bodies("sendmessage").len(), 4);
     // Every button press is answered.
-    assert_eq!(app.fake.bodies("answercallbackquery").len(), 2);
+    assert_eq!(app.fake.bodies("answercallbackquery").len(), 7);
     app.stop().await;
 }
 
