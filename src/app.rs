@@ -86,6 +86,12 @@ impl App {
         let admin_token = config.resolve_admin_token()?;
         let consultant = consultant(&config, &store, &search)?;
         let payments = crate::payments::Payments::new(&config, store.clone(), &admin_token)?;
+        if payments.dev_enabled() && (config.telegram().is_some() || config.public_url.is_some()) {
+            tracing::warn!(
+                "the dev payment provider is on: anyone can mark an order paid at /pay/dev/<order>. \
+                 Configure Crypto Pay or Telegram Stars (payments.*), or set payments.dev_payments = false"
+            );
+        }
         consultant.set_pay_links(Arc::new(payments.clone()));
         let telegram = match config.telegram() {
             Some(_) => {

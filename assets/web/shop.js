@@ -234,6 +234,15 @@ function contentsBox(contents) {
       } }, t('copy')))));
 }
 
+// Pays an order with Telegram Stars inside Telegram: the invoice opens over the Mini App;
+// the order page's polling shows the result.
+async function payStars(o) {
+  try {
+    const inv = await api(`/orders/${o.id}/stars-invoice`, { method: 'POST' });
+    tg.openInvoice(inv.url, (status) => { if (status === 'paid') render(); });
+  } catch (e) { alert(e.message); }
+}
+
 // The body of an order (the order page; `compact` in chat offers, whose own buttons pay and
 // cancel); re-rendered by polling.
 function orderBody(o, compact = false) {
@@ -244,6 +253,9 @@ function orderBody(o, compact = false) {
   ];
   if (!compact && (o.status === 'reserved' || o.status === 'awaiting_payment')) {
     if (o.expires_at) parts.push(h('p', { class: 'small muted' }, t('pay_until', { d: fmtDate(o.expires_at) })));
+    if (tg && o.stars) {
+      parts.push(h('button', { class: 'btn primary stars', onclick: () => payStars(o) }, t('pay_stars', { n: o.stars })));
+    }
     if (o.pay_url) {
       parts.push(h('a', { class: 'btn primary pay', href: o.pay_url, target: '_blank', rel: 'noopener', onclick: (e) => {
         if (tg) { e.preventDefault(); tg.openLink(o.pay_url); }
@@ -292,9 +304,10 @@ function orderPage(id) {
   const box = h('article', { class: 'card page order', id: 'order' }, h('p', { class: 'muted' }, '…'));
   show(h('a', { class: 'link back', href: '/app/orders' }, t('back')), box);
   watchOrder(id, box, (o) => {
-    if (tg && o.pay_url && (o.status === 'reserved' || o.status === 'awaiting_payment')) {
-      setMainButton(t('pay'), () => tg.openLink(o.pay_url));
-    } else setMainButton(null);
+    const pending = o.status === 'reserved' || o.status === 'awaiting_payment';
+    if (tg && o.stars && pending) setMainButton(t('pay_stars', { n: o.stars }), () => payStars(o));
+    else if (tg && o.pay_url && pending) setMainButton(t('pay'), () => tg.openLink(o.pay_url));
+    else setMainButton(null);
   });
 }
 

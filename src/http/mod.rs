@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orders", get(shop::orders).post(shop::create_order))
         .route("/orders/{id}", get(shop::order))
         .route("/orders/{id}/pay-balance", post(shop::pay_balance))
+        .route("/orders/{id}/stars-invoice", post(shop::stars_invoice))
         .route("/orders/{id}/cancel", post(shop::cancel))
         .route("/chat", post(shop::chat))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_user));

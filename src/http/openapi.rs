@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
         the `lavka_session` cookie."),
     paths(
         shop::products, shop::product, shop::search, shop::create_order, shop::orders, shop::order,
-        shop::pay_balance, shop::cancel, shop::me, shop::chat
+        shop::pay_balance, shop::stars_invoice, shop::cancel, shop::me, shop::chat
     ),
     modifiers(&Security),
     tags((name = "catalogue", description = "Public catalogue and search"),

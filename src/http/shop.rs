@@ -189,6 +189,9 @@ pub struct OrderView {
     pub note: Option<String>,
     /// The order's payment page (while it awaits payment).
     pub pay_url: Option<String>,
+    /// Its price in Telegram Stars, when the bot takes Stars (while it awaits payment):
+    /// inside Telegram, `POST /api/orders/{id}/stars-invoice` gives the invoice to open.
+    pub stars: Option<u32>,
     /// The goods, once paid (keys, links); only in `GET /api/orders/{id}`.
     pub contents: Option<Vec<String>>,
 }
@@ -215,6 +218,11 @@ fn order_view(s: &AppState, o: &Order, contents: Option<Vec<String>>) -> OrderVi
         delivered_at: o.delivered_at.map(fmt_time),
         note: o.note.clone(),
         pay_url: (o.status.is_pending_payment() && s.payments.any()).then(|| s.payments.pay_url(o.id)),
+        stars: s
+            .telegram
+            .as_ref()
+            .filter(|_| o.status.is_pending_payment())
+            .and_then(|_| s.payments.stars_for(o.amount, o.currency)),
         contents,
     }
 }
@@ -340,6 +348,34 @@ pub async fn pay_balance(
     let r = s.store.write(move |tx| ops::pay_from_balance(tx, id, uid)).await?;
     let c = contents(&s, &r.order).await?;
     Ok(Json(order_view(&s, &r.order, c)))
+}
+
+/// A Telegram Stars invoice to open with `Telegram.WebApp.openInvoice`.
+#[derive(Serialize, ToSchema)]
+pub struct StarsInvoice {
+    pub url: String,
+    pub stars: u32,
+}
+
+#[utoipa::path(post, path = "/api/orders/{id}/stars-invoice", tag = "orders", security(("initData" = [])),
+    params(("id" = u64, Path, description = "Order number")),
+    responses((status = 200, body = StarsInvoice), (status = 404, description = "Not this customer's order"),
+        (status = 409, description = "Not awaiting payment, or Stars are not taken here")))]
+pub async fn stars_invoice(
+    State(s): State<AppState>,
+    Extension(user): Extension<WebUser>,
+    Path(id): Path<u64>,
+) -> ApiResult<Json<StarsInvoice>> {
+    let o = own_order(&s, &user, id).await?;
+    let lang = user.lang(s.config.lang());
+    let (Some(tg), Some(stars)) = (s.telegram.as_ref(), s.payments.stars_for(o.amount, o.currency)) else {
+        return Err(Error::conflict("this shop does not take Telegram Stars").into());
+    };
+    if !o.status.is_pending_payment() {
+        return Err(Error::conflict(format!("order {id} is {} and cannot be paid", o.status.as_str())).into());
+    }
+    let url = tg.stars_invoice_link(&o, lang).await.map_err(|e| Error::Unavailable(format!("{e:#}")))?;
+    Ok(Json(StarsInvoice { url, stars }))
 }
 
 #[utoipa::path(post, path = "/api/orders/{id}/cancel", tag = "orders", security(("initData" = []), ("session" = [])),

@@ -218,6 +218,9 @@ async fn api(
             }
             ok(m)
         }
+        "createinvoicelink" => {
+            ok(json!(format!("https://t.me/$invoice-{}", body_v["payload"].as_str().unwrap_or(""))))
+        }
         "editmessagetext" => ok(json!({"message_id": body_v["message_id"], "date": 1764150000,
             "chat": {"id": chat.unwrap_or(0), "type": "private", "first_name": "X"},
             "from": {"id": 7000000001i64, "is_bot": true, "first_name": "Shop"}, "text": body_v["text"]})),

@@ -1,7 +1,7 @@
 //! Telegram Stars end to end against the fake Bot API: invoice, pre-checkout validation,
 //! idempotent completion on `telegram_payment_charge_id`, mismatches, refunds to source.
 
-use crate::helpers::{SMALL, jobs_of_kind, seed};
+use crate::helpers::{SMALL, T0, jobs_of_kind, seed};
 use crate::telegram::{ADMIN, ANNA, BOB, TgApp, buttons, message, press, spawn_tg, user};
 use lavka::domain::{JobKind, OrderStatus};
 use serde_json::{Value, json};
@@ -132,5 +132,69 @@ async fn without_stars_configured_no_stars_button_is_offered() {
     seed(app.store(), SMALL).await;
     app.update(press(1, ANNA, "b:key")).await;
     assert!(!buttons(&app.fake.last_to(ANNA)).iter().any(|b| b.starts_with("ps:")));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_mini_app_pays_with_stars_through_an_invoice_link() {
+    use crate::web::{BOT_TOKEN, call, init_data};
+    let app = stars_shop().await;
+    let anna = format!("tma {}", init_data(BOT_TOKEN, ANNA, T0 / 1000 - 60));
+    let bob = format!("tma {}", init_data(BOT_TOKEN, BOB, T0 / 1000 - 60));
+    let post = reqwest::Method::POST;
+    let (code, v) =
+        call(&app.base, post.clone(), "/api/orders", Some(&anna), Some(json!({"product_id": "key"}))).await;
+    assert_eq!(code, 201, "{v}");
+    let id = v["order"]["id"].as_u64().unwrap();
+    assert_eq!(v["order"]["stars"], 100, "the order shows its Stars price");
+    // Stars are the shop's real provider: no free dev payment page next to them.
+    assert!(v["order"]["pay_url"].is_null(), "{v}");
+    let dev = reqwest::Client::new()
+        .post(format!("{}/pay/dev/{}", app.base, v["order"]["id"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dev.status(), 404);
+    let path = format!("/api/orders/{id}/stars-invoice");
+    // Someone else's order is not theirs to pay.
+    let (code, _) = call(&app.base, post.clone(), &path, Some(&bob), None).await;
+    assert_eq!(code, 404);
+    let (code, v) = call(&app.base, post.clone(), &path, Some(&anna), None).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["stars"], 100);
+    assert_eq!(v["url"], format!("https://t.me/$invoice-order:{id}"));
+    let link = app.fake.bodies("createinvoicelink").pop().expect("createInvoiceLink");
+    assert_eq!((link["currency"].as_str(), link["prices"][0]["amount"].as_u64()), (Some("XTR"), Some(100)));
+    assert_eq!(link["payload"], format!("order:{id}"));
+    // Telegram then sends the same updates as for a chat invoice.
+    app.update(pre_checkout(1, ANNA, id, 100)).await;
+    assert_eq!(last_answer(&app)["ok"], true, "{}", last_answer(&app));
+    app.update(paid(2, ANNA, id, 100, "stxMINIAPP")).await;
+    assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Delivered);
+    let (code, v) =
+        call(&app.base, reqwest::Method::GET, &format!("/api/orders/{id}"), Some(&anna), None).await;
+    assert_eq!(code, 200);
+    assert!(v["stars"].is_null() && !v["contents"].as_array().unwrap().is_empty(), "{v}");
+    // Paid now: no second invoice.
+    let (code, _) = call(&app.base, post, &path, Some(&anna), None).await;
+    assert_eq!(code, 409);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_stars_the_mini_app_is_told_so() {
+    use crate::web::{BOT_TOKEN, call, init_data};
+    let app = spawn_tg(|_| {}).await;
+    seed(app.store(), SMALL).await;
+    let anna = format!("tma {}", init_data(BOT_TOKEN, ANNA, T0 / 1000 - 60));
+    let post = reqwest::Method::POST;
+    let (_, v) =
+        call(&app.base, post.clone(), "/api/orders", Some(&anna), Some(json!({"product_id": "key"}))).await;
+    assert!(v["order"]["stars"].is_null(), "{v}");
+    let id = v["order"]["id"].as_u64().unwrap();
+    let (code, v) =
+        call(&app.base, post, &format!("/api/orders/{id}/stars-invoice"), Some(&anna), None).await;
+    assert_eq!(code, 409, "{v}");
+    assert!(app.fake.bodies("createinvoicelink").is_empty());
     app.stop().await;
 }

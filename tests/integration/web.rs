@@ -8,11 +8,11 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-const BOT_TOKEN: &str = "123456:TEST-token";
+pub const BOT_TOKEN: &str = "123456:TEST-token";
 
 /// `initData` for `user_id` signed with `token` at `auth_date` (unix seconds): the algorithm
 /// from Telegram's documentation, written here independently of the app's validator.
-fn init_data(token: &str, user_id: i64, auth_date: i64) -> String {
+pub fn init_data(token: &str, user_id: i64, auth_date: i64) -> String {
     let user = json!({"id": user_id, "first_name": "Anna", "language_code": "en"}).to_string();
     let fields = [
         ("auth_date", auth_date.to_string()),
@@ -39,7 +39,7 @@ fn utf8_percent(s: &str) -> String {
         .collect()
 }
 
-async fn call(
+pub async fn call(
     base: &str,
     method: reqwest::Method,
     path: &str,
