@@ -3,7 +3,7 @@
 # consultant chat, the admin page, and the Mini App inside (a mocked) Telegram — in Debian's
 # chromium driven by playwright-core. Installs what is missing (chromium via apt-get,
 # playwright-core via npm ci), builds the debug binary, starts `lavka serve` twice on free
-# ports over temp data dirs (demo mode; and with a bot token for the Telegram test), runs
+# ports over temp data dirs (demo mode; and with a bot token and Stars for the Telegram test), runs
 # tests/browser/run.mjs and stops the servers. Screenshots: $SCREENSHOTS (default
 # target/screenshots). Bounded: every wait has a timeout, the whole run is capped.
 set -euo pipefail
@@ -36,10 +36,11 @@ else
 fi
 
 WORK=$(mktemp -d)
-PIDS=()
+# Every background process leaves its pid in $WORK/*.pid (`start` runs in a command
+# substitution's subshell, where a shell array would not survive).
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  for f in "$WORK"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+  sleep 0.5
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -53,7 +54,7 @@ start() {
   mkdir -p "$WORK/$name"
   env LAVKA_SEMANTIC_SEARCH=false LAVKA_ADMIN_TOKEN=browser-test-admin-token-0123 "$@" \
     "$BIN" --data-dir "$WORK/$name" serve --listen "127.0.0.1:$port" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
+  echo $! >"$WORK/$name.pid"
   for _ in $(seq 1 150); do
     if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
       echo "http://127.0.0.1:$port"; return 0
@@ -64,11 +65,15 @@ start() {
 }
 
 BASE=$(start demo)
-# The Telegram instance: a bot token (so initData can be checked) and a Bot API address that
-# refuses connections (no real Telegram is contacted); no public URL, so it long-polls.
+# The Telegram instance: a bot token (so initData can be checked), Telegram Stars as its
+# provider, and a stand-in Bot API (tests/browser/fake-bot-api.mjs); no public URL, so it
+# long-polls.
 TG_TOKEN="123456:browser-test-token"
-DEAD_PORT=$(free_port)
-TG_BASE=$(start telegram LAVKA_TELEGRAM_TOKEN="$TG_TOKEN" LAVKA_TELEGRAM_API_URL="http://127.0.0.1:$DEAD_PORT")
+BOT_PORT=$(free_port)
+node tests/browser/fake-bot-api.mjs "$BOT_PORT" >"$WORK/bot-api.log" 2>&1 &
+echo $! >"$WORK/bot-api.pid"
+TG_BASE=$(start telegram LAVKA_TELEGRAM_TOKEN="$TG_TOKEN" LAVKA_TELEGRAM_API_URL="http://127.0.0.1:$BOT_PORT" \
+  LAVKA_PAYMENTS__STARS_PER_UNIT=1)
 
 echo "== browser tests against $BASE (and $TG_BASE inside a mocked Telegram)"
 rm -rf "$SCREENSHOTS"

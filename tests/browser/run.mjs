@@ -198,7 +198,7 @@ await test('admin: sign in, create a product, upload stock, see it in the shop',
 // Inside Telegram: initData signed with the bot token (as Telegram would), the WebApp object
 // mocked (MainButton, BackButton, theme). Needs the second server (with a bot token).
 if (TG_BASE && TG_TOKEN) {
-  await test('telegram: the Mini App authenticates with initData and buys with the MainButton', async (context) => {
+  await test('telegram: the Mini App authenticates with initData, buys with the MainButton and pays with Stars', async (context) => {
     const user = { id: 5551234567, first_name: 'Анна', language_code: 'ru' };
     const fields = { auth_date: String(Math.floor(Date.now() / 1000)), query_id: 'AAHdF6IQAAAAAN0XohDhrOrc', user: JSON.stringify(user) };
     const check = Object.keys(fields).sort().map((k) => `${k}=${fields[k]}`).join('\n');
@@ -208,8 +208,9 @@ if (TG_BASE && TG_TOKEN) {
     await context.addInitScript(({ initData, user }) => {
       const btn = () => ({ text: '', visible: false, cb: null, setText(t) { this.text = t; }, show() { this.visible = true; }, hide() { this.visible = false; }, onClick(cb) { this.cb = cb; } });
       window.__opened = [];
+      window.__invoices = [];
       const themeParams = { bg_color: '#1c2733', secondary_bg_color: '#0e1621', text_color: '#f5f5f5', hint_color: '#7d8b99', link_color: '#62bcf9', button_color: '#5288c1', button_text_color: '#ffffff' };
-      window.Telegram = { WebApp: { initData, initDataUnsafe: { user }, themeParams, ready() {}, expand() {}, onEvent() {}, MainButton: btn(), BackButton: btn(), openLink(u) { window.__opened.push(u); } } };
+      window.Telegram = { WebApp: { initData, initDataUnsafe: { user }, themeParams, ready() {}, expand() {}, onEvent() {}, MainButton: btn(), BackButton: btn(), openLink(u) { window.__opened.push(u); }, openInvoice(u) { window.__invoices.push(u); } } };
     }, { initData, user });
     const page = await context.newPage();
     await page.goto(TG_BASE + '/app/p/win11-pro');
@@ -224,11 +225,16 @@ if (TG_BASE && TG_TOKEN) {
     await page.evaluate(() => Telegram.WebApp.MainButton.cb());
     await page.waitForURL(/\/app\/o\/\d+$/);
     await page.locator('[data-status=reserved]').waitFor();
-    await page.waitForFunction(() => Telegram.WebApp.MainButton.visible && /оплат/i.test(Telegram.WebApp.MainButton.text));
-    await page.evaluate(() => Telegram.WebApp.MainButton.cb());
-    const opened = await page.evaluate(() => window.__opened);
-    assert.match(opened[0], /\/pay\/\d+\?t=/);
+    // This shop takes Telegram Stars: the MainButton pays with them, through an invoice
+    // opened over the Mini App (and there is no dev payment page).
+    await page.waitForFunction(() => Telegram.WebApp.MainButton.visible && /⭐/.test(Telegram.WebApp.MainButton.text));
+    assert.match(await page.evaluate(() => Telegram.WebApp.MainButton.text), /Оплатить \d+ ⭐/);
+    assert(await page.locator('a.pay').count() === 0, 'no payment-page link in a Stars shop');
     await shot(page, 'telegram-order');
+    await page.evaluate(() => Telegram.WebApp.MainButton.cb());
+    await page.waitForFunction(() => window.__invoices.length > 0);
+    const invoices = await page.evaluate(() => window.__invoices);
+    assert.match(invoices[0], /^https:\/\/t\.me\/\$invoice-order:\d+$/);
   });
 }
 
