@@ -345,14 +345,21 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
     // Jobs: index agreement, and follow-up work for paid orders.
     let jobs_t = rtx.open_table(JOBS)?;
     let due_t = rtx.open_table(JOBS_DUE)?;
-    // A job this version cannot read (a kind from a newer version) is a warning, not an
-    // error: the queue sets it aside when it is due.
+    // Every job read once, in id order (a later job for an order decides). One this version cannot read (a kind from a newer version) is a
+    // warning, not an error: the queue sets it aside when it is due.
+    let mut jobs: std::collections::BTreeMap<u64, JobRecord> = Default::default();
     let mut unreadable = HashSet::new();
     for row in jobs_t.iter()? {
         let (id, val) = row?;
-        if decode::<JobRecord>(val.value()).is_err() {
-            unreadable.insert(id.value());
-            r.warnings.push(format!("job {} cannot be read by this version of Lavka", id.value()));
+        r.jobs += 1;
+        match decode::<JobRecord>(val.value()) {
+            Ok(j) => {
+                jobs.insert(id.value(), j);
+            }
+            Err(_) => {
+                unreadable.insert(id.value());
+                r.warnings.push(format!("job {} cannot be read by this version of Lavka", id.value()));
+            }
         }
     }
     let mut due_ids = HashSet::new();
@@ -360,24 +367,16 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
         let (k, _) = row?;
         let (at, id) = k.value();
         due_ids.insert(id);
-        if unreadable.contains(&id) {
-            continue;
-        }
-        match jobs_t.get(id)?.map(|x| decode::<JobRecord>(x.value())).transpose()? {
+        match jobs.get(&id) {
             Some(j) if j.state == JobState::Ready && j.run_at == at => {}
+            None if unreadable.contains(&id) => {}
             _ => v.push(format!("due index entry ({at}, {id}) has no matching ready job")),
         }
     }
     let mut delivery: HashMap<u64, JobState> = HashMap::new();
     let mut supplier: HashMap<u64, JobState> = HashMap::new();
     let dedupe_t = rtx.open_table(JOBS_BY_DEDUPE)?;
-    for row in jobs_t.iter()? {
-        let (id, val) = row?;
-        r.jobs += 1;
-        if unreadable.contains(&id.value()) {
-            continue;
-        }
-        let j: JobRecord = decode(val.value())?;
+    for j in jobs.values() {
         if j.state == JobState::Ready && !due_ids.contains(&j.id) {
             v.push(format!("ready job {} is missing from the due index", j.id));
         }
@@ -400,11 +399,7 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
     // A while-pending key must belong to a ready job, or every later enqueue is swallowed.
     for row in dedupe_t.iter()? {
         let (k, id) = row?;
-        if unreadable.contains(&id.value()) {
-            continue;
-        }
-        let j = jobs_t.get(id.value())?.map(|x| decode::<JobRecord>(x.value())).transpose()?;
-        if let Some(j) = j
+        if let Some(j) = jobs.get(&id.value())
             && matches!(j.dedupe, Some(Dedupe::WhilePending(_)))
             && j.state != JobState::Ready
         {
