@@ -345,8 +345,9 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
     // Jobs: index agreement, and follow-up work for paid orders.
     let jobs_t = rtx.open_table(JOBS)?;
     let due_t = rtx.open_table(JOBS_DUE)?;
-    // Every job read once, in id order (a later job for an order decides). One this version cannot read (a kind from a newer version) is a
-    // warning, not an error: the queue sets it aside when it is due.
+    // Every job read once, in id order (a later job for an order decides). One this version
+    // cannot read (a kind from a newer version) is a warning, not an error: the queue sets it
+    // aside when it is due.
     let mut jobs: std::collections::BTreeMap<u64, JobRecord> = Default::default();
     let mut unreadable = HashSet::new();
     for row in jobs_t.iter()? {
