@@ -367,14 +367,16 @@ pub async fn stars_invoice(
     Path(id): Path<u64>,
 ) -> ApiResult<Json<StarsInvoice>> {
     let o = own_order(&s, &user, id).await?;
-    let lang = user.lang(s.config.lang());
-    let (Some(tg), Some(stars)) = (s.telegram.as_ref(), s.payments.stars_for(o.amount, o.currency)) else {
-        return Err(Error::conflict("this shop does not take Telegram Stars").into());
-    };
+    let no_stars = || Error::conflict("this shop does not take Telegram Stars");
+    let tg = s.telegram.as_ref().ok_or_else(no_stars)?;
     if !o.status.is_pending_payment() {
         return Err(Error::conflict(format!("order {id} is {} and cannot be paid", o.status.as_str())).into());
     }
-    let url = tg.stars_invoice_link(&o, lang).await.map_err(|e| Error::Unavailable(format!("{e:#}")))?;
+    let (url, stars) = tg
+        .stars_invoice_link(&o, user.lang(s.config.lang()))
+        .await
+        .map_err(|e| Error::Unavailable(format!("{e:#}")))?
+        .ok_or_else(no_stars)?;
     Ok(Json(StarsInvoice { url, stars }))
 }
 

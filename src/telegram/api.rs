@@ -63,10 +63,10 @@ impl BotApi {
                 let status = resp.status();
                 match resp.bytes().await {
                     Ok(bytes) => outcome(status, &bytes),
-                    Err(e) => Err(network(&e)),
+                    Err(e) => Err(network(e)),
                 }
             }
-            Err(e) => Err(network(&e)),
+            Err(e) => Err(network(e)),
         };
         if let Err(e) = &result {
             let kind = match e {
@@ -90,32 +90,12 @@ impl BotApi {
 }
 
 /// A failure before any answer: a connection never made carried nothing; anything later
-/// (a timeout while waiting, a cut connection) may have come after Telegram acted.
-fn network(e: &reqwest::Error) -> SendError {
-    let text = format!("{}", DisplayChain(e));
-    if e.is_connect() || e.is_builder() { SendError::Transient(text) } else { SendError::Uncertain(text) }
-}
-
-/// An error and its sources, without the URL (it holds the bot token).
-struct DisplayChain<'a>(&'a reqwest::Error);
-
-impl std::fmt::Display for DisplayChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = if self.0.is_timeout() {
-            "timed out"
-        } else if self.0.is_connect() {
-            "could not connect"
-        } else {
-            "request failed"
-        };
-        write!(f, "{kind}")?;
-        let mut source = std::error::Error::source(self.0);
-        while let Some(s) = source {
-            write!(f, ": {s}")?;
-            source = s.source();
-        }
-        Ok(())
-    }
+/// (a timeout while waiting, a cut connection) may have come after Telegram acted. The text
+/// is the error's chain without the URL (it holds the bot token).
+fn network(e: reqwest::Error) -> SendError {
+    let sure_not_sent = e.is_connect() || e.is_builder();
+    let text = format!("{:#}", anyhow::Error::new(e.without_url()));
+    if sure_not_sent { SendError::Transient(text) } else { SendError::Uncertain(text) }
 }
 
 /// Reads an answer of the Bot API.

@@ -185,17 +185,21 @@ impl Telegram {
         let _ = self.inner.local_base.set(format!("http://{addr}"));
     }
 
-    /// A Bot API call with a JSON body, its result as JSON (`getUpdates`, whose raw JSON is
-    /// stored as it came, the webhook set-up, Stars). Bounded by the send timeout, except
-    /// `getUpdates`, whose wait is the long poll (the client's own bound sits above it).
+    /// A Bot API call with a JSON body, its result as JSON (the webhook set-up, Stars),
+    /// bounded by the send timeout.
     async fn call(&self, method: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
-        let bounded = method != "getUpdates";
+        self.inner.sender.api().call(method, &body, true).await.map_err(|e| anyhow::anyhow!("{method}: {e}"))
+    }
+
+    /// `getUpdates`, whose raw JSON is stored as it came. Its wait is the long poll itself,
+    /// so only the client's own bound (above the poll timeout) applies.
+    async fn get_updates(&self, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
         self.inner
             .sender
             .api()
-            .call(method, &body, bounded)
+            .call("getUpdates", &body, false)
             .await
-            .map_err(|e| anyhow::anyhow!("{method}: {e}"))
+            .map_err(|e| anyhow::anyhow!("getUpdates: {e}"))
     }
 
     /// Starts the channel's background work: the webhook registration or the polling loop,

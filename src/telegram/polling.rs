@@ -43,7 +43,7 @@ pub async fn run(tg: Telegram, cancel: CancellationToken) {
         });
         let r = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = tg.call("getUpdates", body) => r,
+            r = tg.get_updates(body) => r,
         };
         let updates = match r {
             Ok(serde_json::Value::Array(list)) => list,

@@ -71,14 +71,16 @@ impl Telegram {
         Ok(())
     }
 
-    /// A link to a Stars invoice for a pending order, for the Mini App's `openInvoice`. The
-    /// payment then arrives as the same `pre_checkout_query` and `successful_payment` updates
-    /// as an invoice sent in the chat. The caller checked ownership and status.
-    pub async fn stars_invoice_link(&self, o: &Order, l: Lang) -> anyhow::Result<String> {
-        let stars = self.stars(o).ok_or_else(|| anyhow::anyhow!("Stars are off"))?;
+    /// A link to a Stars invoice for a pending order, for the Mini App's `openInvoice`, with
+    /// its price in Stars; `None` when Stars are off. The payment then arrives as the same
+    /// `pre_checkout_query` and `successful_payment` updates as an invoice sent in the chat.
+    /// The caller checked ownership and status.
+    pub async fn stars_invoice_link(&self, o: &Order, l: Lang) -> anyhow::Result<Option<(String, u32)>> {
+        let Some(stars) = self.stars(o) else { return Ok(None) };
         let link = self.call("createInvoiceLink", self.invoice(o, stars, l)).await?;
         metrics::counter!("lavka_payment_invoices_total", "provider" => PROVIDER).increment(1);
-        link.as_str().map(str::to_string).ok_or_else(|| anyhow::anyhow!("createInvoiceLink returned {link}"))
+        let url = link.as_str().ok_or_else(|| anyhow::anyhow!("createInvoiceLink returned {link}"))?;
+        Ok(Some((url.to_string(), stars)))
     }
 
     /// Why an order cannot be paid now with `stars` Stars, or `None` when it can.
