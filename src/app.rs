@@ -3,7 +3,7 @@
 //! task tracker, so SIGTERM drains in-flight work before exit.
 
 use crate::catalog;
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::domain::Currency;
 use crate::jobs::{JobSettings, ShopJobs, UpdateProcessor};
 use crate::messenger::{LogMessenger, Messenger};
@@ -32,21 +32,7 @@ pub async fn import_demo_if_empty(config: &Config, store: &Store) -> anyhow::Res
     Ok(())
 }
 
-/// What every request handler and job can reach. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub queue: Queue,
-    pub search: Search,
-    pub config: Arc<Config>,
-    pub admin_token: Secret,
-    /// The sales consultant every channel talks to.
-    pub consultant: crate::ai::Consultant,
-    /// Payment providers.
-    pub payments: crate::payments::Payments,
-    /// The Telegram channel, when a bot token is configured.
-    pub telegram: Option<crate::telegram::Telegram>,
-}
+pub use crate::state::AppState;
 
 /// Replaceable parts (tests swap them).
 #[derive(Default)]
@@ -54,8 +40,6 @@ pub struct Parts {
     pub clock: Option<Clock>,
     pub messenger: Option<Arc<dyn Messenger>>,
     pub updates: Option<Arc<dyn UpdateProcessor>>,
-    /// The consultant that answers customers' free text.
-    pub consult: Option<Arc<dyn crate::ai::Consult>>,
 }
 
 /// The assembled shop.
@@ -92,16 +76,15 @@ impl App {
                  Configure Crypto Pay or Telegram Stars (payments.*), or set payments.dev_payments = false"
             );
         }
-        consultant.set_pay_links(Arc::new(payments.clone()));
+        let shop = crate::shop::Shop::new(
+            store.clone(),
+            search.clone(),
+            payments.clone(),
+            consultant,
+            shop_settings(&config)?,
+        );
         let telegram = match config.telegram() {
-            Some(_) => {
-                // The consultant customers talk to (tests may give another).
-                let consult = parts.consult.unwrap_or_else(|| Arc::new(consultant.clone()));
-                Some(
-                    crate::telegram::Telegram::new(&config, store.clone(), consult, Some(payments.clone()))
-                        .await?,
-                )
-            }
+            Some(_) => Some(crate::telegram::Telegram::new(&config, shop.clone()).await?),
             None => None,
         };
         let messenger = parts.messenger.unwrap_or_else(|| match &telegram {
@@ -118,6 +101,7 @@ impl App {
             settings: JobSettings {
                 admin_chat_ids: config.admin_ids.clone(),
                 default_lang: config.lang(),
+                zone: config.zone(),
                 backups_dir: config.backups_dir(),
                 snapshots_keep: config.snapshots_keep,
                 done_retention: Duration::from_secs(config.done_job_retention_hours * 3600),
@@ -141,7 +125,7 @@ impl App {
                 search,
                 config: Arc::new(config),
                 admin_token,
-                consultant,
+                shop,
                 payments,
                 telegram,
             },
@@ -185,7 +169,7 @@ impl App {
                 }
             });
         }
-        if let Some(llm) = state.consultant.llm().cloned() {
+        if let Some(llm) = state.shop.consultant().llm().cloned() {
             tracker.spawn(async move { llm.check_model().await });
         } else {
             tracing::info!("no Gemini API key: the offline consultant answers customers");
@@ -219,7 +203,19 @@ pub fn consultant(config: &Config, store: &Store, search: &Search) -> anyhow::Re
         search: search.clone(),
         ai: config.ai.clone(),
         shop_name: config.shop_name.clone(),
-        currency: crate::domain::Currency::parse(&config.currency)?,
-        reservation_ttl_ms: config.reservation_ttl_secs as i64 * 1000,
     })?)
+}
+
+/// The shop's settings from the configuration.
+pub fn shop_settings(config: &Config) -> anyhow::Result<crate::shop::Settings> {
+    Ok(crate::shop::Settings {
+        shop_name: config.shop_name.clone(),
+        currency: crate::domain::Currency::parse(&config.currency)?,
+        zone: config.zone(),
+        reservation_ttl_ms: config.reservation_ttl_secs as i64 * 1000,
+        mini_app_url: config.mini_app_url.clone().filter(|u| !u.trim().is_empty()),
+        support_contact: config.support_contact.clone(),
+        stars: config.payments.stars_per_unit > 0.0 && config.telegram().is_some(),
+        history_turns: config.ai.history_turns,
+    })
 }

@@ -52,6 +52,8 @@ fn bench_product(id: &ProductId) -> Product {
         discount_percent: 0,
         discount_until: None,
         fulfillment_hours: None,
+        fulfillment_minutes: None,
+        en: None,
         supplier: None,
         active: true,
         updated_at: 0,
@@ -695,14 +697,9 @@ pub async fn consultant(cfg: &crate::config::Config, semantic: bool) -> anyhow::
     let queries = crate::search::eval::parse_queries(crate::search::eval::DEMO_QUERIES)?;
     let mut times = Vec::new();
     for (i, q) in queries.iter().enumerate() {
-        let who = crate::ai::Customer {
-            user_id: 10_000 + i as i64,
-            chat_id: 10_000 + i as i64,
-            lang: crate::texts::Lang::Ru,
-            first_name: None,
-        };
+        let who = crate::shop::Customer::new(10_000 + i as i64, crate::texts::Lang::Ru, crate::shop::Door::Terminal);
         let t = Instant::now();
-        s.consultant.answer(&who, &q.q).await?;
+        s.shop.converse(&who, &q.q).await?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let n = times.len();

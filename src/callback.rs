@@ -5,6 +5,52 @@
 
 use crate::domain::{OrderId, ProductId};
 use crate::error::{Error, Result};
+use serde::Serialize;
+
+/// A button under a reply. JSON: `{"label", "callback"}` or `{"label", "url"}` or
+/// `{"label", "web_app"}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Button {
+    pub label: String,
+    #[serde(flatten)]
+    pub action: ButtonAction,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ButtonAction {
+    /// Handled by the shop itself (Telegram callback data, a Mini App action).
+    #[serde(serialize_with = "encoded")]
+    Callback(Callback),
+    /// Opens a link (a payment page).
+    Url(String),
+    /// Opens the Mini App at this URL.
+    WebApp(String),
+}
+
+impl Button {
+    pub fn callback(label: impl Into<String>, cb: Callback) -> Button {
+        Button { label: label.into(), action: ButtonAction::Callback(cb) }
+    }
+    pub fn url(label: impl Into<String>, url: impl Into<String>) -> Button {
+        Button { label: label.into(), action: ButtonAction::Url(url.into()) }
+    }
+    pub fn web_app(label: impl Into<String>, url: impl Into<String>) -> Button {
+        Button { label: label.into(), action: ButtonAction::WebApp(url.into()) }
+    }
+
+    /// The button's payload, when it is one of the shop's own.
+    pub fn callback_data(&self) -> Option<&Callback> {
+        match &self.action {
+            ButtonAction::Callback(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+fn encoded<S: serde::Serializer>(c: &Callback, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&c.encode())
+}
 
 /// What a button asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +67,7 @@ pub enum Callback {
     PayBalance(OrderId),
     /// Pay a pending order with Telegram Stars (the bot sends an invoice).
     PayStars(OrderId),
-    /// Top up the balance by this many units of the shop currency.
+    /// Top up the balance by this many units of the shop currency (0: offer the amounts).
     TopUp(u32),
     /// Cancel a pending (unpaid) order.
     Cancel(OrderId),
@@ -39,6 +85,9 @@ pub enum Callback {
 
 /// Telegram's limit for `callback_data`.
 pub const MAX_LEN: usize = 64;
+
+// The longest tag (`pc:`) with the longest new product id must fit.
+const _: () = assert!(ProductId::MAX_NEW_LEN + 3 <= MAX_LEN);
 
 impl Callback {
     pub fn encode(&self) -> String {
@@ -97,9 +146,8 @@ impl Callback {
             "pc" => Callback::ConfirmPreOrder(product(rest)?),
             "pb" => Callback::PayBalance(order(rest)?),
             "ps" => Callback::PayStars(order(rest)?),
-            "tu" => Callback::TopUp(
-                rest.parse::<u32>().ok().filter(|n| *n > 0 && rest == n.to_string()).ok_or_else(bad)?,
-            ),
+            // `tu:0` asks for the choice of amounts.
+            "tu" => Callback::TopUp(rest.parse::<u32>().ok().filter(|n| rest == n.to_string()).ok_or_else(bad)?),
             "x" => Callback::Cancel(order(rest)?),
             "o" => Callback::Order(order(rest)?),
             "c" => {

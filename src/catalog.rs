@@ -65,6 +65,14 @@ struct RawProduct {
     #[serde(default)]
     fulfillment_hours: Option<u32>,
     #[serde(default)]
+    fulfillment_minutes: Option<u32>,
+    #[serde(default)]
+    title_en: Option<String>,
+    #[serde(default)]
+    description_en: Option<String>,
+    #[serde(default)]
+    category_en: Option<String>,
+    #[serde(default)]
     supplier: Option<String>,
     #[serde(default)]
     active: Option<bool>,
@@ -88,6 +96,10 @@ struct Fields<'a> {
     discount_percent: Option<u8>,
     discount_until: Option<&'a str>,
     fulfillment_hours: Option<u32>,
+    fulfillment_minutes: Option<u32>,
+    title_en: Option<&'a str>,
+    description_en: Option<&'a str>,
+    category_en: Option<&'a str>,
     supplier: Option<&'a str>,
     active: bool,
 }
@@ -110,6 +122,9 @@ fn build_product(f: Fields<'_>, currency: Currency, minor_units: bool) -> Result
         ),
         None => None,
     };
+    if f.fulfillment_hours.is_some() && f.fulfillment_minutes.is_some() {
+        return Err(Error::bad("give fulfillment_hours or fulfillment_minutes, not both"));
+    }
     let p = Product {
         id,
         title: f.title.trim().to_string(),
@@ -121,6 +136,16 @@ fn build_product(f: Fields<'_>, currency: Currency, minor_units: bool) -> Result
         discount_percent: f.discount_percent.unwrap_or(0),
         discount_until,
         fulfillment_hours: f.fulfillment_hours,
+        fulfillment_minutes: f.fulfillment_minutes,
+        en: {
+            let some = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+            let t = crate::domain::Translation {
+                title: some(f.title_en),
+                description: some(f.description_en),
+                category: some(f.category_en),
+            };
+            (t != crate::domain::Translation::default()).then_some(t)
+        },
         supplier: f.supplier.map(str::trim).filter(|s| !s.is_empty()).map(String::from),
         active: f.active,
         updated_at: 0,
@@ -171,6 +196,10 @@ pub fn parse_json(text: &str, default_currency: Currency) -> Result<Catalog> {
             discount_percent: rp.discount_percent,
             discount_until: rp.discount_until.as_deref(),
             fulfillment_hours: rp.fulfillment_hours,
+            fulfillment_minutes: rp.fulfillment_minutes,
+            title_en: rp.title_en.as_deref(),
+            description_en: rp.description_en.as_deref(),
+            category_en: rp.category_en.as_deref(),
             supplier: rp.supplier.as_deref(),
             active: rp.active.unwrap_or(true),
         };
@@ -220,6 +249,10 @@ pub fn parse_products_csv(text: &str, name: &str, currency: Currency) -> Result<
         "discount_percent",
         "discount_until",
         "fulfillment_hours",
+        "fulfillment_minutes",
+        "title_en",
+        "description_en",
+        "category_en",
         "supplier",
         "active",
     ];
@@ -249,6 +282,10 @@ pub fn parse_products_csv(text: &str, name: &str, currency: Currency) -> Result<
             discount_percent: opt_num(c("discount_percent"), "discount_percent").map_err(at)?,
             discount_until: Some(c("discount_until")),
             fulfillment_hours: opt_num(c("fulfillment_hours"), "fulfillment_hours").map_err(at)?,
+            fulfillment_minutes: opt_num(c("fulfillment_minutes"), "fulfillment_minutes").map_err(at)?,
+            title_en: Some(c("title_en")),
+            description_en: Some(c("description_en")),
+            category_en: Some(c("category_en")),
             supplier: Some(c("supplier")),
             active,
         };
@@ -279,7 +316,7 @@ pub fn parse_stock_csv(text: &str, name: &str) -> Result<BTreeMap<ProductId, Vec
     Ok(out)
 }
 
-/// Parses `suppliers.csv` (`id,name,telegram_chat_id`).
+/// Parses `suppliers.csv` (`id,name,telegram_chat_id[,lang]`).
 pub fn parse_suppliers_csv(text: &str, name: &str) -> Result<Vec<Supplier>> {
     let mut rdr = csv_reader(text);
     let headers = rdr.headers().map_err(|e| Error::bad(format!("{name}: {e}")))?.clone();
@@ -297,6 +334,7 @@ pub fn parse_suppliers_csv(text: &str, name: &str) -> Result<Vec<Supplier>> {
             name: cell(&rec, &headers, "name").trim().to_string(),
             telegram_chat_id: opt_num(cell(&rec, &headers, "telegram_chat_id"), "telegram_chat_id")
                 .map_err(at)?,
+            lang: Some(cell(&rec, &headers, "lang").trim().to_ascii_lowercase()).filter(|l| !l.is_empty()),
         });
     }
     Ok(out)
@@ -414,7 +452,7 @@ pub fn apply(tx: &Tx, cat: &Catalog) -> Result<ImportSummary> {
         sum.suppliers += 1;
     }
     for s in &missing {
-        sp::upsert_supplier(tx, &Supplier { id: s.clone(), name: s.clone(), telegram_chat_id: None })?;
+        sp::upsert_supplier(tx, &Supplier { id: s.clone(), name: s.clone(), telegram_chat_id: None, lang: None })?;
     }
     sum.suppliers_created = missing;
     for p in &cat.products {
@@ -452,6 +490,16 @@ pub fn to_json(cat: &Catalog) -> serde_json::Value {
             }
             if let Some(h) = p.fulfillment_hours {
                 v["fulfillment_hours"] = serde_json::json!(h);
+            }
+            if let Some(m) = p.fulfillment_minutes {
+                v["fulfillment_minutes"] = serde_json::json!(m);
+            }
+            if let Some(en) = &p.en {
+                for (k, val) in [("title_en", &en.title), ("description_en", &en.description), ("category_en", &en.category)] {
+                    if let Some(x) = val {
+                        v[k] = serde_json::json!(x);
+                    }
+                }
             }
             if let Some(s) = &p.supplier {
                 v["supplier"] = serde_json::json!(s);

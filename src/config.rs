@@ -121,6 +121,9 @@ pub struct Config {
     pub telegram_send_timeout_secs: u64,
     /// Who customers contact about payments (`/paysupport`), e.g. "@shop_support".
     pub support_contact: String,
+    /// The shop's time zone for times people read: a UTC offset ("+03:00", "UTC-5") or
+    /// "MSK"/"UTC". Times within two hours are shown relative ("через 15 мин").
+    pub time_zone: String,
 
     // --- Mini App and web shop ---
     /// Mini App `initData` older than this (by its `auth_date`) is refused, seconds.
@@ -253,6 +256,7 @@ impl Default for Config {
             telegram_group_per_min: 20,
             telegram_send_timeout_secs: 15,
             support_contact: String::new(),
+            time_zone: "+03:00".into(),
             mini_app_auth_max_age_secs: 24 * 3600,
         }
     }
@@ -322,6 +326,12 @@ impl Config {
         crate::domain::Currency::parse(&self.currency)?;
         if crate::texts::Lang::parse(&self.default_lang).is_none() {
             return Err(Error::bad("default_lang must be \"ru\" or \"en\""));
+        }
+        if crate::texts::Zone::parse(&self.time_zone).is_none() {
+            return Err(Error::bad(format!(
+                "time_zone {:?} must be a UTC offset such as \"+03:00\" or \"UTC-5\", or \"MSK\"/\"UTC\"",
+                self.time_zone
+            )));
         }
         if let Some(t) = &self.admin_token
             && t.expose().trim().len() < MIN_ADMIN_TOKEN
@@ -414,6 +424,11 @@ impl Config {
     pub fn admin_token_file(&self) -> PathBuf {
         self.data_dir.join("admin-token")
     }
+    /// The shop's time zone (validated at start).
+    pub fn zone(&self) -> crate::texts::Zone {
+        crate::texts::Zone::parse(&self.time_zone).unwrap_or(crate::texts::Zone::MSK)
+    }
+
     pub fn lang(&self) -> crate::texts::Lang {
         crate::texts::Lang::parse(&self.default_lang).unwrap_or(crate::texts::Lang::Ru)
     }

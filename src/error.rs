@@ -13,9 +13,10 @@ pub enum Error {
     /// The thing asked for does not exist.
     #[error("{0} not found")]
     NotFound(String),
-    /// The request conflicts with the current state (wrong order state, already done...).
+    /// The request conflicts with the current state; which conflict it is, is typed so
+    /// callers branch on it, never on a message.
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Conflict),
     /// Not enough stock to reserve.
     #[error("out of stock: {0}")]
     OutOfStock(String),
@@ -28,9 +29,9 @@ pub enum Error {
     /// The database file is newer than this binary understands, or otherwise unusable.
     #[error("{0}")]
     Schema(String),
-    /// Storage engine failure.
+    /// Storage engine failure; the engine's error chain is kept for the log.
     #[error("storage: {0}")]
-    Storage(String),
+    Storage(#[source] StorageCause),
     /// An outbound call failed in a way worth retrying.
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
@@ -78,7 +79,10 @@ impl Error {
         Error::BadInput(msg.into())
     }
     pub fn conflict(msg: impl Into<String>) -> Self {
-        Error::Conflict(msg.into())
+        Error::Conflict(Conflict::Other(msg.into()))
+    }
+    pub fn storage(msg: impl Into<String>) -> Self {
+        Error::Storage(StorageCause::Message(msg.into()))
     }
     pub fn not_found(what: impl Into<String>) -> Self {
         Error::NotFound(what.into())
@@ -88,10 +92,50 @@ impl Error {
     }
 }
 
+/// What a storage failure came from: the engine's (or the file system's) own error, kept
+/// whole so the log shows its chain.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageCause {
+    #[error(transparent)]
+    Redb(Box<redb::Error>),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Message(String),
+}
+
+/// A request that the current state refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("product {0} is not on sale")]
+    NotOnSale(crate::domain::ProductId),
+    #[error("product {0} cannot be pre-ordered")]
+    NotPreorderable(crate::domain::ProductId),
+    #[error("product {0} is in stock: buy it for instant delivery")]
+    InStock(crate::domain::ProductId),
+    /// Paying or cancelling an order that no longer awaits payment.
+    #[error("order {order} is {}, not awaiting payment", status.as_str())]
+    NotPending { order: crate::domain::OrderId, status: crate::domain::OrderStatus },
+    /// The customer holds as much unpaid stock as the shop allows.
+    #[error("{0}")]
+    Limit(String),
+    /// Fulfilling a pre-order that was already fulfilled.
+    #[error("order {0} is already fulfilled")]
+    AlreadyFulfilled(crate::domain::OrderId),
+    /// Fulfilling a pre-order that was refunded when its deadline passed.
+    #[error("order {0} was refunded (the deadline passed)")]
+    RefundedLate(crate::domain::OrderId),
+    /// Fulfilling a pre-order that is not paid.
+    #[error("order {order} is {}, not paid", status.as_str())]
+    NotPaid { order: crate::domain::OrderId, status: crate::domain::OrderStatus },
+    #[error("{0}")]
+    Other(String),
+}
+
 macro_rules! storage_from {
     ($($t:ty),*) => {$(
         impl From<$t> for Error {
-            fn from(e: $t) -> Self { Error::Storage(e.to_string()) }
+            fn from(e: $t) -> Self { Error::Storage(StorageCause::Redb(Box::new(e.into()))) }
         }
     )*};
 }
@@ -102,9 +146,20 @@ storage_from!(
     redb::TableError,
     redb::StorageError,
     redb::CommitError,
-    redb::CompactionError,
-    std::io::Error
+    redb::CompactionError
 );
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Storage(StorageCause::Io(e))
+    }
+}
+
+impl From<Conflict> for Error {
+    fn from(c: Conflict) -> Self {
+        Error::Conflict(c)
+    }
+}
 
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {

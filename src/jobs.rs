@@ -1,10 +1,13 @@
 //! Handlers of every job kind. Each is idempotent: it may run again after a crash.
 
+pub mod broadcast;
+
+use crate::callback::{Button, Callback};
 use crate::domain::{JobKind, JobRecord, Notice, OrderStatus, UserId};
 use crate::messenger::{Messenger, Outgoing, SendError};
 use crate::queue::{Handler, JobError};
 use crate::store::Store;
-use crate::texts::{self, Lang};
+use crate::texts::{Lang, Loc, Rich, Zone, admin as ta, customer as t, supplier as ts};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +23,7 @@ pub trait UpdateProcessor: Send + Sync {
 pub struct JobSettings {
     pub admin_chat_ids: Vec<i64>,
     pub default_lang: Lang,
+    pub zone: Zone,
     pub backups_dir: PathBuf,
     pub snapshots_keep: usize,
     pub done_retention: Duration,
@@ -42,38 +46,40 @@ fn send_error(e: SendError) -> JobError {
         SendError::Transient(m) | SendError::Uncertain(m) => JobError::Retry(m),
         SendError::Rejected(m) => JobError::Fatal(m),
         SendError::Unreachable => JobError::Fatal("recipient unreachable".into()),
+        SendError::AlreadyDone => JobError::Fatal("already done".into()),
     }
 }
 
 impl ShopJobs {
-    async fn lang_of(&self, user: UserId) -> Result<Lang, JobError> {
-        let u = self.store.user(user).await?;
-        Ok(Lang::pick(u.as_ref().and_then(|u| u.lang.as_deref()), self.settings.default_lang))
+    /// How texts are written for a reader of `lang` now.
+    fn loc(&self, lang: Lang) -> Loc {
+        Loc::new(lang, self.settings.zone, self.store.now())
     }
 
-    /// Sends to a customer; a blocked bot marks them unreachable (and the error is returned).
-    async fn send_to_user_with(
-        &self,
-        user: UserId,
-        text: String,
-        buttons: Vec<Vec<crate::ai::Button>>,
-    ) -> Result<crate::messenger::Sent, JobError> {
-        let mut msg = Outgoing::plain(user, text);
-        msg.buttons = buttons;
-        match self.messenger.send(&msg).await {
-            Ok(s) => Ok(s),
+    /// A customer's language: the one they chose with `/lang`, else Telegram's.
+    async fn lang_of(&self, user: UserId) -> Result<Lang, JobError> {
+        let tu = self.store.telegram_user(user).await?;
+        let u = self.store.user(user).await?;
+        let code = tu.lang.or(u.and_then(|u| u.lang));
+        Ok(Lang::pick(code.as_deref(), self.settings.default_lang))
+    }
+
+    /// Sends to a customer; a blocked bot marks them unreachable and ends the job.
+    async fn send_to_user(&self, user: UserId, text: Rich, buttons: Vec<Vec<Button>>) -> Result<(), JobError> {
+        match self.messenger.send(&Outgoing::with(user, text, buttons)).await {
+            Ok(_) => Ok(()),
             Err(SendError::Unreachable) => {
                 self.store.write(move |tx| crate::store::ledger::set_unreachable(tx, user, true)).await?;
-                Err(JobError::Fatal(format!("user {user} blocked the bot")))
+                Err(JobError::Unreachable(user))
             }
             Err(e) => Err(send_error(e)),
         }
     }
 
-    async fn alert_admins(&self, text: &str) -> Result<(), JobError> {
-        tracing::warn!(alert = %text, "admin alert");
+    async fn alert_admins(&self, text: Rich) -> Result<(), JobError> {
+        tracing::warn!(alert = %text.plain(), "admin alert");
         if self.settings.admin_chat_ids.is_empty() {
-            let t = text.to_string();
+            let t = text.plain();
             self.store.write(move |tx| crate::store::ledger::record_outbox(tx, 0, &t)).await?;
             return Ok(());
         }
@@ -81,7 +87,7 @@ impl ShopJobs {
         // is asked for only when nobody got it.
         let (mut delivered, mut retry) = (0, None);
         for &chat in &self.settings.admin_chat_ids {
-            match self.messenger.send(&Outgoing::plain(chat, text)).await {
+            match self.messenger.send(&Outgoing::new(chat, text.clone())).await {
                 Ok(_) => delivered += 1,
                 Err(e @ (SendError::Unreachable | SendError::Rejected(_))) => {
                     tracing::warn!(chat.id = chat, error = %e, "admin chat cannot receive alerts");
@@ -129,12 +135,7 @@ impl ShopJobs {
             }
         }
         let lang = self.lang_of(d.order.user_id).await?;
-        let msg = Outgoing {
-            chat_id: d.order.user_id,
-            text: texts::bot::delivery(lang, &d.order, &d.contents),
-            html: true,
-            buttons: Vec::new(),
-        };
+        let msg = Outgoing::new(d.order.user_id, t::delivery(&self.loc(lang), &d.order, &d.contents));
         let user = d.order.user_id;
         match self.messenger.send(&msg).await {
             Ok(sent) => {
@@ -148,12 +149,35 @@ impl ShopJobs {
             Err(e) => {
                 self.store.write(move |tx| abort_delivery(tx, order_id)).await?;
                 if e == SendError::Unreachable {
-                    self.store.write(move |tx| crate::store::ledger::set_unreachable(tx, user, true)).await?;
-                    return Err(JobError::Fatal(format!("user {user} blocked the bot")));
+                    // The goods wait for the customer: sent when they write again (the store
+                    // queues the delivery then); the admins hear of it now.
+                    let alert = ta::customer_unreachable(&self.loc(self.settings.default_lang), &d.order).plain();
+                    let key = format!("unreachable:{order_id}");
+                    self.store
+                        .write(move |tx| {
+                            crate::store::ledger::set_unreachable(tx, user, true)?;
+                            crate::store::jobs::enqueue(
+                                tx,
+                                JobKind::AlertAdmin { text: alert.clone() },
+                                crate::store::jobs::EnqueueOpts::once(key.clone()),
+                            )
+                            .map(|_| ())
+                        })
+                        .await?;
+                    return Err(JobError::Unreachable(user));
                 }
                 Err(send_error(e))
             }
         }
+    }
+
+    /// The chat and language of the supplier of an order's product, when it has one.
+    async fn supplier_of(&self, o: &crate::domain::Order) -> Result<Option<(String, i64, Loc)>, JobError> {
+        let p = self.store.product(o.product_id.clone()).await?;
+        let Some(id) = p.supplier else { return Ok(None) };
+        let Some(s) = self.store.supplier(id.clone()).await? else { return Ok(None) };
+        let lang = s.lang.as_deref().and_then(Lang::parse).unwrap_or(self.settings.default_lang);
+        Ok(s.telegram_chat_id.map(|chat| (s.name.clone(), chat, self.loc(lang))))
     }
 
     async fn notify_supplier(&self, order_id: u64) -> Result<(), JobError> {
@@ -161,62 +185,74 @@ impl ShopJobs {
         if o.status != OrderStatus::Prepaid {
             return Ok(());
         }
-        let p = self.store.product(o.product_id.clone()).await?;
-        let chat = match &p.supplier {
-            Some(s) => self.store.supplier(s.clone()).await?.and_then(|s| s.telegram_chat_id),
-            None => None,
-        };
-        match chat {
-            Some(chat) => {
-                let msg = Outgoing::plain(chat, texts::supplier_new_order(&o));
-                self.messenger.send(&msg).await.map_err(send_error)?;
+        match self.supplier_of(&o).await? {
+            Some((_, chat, l)) => {
+                self.messenger.send(&Outgoing::new(chat, ts::new_order(&l, &o))).await.map_err(send_error)?;
                 Ok(())
             }
-            None => self.alert_admins(&texts::admin_unassigned_preorder(&o)).await,
+            None => self.alert_admins(ta::unassigned_preorder(&self.loc(self.settings.default_lang), &o)).await,
         }
     }
 
+    /// A late pre-order was refunded: its supplier need not deliver, the admins know.
+    async fn preorder_refunded(&self, order_id: u64) -> Result<(), JobError> {
+        let o = self.store.order(order_id).await?;
+        let supplier = self.supplier_of(&o).await?;
+        if let Some((_, chat, l)) = &supplier {
+            match self.messenger.send(&Outgoing::new(*chat, ts::refunded(l, &o))).await {
+                Ok(_) => {}
+                Err(e @ (SendError::Unreachable | SendError::Rejected(_))) => {
+                    tracing::warn!(chat.id = chat, error = %e, "the supplier's chat cannot be written to");
+                }
+                Err(e) => return Err(send_error(e)),
+            }
+        }
+        let l = self.loc(self.settings.default_lang);
+        self.alert_admins(ta::preorder_refunded(&l, &o, supplier.as_ref().map(|s| s.0.as_str()))).await
+    }
+
     async fn notify_user(&self, user: UserId, notice: &Notice) -> Result<(), JobError> {
-        let lang = self.lang_of(user).await?;
+        let l = &self.loc(self.lang_of(user).await?);
         let mut buttons = Vec::new();
         let text = match notice {
-            Notice::Refunded { order_id, amount } => {
+            Notice::Refunded { order_id, amount, late } => {
                 let o = self.store.order(*order_id).await?;
                 let bal = self.store.balance(user).await?;
-                texts::refunded(lang, *order_id, *amount, o.currency, Some(bal))
+                if *late {
+                    t::refunded(l, *order_id, *amount, o.currency, bal)
+                } else {
+                    t::refunded_by_shop(l, *order_id, *amount, o.currency, bal)
+                }
             }
             Notice::LatePaymentCredited { order_id, amount } => {
                 let o = self.store.order(*order_id).await?;
+                if o.payment.is_some() {
+                    // The order was paid by another payment: this one was a second one.
+                    t::second_payment_credited(l, *order_id, *amount, o.currency)
+                } else {
                 // Sold out meanwhile: when a supplier can deliver it, the customer may turn the
                 // credited money into a pre-order (consent first, then pay from the balance).
-                if let Ok(p) = self.store.product(o.product_id.clone()).await
-                    && p.can_preorder()
-                {
-                    buttons.push(vec![crate::ai::Button::callback(
-                        texts::consultant::preorder_button(lang),
-                        crate::callback::Callback::PreOrder(p.id.clone()),
-                    )]);
+                    if let Ok(p) = self.store.product(o.product_id.clone()).await
+                        && p.can_preorder()
+                    {
+                        buttons.push(vec![Button::callback(t::button::preorder(l), Callback::PreOrder(p.id.clone()))]);
+                    }
+                    t::late_payment_credited(l, *order_id, *amount, o.currency)
                 }
-                texts::late_payment_credited(lang, *order_id, *amount, o.currency)
             }
             Notice::MismatchCredited { order_id, amount } => {
                 let o = self.store.order(*order_id).await?;
-                texts::mismatch_credited(lang, *order_id, *amount, o.currency)
+                t::mismatch_credited(l, *order_id, *amount, o.currency)
             }
             Notice::PreorderAccepted { order_id } => {
                 let o = self.store.order(*order_id).await?;
-                texts::preorder_accepted(lang, &o)
+                t::preorder_accepted(l, &o)
             }
-            Notice::DeadlineExtended { order_id, deadline } => {
-                texts::deadline_extended(lang, *order_id, *deadline)
-            }
-            Notice::Text { text } => text.clone(),
+            Notice::DeadlineExtended { order_id, deadline } => t::deadline_extended(l, *order_id, *deadline),
+            Notice::Text { text } => Rich::from(text.as_str()),
         };
-        match self.send_to_user_with(user, text, buttons).await {
-            // A notice to someone who blocked the bot is simply not deliverable.
-            Err(JobError::Fatal(m)) if m.contains("blocked") => Ok(()),
-            r => r.map(|_| ()),
-        }
+        // A notice to someone who blocked the bot is simply not deliverable.
+        self.send_to_user(user, text, buttons).await
     }
 
     async fn sweep<T: Send + 'static>(
@@ -242,7 +278,8 @@ impl Handler for ShopJobs {
             JobKind::DeliverOrder { order_id } => self.deliver(*order_id).await,
             JobKind::NotifySupplier { order_id } => self.notify_supplier(*order_id).await,
             JobKind::NotifyUser { user_id, notice } => self.notify_user(*user_id, notice).await,
-            JobKind::AlertAdmin { text } => self.alert_admins(text).await,
+            JobKind::AlertAdmin { text } => self.alert_admins(Rich::from(text.as_str())).await,
+            JobKind::PreorderRefunded { order_id } => self.preorder_refunded(*order_id).await,
             JobKind::ProcessUpdate { update, .. } => match &self.updates {
                 Some(p) => p.process(update).await,
                 None => Err(JobError::Fatal("no Telegram channel is configured".into())),
@@ -296,8 +333,7 @@ impl Handler for ShopJobs {
             }
             JobKind::Noop { .. } => Ok(()),
             JobKind::Broadcast { broadcast_id, part } => {
-                crate::telegram::broadcast::run(&self.store, self.messenger.as_ref(), *broadcast_id, *part)
-                    .await
+                broadcast::run(&self.store, self.messenger.as_ref(), *broadcast_id, *part).await
             }
         }
     }

@@ -2,8 +2,14 @@
 //!
 //! Map of the crate (arrows point one way: edges → use cases → storage):
 //!
-//! - [`ai`]: the sales consultant (Gemini with tools, and the offline consultant).
-//! - [`callback`]: compact button payloads shared by every channel.
+//! - [`shop`]: the use cases behind every door (bot, web shop / Mini App, consultant):
+//!   browse, card, buy, pre-order, pay from balance, cancel, top-up, orders, balance; one
+//!   dispatcher of button presses; channel-neutral replies.
+//! - [`ai`]: the sales consultant, which decides which use case answers free text (Gemini
+//!   with tools, or the offline rules); it performs none itself.
+//! - [`callback`]: buttons and their compact payloads, shared by every channel.
+//! - [`texts`]: the one vocabulary (Russian and English) of customer, supplier and admin
+//!   texts, as styled spans each channel renders; money and times in the reader's locale.
 //! - [`domain`]: shared types (ids, [`domain::Money`], products, orders) — no I/O.
 //! - [`store`]: the redb database, its tables and every transactional operation; the only
 //!   module that names redb types. Writes go through one group-commit writer.
@@ -11,13 +17,16 @@
 //!   cron schedules that only enqueue.
 //! - [`jobs`]: the job kinds' handlers (deliver, notify supplier/user, refunds, expiry).
 //! - [`messenger`]: the seam to the customer-facing channel (the Telegram sender, or a log).
-//! - [`payments`]: dev, Crypto Pay and balance top-ups; Telegram Stars live in the bot.
+//! - [`payments`]: dev, Crypto Pay, Telegram Stars and balance top-ups; one function applies
+//!   every provider's payment.
 //! - [`catalog`]: the catalogue import format (JSON and CSV).
 //! - [`search`]: product search (tantivy keywords fused with e5 embeddings), kept in step with
 //!   the store.
-//! - [`telegram`]: the Telegram bot: webhook/polling into jobs, handlers, the rate-limited
-//!   sender.
-//! - [`http`]: the axum router — health, metrics, admin API, shop API, payment pages.
+//! - [`telegram`]: the Telegram door: polling into jobs, updates parsed into use cases,
+//!   replies rendered as messages, the rate-limited sender.
+//! - [`http`]: the axum router — every route: health, metrics, admin API, shop API, payment
+//!   pages, the Telegram webhook.
+//! - [`state`]: [`state::AppState`], the handles every handler reaches.
 //! - [`app`]: builds everything from [`config::Config`] and runs it until shutdown.
 //! - [`cli`]: the `lavka` command line.
 
@@ -37,7 +46,8 @@ pub mod metrics;
 pub mod payments;
 pub mod queue;
 pub mod search;
-
+pub mod shop;
+pub mod state;
 pub mod store;
 pub mod telegram;
 pub mod texts;

@@ -2,24 +2,28 @@
 //! (`crate::telegram::sender`); when no bot token is configured, [`LogMessenger`] logs each message and records it in the
 //! store's outbox, where the admin API shows it.
 
+use crate::callback::Button;
 use crate::store::Store;
+use crate::texts::Rich;
 use std::time::Duration;
 
-/// A message to one chat.
+/// A message to one chat. The text is spans, rendered (and escaped) by the channel.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Outgoing {
     pub chat_id: i64,
-    pub text: String,
-    /// `text` is Telegram HTML (the caller escaped it); plain text otherwise.
-    pub html: bool,
+    pub text: Rich,
     /// Inline button rows under the message (channels without buttons ignore them).
-    pub buttons: Vec<Vec<crate::ai::Button>>,
+    pub buttons: Vec<Vec<Button>>,
 }
 
 impl Outgoing {
-    /// A plain-text message without buttons.
-    pub fn plain(chat_id: i64, text: impl Into<String>) -> Self {
-        Outgoing { chat_id, text: text.into(), ..Default::default() }
+    /// A message without buttons.
+    pub fn new(chat_id: i64, text: impl Into<Rich>) -> Self {
+        Outgoing { chat_id, text: text.into(), buttons: Vec::new() }
+    }
+
+    pub fn with(chat_id: i64, text: impl Into<Rich>, buttons: Vec<Vec<Button>>) -> Self {
+        Outgoing { chat_id, text: text.into(), buttons }
     }
 }
 
@@ -44,6 +48,10 @@ pub enum SendError {
     /// The request itself is wrong.
     #[error("rejected: {0}")]
     Rejected(String),
+    /// Telegram says it is done already (the message shows this text; the charge was
+    /// refunded before).
+    #[error("already done")]
+    AlreadyDone,
     /// It failed in a way that leaves open whether the message arrived (a timeout after the
     /// request went out, or only some parts of a long message were sent).
     #[error("uncertain: {0}")]
@@ -70,7 +78,7 @@ impl LogMessenger {
 #[async_trait::async_trait]
 impl Messenger for LogMessenger {
     async fn send(&self, msg: &Outgoing) -> Result<Sent, SendError> {
-        let (chat, text) = (msg.chat_id, msg.text.clone());
+        let (chat, text) = (msg.chat_id, msg.text.plain());
         let id = self
             .store
             .write(move |tx| crate::store::ledger::record_outbox(tx, chat, &text))
@@ -79,7 +87,7 @@ impl Messenger for LogMessenger {
         tracing::info!(
             chat.id = msg.chat_id,
             outbox.id = id,
-            chars = msg.text.chars().count(),
+            chars = msg.text.chars(),
             "message recorded (no channel configured)"
         );
         Ok(Sent { message_id: id as i64 })

@@ -8,7 +8,6 @@
 //! `final_answer`. A plain-text answer (a model that ignores the mode) is accepted as
 //! `reply_text` with no action.
 
-use super::Customer;
 use super::gemini::{Gemini, GeminiError, Generated};
 use crate::config::AiConfig;
 use crate::domain::ProductId;
@@ -169,13 +168,13 @@ impl Llm {
     /// Runs the conversation turn through the model and returns its decision.
     pub async fn decide(
         &self,
-        c: &Customer,
+        name: Option<&str>,
         lang: Lang,
         conv: &Conversation,
         text: &str,
     ) -> Result<Decision, GeminiError> {
         let started = std::time::Instant::now();
-        let r = self.decide_inner(c, lang, conv, text).await;
+        let r = self.decide_inner(name, lang, conv, text).await;
         let outcome = match &r {
             Ok(_) => "ok",
             Err(e) => e.kind(),
@@ -187,7 +186,7 @@ impl Llm {
 
     async fn decide_inner(
         &self,
-        c: &Customer,
+        name: Option<&str>,
         lang: Lang,
         conv: &Conversation,
         text: &str,
@@ -200,7 +199,7 @@ impl Llm {
         let mut contents = history(conv);
         contents.push(json!({"role": "user", "parts": [
             {"text": text},
-            {"text": context_note(c, lang, conv)},
+            {"text": context_note(name, lang, conv)},
         ]}));
         let mut generation = json!({"maxOutputTokens": 1024});
         if !self.cfg.thinking_level.is_empty() {
@@ -483,7 +482,7 @@ fn history(conv: &Conversation) -> Vec<Value> {
         .collect()
 }
 
-fn context_note(c: &Customer, lang: Lang, conv: &Conversation) -> String {
+fn context_note(name: Option<&str>, lang: Lang, conv: &Conversation) -> String {
     let mut s = format!(
         "[context, not from the customer: reply in {}",
         match lang {
@@ -491,7 +490,7 @@ fn context_note(c: &Customer, lang: Lang, conv: &Conversation) -> String {
             Lang::En => "English",
         }
     );
-    if let Some(n) = &c.first_name {
+    if let Some(n) = name {
         s.push_str(&format!("; customer's first name: {n}"));
     }
     if let Some(p) = &conv.pending_preorder {

@@ -1,100 +1,57 @@
-//! The sales consultant: one channel-independent API, [`Consult::reply`], used by the
-//! Telegram bot, the Mini App chat panel and `lavka chat`. The model never decides prices or
-//! stock: every action it proposes is validated against the store by code, and payment
-//! offers are built by code.
+//! The sales consultant: reads a customer's free text and decides which shop use case
+//! answers it ([`Action`]) — by simple rules offline, or by Gemini with tools when a key is
+//! set. It never performs a use case itself and never decides prices or stock: the shop
+//! (`crate::shop`) validates the action against the store and writes every fact the
+//! customer reads.
 
-use crate::callback::Callback;
-use crate::domain::{Currency, Millis, OrderId, ProductId, UserId};
-use crate::error::Result;
-use crate::texts::Lang;
-use serde::Serialize;
-
-/// Who is talking.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Customer {
-    pub user_id: UserId,
-    /// Where replies go (the Telegram chat; equal to `user_id` in private chats).
-    pub chat_id: i64,
-    pub lang: Lang,
-    pub first_name: Option<String>,
-}
-
-/// A button under a reply. JSON: `{"label", "callback"}` or `{"label", "url"}` or
-/// `{"label", "web_app"}`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Button {
-    pub label: String,
-    #[serde(flatten)]
-    pub action: ButtonAction,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ButtonAction {
-    /// Handled by the shop itself (Telegram callback data, a Mini App action).
-    #[serde(serialize_with = "encoded")]
-    Callback(Callback),
-    /// Opens a link (a payment page).
-    Url(String),
-    /// Opens the Mini App at this URL.
-    WebApp(String),
-}
-
-impl Button {
-    pub fn callback(label: impl Into<String>, cb: Callback) -> Button {
-        Button { label: label.into(), action: ButtonAction::Callback(cb) }
-    }
-    pub fn url(label: impl Into<String>, url: impl Into<String>) -> Button {
-        Button { label: label.into(), action: ButtonAction::Url(url.into()) }
-    }
-}
-
-fn encoded<S: serde::Serializer>(c: &Callback, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&c.encode())
-}
-
-/// What kind of order an offer is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OfferKind {
-    /// An item is reserved until `expires_at`.
-    Instant,
-    /// A prepaid pre-order a supplier fulfils.
-    Prepaid,
-}
-
-/// A payment offer built by code from the store (never by the model).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Offer {
-    pub order_id: OrderId,
-    pub product_id: ProductId,
-    pub title: String,
-    pub kind: OfferKind,
-    /// Amount due in minor units of `currency`.
-    pub amount: i64,
-    pub currency: Currency,
-    /// The reservation (instant) or the unpaid order lapses at this moment.
-    pub expires_at: Option<Millis>,
-    /// Hours a supplier needs (pre-orders).
-    pub fulfillment_hours: Option<u32>,
-}
-
-/// The consultant's answer: text to show, button rows, and the payment offer if one was made.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Reply {
-    pub text: String,
-    pub buttons: Vec<Vec<Button>>,
-    pub offer: Option<Offer>,
-}
-
-/// Anything that answers a customer's free text.
-#[async_trait::async_trait]
-pub trait Consult: Send + Sync {
-    async fn reply(&self, customer: &Customer, text: &str) -> Result<Reply>;
-}
+use crate::domain::ProductId;
 
 pub mod consultant;
 pub mod gemini;
 pub mod llm;
 
-pub use consultant::{Consultant, PayLinks, Setup};
+pub use consultant::{Consultant, Setup, detect_lang};
+
+/// The order a list of products is shown in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sort {
+    Relevance,
+    Cheapest,
+    PreOrderFirst,
+}
+
+/// The use case the consultant chose.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Greeting,
+    Orders,
+    Balance,
+    /// Top up the balance (by this many units of the shop currency, when said).
+    TopUp(Option<u32>),
+    /// Show these products (search results or the model's choice), for `query`.
+    Show { query: String, hits: Vec<ProductId>, sort: Sort },
+    /// More results of the last search.
+    More,
+    /// The product card.
+    Card(ProductId),
+    /// Buy (the quantity is read from the customer's words by the shop).
+    Buy(ProductId),
+    /// Ask consent to a pre-order.
+    PreOrder(ProductId),
+    /// The customer agreed to the pre-order they were asked about.
+    ConfirmPreOrder(ProductId),
+    /// Ask what the customer wants to buy.
+    AskWhat,
+    /// Nothing to do beyond the model's words.
+    Say,
+}
+
+/// What the consultant decided for one message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// The model's own words (empty offline).
+    pub say: String,
+    pub action: Action,
+    /// The customer's model budget was spent; the offline rules answered.
+    pub rate_limited: bool,
+}

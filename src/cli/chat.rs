@@ -3,7 +3,7 @@
 //! through a running server's admin API.
 
 use super::server_call;
-use crate::ai::Customer;
+use crate::shop::{Customer, Door};
 use crate::app::{App, AppState, Parts};
 use crate::callback::Callback;
 use crate::config::Config;
@@ -32,7 +32,7 @@ pub async fn run(cfg: &Config, user: i64, lang: Option<String>) -> anyhow::Resul
             }
             eprintln!(
                 "{}",
-                if state.consultant.online() {
+                if state.shop.consultant().online() {
                     format!("consultant: Gemini ({})", cfg.ai.gemini_model)
                 } else {
                     "consultant: offline (no GEMINI_API_KEY)".to_string()
@@ -46,7 +46,7 @@ pub async fn run(cfg: &Config, user: i64, lang: Option<String>) -> anyhow::Resul
         }
         Err(e) => return Err(e),
     };
-    let customer = Customer { user_id: user, chat_id: user, lang, first_name: None };
+    let customer = Customer::new(user, lang, Door::Terminal);
     eprintln!("Type a message; a number presses a button; /reset forgets the conversation; /quit ends.");
     let mut buttons: Vec<(String, ButtonOrUrl)> = Vec::new();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -60,7 +60,7 @@ pub async fn run(cfg: &Config, user: i64, lang: Option<String>) -> anyhow::Resul
         }
         let reply: Value = if line == "/reset" {
             if let Backend::Local(s) = &backend {
-                s.consultant.forget(user).await?;
+                s.shop.forget(user).await?;
             }
             println!("(forgotten)");
             continue;
@@ -78,7 +78,7 @@ pub async fn run(cfg: &Config, user: i64, lang: Option<String>) -> anyhow::Resul
                     continue;
                 }
                 ButtonOrUrl::Callback(cb) => match &backend {
-                    Backend::Local(s) => json!(s.consultant.press(&customer, &Callback::parse(cb)?).await?),
+                    Backend::Local(s) => json!(s.shop.press(&customer, &Callback::parse(cb)?).await?),
                     Backend::Server => {
                         let body =
                             json!({"user_id": user, "button": cb, "lang": lang_code(lang)}).to_string();
@@ -88,7 +88,7 @@ pub async fn run(cfg: &Config, user: i64, lang: Option<String>) -> anyhow::Resul
             }
         } else {
             match &backend {
-                Backend::Local(s) => json!(s.consultant.answer(&customer, &line).await?),
+                Backend::Local(s) => json!(s.shop.converse(&customer, &line).await?),
                 Backend::Server => {
                     let body = json!({"user_id": user, "text": line, "lang": lang_code(lang)}).to_string();
                     server_call(cfg, reqwest::Method::POST, "/admin/api/chat", Some(body)).await?

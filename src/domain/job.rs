@@ -7,8 +7,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Notice {
-    /// The order was refunded to the balance.
-    Refunded { order_id: OrderId, amount: i64 },
+    /// The order was refunded to the balance (`late`: a pre-order past its deadline).
+    Refunded {
+        order_id: OrderId,
+        amount: i64,
+        #[serde(default)]
+        late: bool,
+    },
     /// A payment arrived after the order lapsed and went to the balance.
     LatePaymentCredited { order_id: OrderId, amount: i64 },
     /// A payment did not match its order and was credited to the balance.
@@ -31,6 +36,8 @@ pub enum JobKind {
     NotifySupplier { order_id: OrderId },
     /// Tell a customer something.
     NotifyUser { user_id: UserId, notice: Notice },
+    /// A late pre-order was refunded automatically: tell its supplier and the admins.
+    PreorderRefunded { order_id: OrderId },
     /// Tell the shop's admins something (payment mismatch, dead jobs).
     AlertAdmin { text: String },
     /// Handle one Telegram update (stored raw).
@@ -57,6 +64,7 @@ impl JobKind {
             JobKind::DeliverOrder { .. } => "deliver_order",
             JobKind::NotifySupplier { .. } => "notify_supplier",
             JobKind::NotifyUser { .. } => "notify_user",
+            JobKind::PreorderRefunded { .. } => "preorder_refunded",
             JobKind::AlertAdmin { .. } => "alert_admin",
             JobKind::ProcessUpdate { .. } => "process_update",
             JobKind::ExpireReservations => "expire_reservations",

@@ -13,7 +13,11 @@ pub use order::{
     LedgerEntry, Order, OrderKind, OrderStatus, OutboxMessage, PaymentOutcome, PaymentRecord, PaymentRef,
     User,
 };
-pub use product::{Availability, Product, ProductId, StockItem, StockState, Supplier};
+pub use product::{Availability, Product, ProductId, Sale, StockItem, StockState, Supplier, Translation};
+
+/// The most items one order may hold: one rule for every door (bot, web shop, consultant,
+/// admin API) and the store.
+pub const MAX_QUANTITY: u32 = 10;
 
 /// Unix time in milliseconds. Everything persistent uses it.
 pub type Millis = i64;

@@ -36,8 +36,9 @@ impl ProductId {
         Ok(id)
     }
 
-    /// Longest id [`ProductId::parse_new`] accepts.
-    pub const MAX_NEW_LEN: usize = crate::callback::MAX_LEN - 3;
+    /// Longest id [`ProductId::parse_new`] accepts (room is left in a 64-byte button for a
+    /// three-byte tag; `callback` checks that this holds).
+    pub const MAX_NEW_LEN: usize = 61;
 
     pub fn as_str(&self) -> &str {
         &self.0
@@ -82,6 +83,12 @@ pub struct Product {
     /// Present: can be pre-ordered and a supplier delivers within this many hours.
     #[serde(default)]
     pub fulfillment_hours: Option<u32>,
+    /// The same in minutes, for suppliers who deliver within the hour (takes precedence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulfillment_minutes: Option<u32>,
+    /// English title, description and category for shops that sell to both languages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub en: Option<Translation>,
     #[serde(default)]
     pub supplier: Option<String>,
     #[serde(default = "yes")]
@@ -128,6 +135,19 @@ impl Product {
         {
             return Err(Error::bad(format!("product {}: fulfillment_hours must be 1-8760", self.id)));
         }
+        if let Some(m) = self.fulfillment_minutes
+            && (m == 0 || m > 24 * 365 * 60)
+        {
+            return Err(Error::bad(format!("product {}: fulfillment_minutes must be 1-525600", self.id)));
+        }
+        if let Some(en) = &self.en {
+            if en.title.as_deref().is_some_and(|t| t.trim().is_empty() || t.chars().count() > 200) {
+                return Err(Error::bad(format!("product {}: en.title must be 1-200 characters", self.id)));
+            }
+            if en.description.as_deref().is_some_and(|d| d.chars().count() > 4000) {
+                return Err(Error::bad(format!("product {}: en.description longer than 4000", self.id)));
+            }
+        }
         Ok(())
     }
 
@@ -144,8 +164,69 @@ impl Product {
         super::money::apply_discount(self.price, self.discount_at(now))
     }
 
+    /// Minutes a supplier needs for a pre-order, when the product can be pre-ordered.
+    pub fn lead_minutes(&self) -> Option<u32> {
+        self.fulfillment_minutes.or(self.fulfillment_hours.map(|h| h * 60))
+    }
+
     pub fn can_preorder(&self) -> bool {
-        self.active && self.fulfillment_hours.is_some()
+        self.active && self.lead_minutes().is_some()
+    }
+
+    /// The title in `english` or the main language.
+    pub fn title_in(&self, english: bool) -> &str {
+        self.en.as_ref().and_then(|e| e.title.as_deref()).filter(|_| english).unwrap_or(&self.title)
+    }
+
+    pub fn description_in(&self, english: bool) -> &str {
+        self.en.as_ref().and_then(|e| e.description.as_deref()).filter(|_| english).unwrap_or(&self.description)
+    }
+
+    pub fn category_in(&self, english: bool) -> &str {
+        self.en.as_ref().and_then(|e| e.category.as_deref()).filter(|_| english).unwrap_or(&self.category)
+    }
+}
+
+/// A product's texts in English (each optional: the main text is shown where one is missing).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Translation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+/// What a customer can do with a product now. Every door shows this one state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Sale {
+    /// Delivered right after payment.
+    InStock { available: u64 },
+    /// Out of stock; a supplier delivers within `minutes` of payment.
+    PreOrder { minutes: u32 },
+    /// Neither (or not on sale).
+    SoldOut,
+}
+
+impl Sale {
+    pub fn of(active: bool, available: u64, lead_minutes: Option<u32>) -> Sale {
+        match (active, available, lead_minutes) {
+            (false, _, _) => Sale::SoldOut,
+            (true, n, _) if n > 0 => Sale::InStock { available: n },
+            (true, _, Some(m)) => Sale::PreOrder { minutes: m },
+            _ => Sale::SoldOut,
+        }
+    }
+
+    /// `in_stock`, `preorder` or `sold_out`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Sale::InStock { .. } => "in_stock",
+            Sale::PreOrder { .. } => "preorder",
+            Sale::SoldOut => "sold_out",
+        }
     }
 }
 
@@ -156,6 +237,9 @@ pub struct Supplier {
     pub name: String,
     #[serde(default)]
     pub telegram_chat_id: Option<i64>,
+    /// The language the supplier reads (`ru`/`en`); the shop's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
 }
 
 impl Supplier {
@@ -168,6 +252,11 @@ impl Supplier {
         }
         if self.name.chars().count() > 200 {
             return Err(Error::bad(format!("supplier {}: name longer than 200", self.id)));
+        }
+        if let Some(l) = &self.lang
+            && !matches!(l.as_str(), "ru" | "en")
+        {
+            return Err(Error::bad(format!("supplier {}: lang must be \"ru\" or \"en\"", self.id)));
         }
         Ok(())
     }
@@ -210,8 +299,18 @@ pub struct Availability {
     pub currency: Currency,
     /// Can be ordered now: in stock, or pre-orderable.
     pub can_fulfill: bool,
-    /// Hours a supplier needs for a pre-order, when pre-orderable.
+    /// Hours a supplier needs for a pre-order, when pre-orderable (rounded up).
     pub fulfillment_hours: Option<u32>,
+    /// Minutes a supplier needs for a pre-order, when pre-orderable.
+    #[serde(default)]
+    pub fulfillment_minutes: Option<u32>,
+}
+
+impl Availability {
+    /// The one availability state.
+    pub fn sale(&self) -> Sale {
+        Sale::of(self.active, self.available, self.fulfillment_minutes)
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The admin API under `/admin/api`, guarded by a bearer token compared in constant time.
 
 use super::error::{ApiError, ApiResult, JsonBody};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::catalog;
 use crate::domain::{Currency, JobState, OrderId, OrderKind, OrderStatus, Product, ProductId, UserId};
 use crate::error::Error;
@@ -446,10 +446,10 @@ pub struct ChatRequest {
 
 pub async fn chat(State(s): State<AppState>, Json(req): Json<ChatRequest>) -> ApiResult<Json<Value>> {
     let lang = crate::texts::Lang::pick(req.lang.as_deref(), s.config.lang());
-    let c = crate::ai::Customer { user_id: req.user_id, chat_id: req.user_id, lang, first_name: None };
+    let c = crate::shop::Customer::new(req.user_id, lang, crate::shop::Door::Terminal);
     let reply = match (req.text, req.button) {
-        (Some(t), None) => s.consultant.answer(&c, &t).await?,
-        (None, Some(b)) => s.consultant.press(&c, &crate::callback::Callback::parse(&b)?).await?,
+        (Some(t), None) => s.shop.converse(&c, &t).await?,
+        (None, Some(b)) => s.shop.press(&c, &crate::callback::Callback::parse(&b)?).await?,
         _ => return Err(Error::bad("give exactly one of \"text\" and \"button\"").into()),
     };
     Ok(Json(json!(reply)))
@@ -461,7 +461,7 @@ pub async fn refund_source(State(s): State<AppState>, Path(id): Path<OrderId>) -
     let o = s.store.order(id).await?;
     let provider = o.payment.as_ref().map(|p| p.provider.clone()).unwrap_or_default();
     let order = match (&s.telegram, provider.as_str()) {
-        (Some(tg), crate::telegram::STARS_PROVIDER) => tg.refund_stars(id).await?,
+        (Some(tg), crate::payments::stars::PROVIDER) => tg.refund_stars(id).await?,
         _ => {
             return Err(Error::conflict(format!(
                 "order {id} was paid via {:?}; only Telegram Stars payments are refunded to their source (use /refund for the balance)",

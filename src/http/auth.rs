@@ -11,7 +11,7 @@
 //!   `initData` gets 401.
 
 use super::error::ApiError;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::domain::UserId;
 use crate::error::Error;
 use crate::texts::Lang;

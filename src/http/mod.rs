@@ -9,8 +9,9 @@ pub mod openapi;
 pub mod pay;
 pub mod sales;
 pub mod shop;
+pub mod telegram;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -49,8 +50,8 @@ pub fn router(state: AppState) -> Router {
         .route("/chat", post(admin::chat))
         .route("/check", get(admin::check))
         .route("/backup", get(admin::backup))
-        .route("/broadcast", post(crate::telegram::broadcast::http_create))
-        .route("/broadcast/{id}", get(crate::telegram::broadcast::http_get))
+        .route("/broadcast", post(telegram::broadcast_create))
+        .route("/broadcast/{id}", get(telegram::broadcast_get))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin::require_token));
     // The customer's own things: Telegram initData, or a demo-mode browser session.
     let customer = Router::new()
@@ -84,7 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/pay/topup/{user}/{amount}/{nonce}", get(pay::topup_page))
         .route("/pay/topup/{user}/{amount}/{nonce}/cryptopay", get(pay::topup_cryptopay))
         .route("/pay/topup/{user}/{amount}/{nonce}/dev", post(pay::topup_dev))
-        .route("/telegram/webhook", post(crate::telegram::webhook::receive))
+        .route("/telegram/webhook", post(telegram::receive))
         .nest("/admin/api", admin)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))

@@ -7,7 +7,7 @@
 //!   changed), then the invoice is applied idempotently.
 
 use super::error::ApiResult;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::domain::{Money, Order, OrderId, OrderStatus};
 use crate::error::Error;
 use axum::Json;

@@ -2,7 +2,7 @@
 //! for the admin page's chart. Orders refunded later count in `refunded`, not in revenue.
 
 use super::error::ApiResult;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::domain::{Money, OrderStatus};
 use crate::store::orders::OrderFilter;
 use axum::Json;

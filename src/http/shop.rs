@@ -6,12 +6,12 @@
 
 use super::auth::WebUser;
 use super::error::{ApiResult, JsonBody};
-use crate::ai::{ButtonAction, Customer, OfferKind, Reply};
-use crate::app::AppState;
-use crate::callback::Callback;
+use crate::callback::{ButtonAction, Callback};
 use crate::domain::{Availability, Money, Order, OrderKind, OrderStatus, Product, ProductId, fmt_time};
 use crate::error::Error;
-use crate::store::orders::{self as ops, OrderFilter};
+use crate::shop::{Customer, Door, Reply};
+use crate::state::AppState;
+use crate::store::orders::OrderFilter;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -41,17 +41,14 @@ pub struct ProductView {
     pub available: u64,
     /// `in_stock`, `preorder` (a supplier delivers within `fulfillment_hours`) or `sold_out`.
     pub state: String,
+    /// Hours a supplier needs for a pre-order (rounded up).
     pub fulfillment_hours: Option<u32>,
+    /// The same in minutes.
+    pub fulfillment_minutes: Option<u32>,
 }
 
 fn product_view(p: &Product, a: &Availability) -> ProductView {
-    let state = if a.available > 0 {
-        "in_stock"
-    } else if a.can_fulfill && a.fulfillment_hours.is_some() {
-        "preorder"
-    } else {
-        "sold_out"
-    };
+    let state = a.sale().name();
     ProductView {
         id: p.id.to_string(),
         title: p.title.clone(),
@@ -68,6 +65,7 @@ fn product_view(p: &Product, a: &Availability) -> ProductView {
         available: a.available,
         state: state.into(),
         fulfillment_hours: a.fulfillment_hours,
+        fulfillment_minutes: a.fulfillment_minutes,
     }
 }
 
@@ -248,7 +246,7 @@ async fn own_order(s: &AppState, user: &WebUser, id: u64) -> crate::Result<Order
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
     pub product_id: String,
-    /// 1-10, default 1.
+    /// 1-10 (the shop's one quantity rule), default 1.
     #[serde(default)]
     pub quantity: Option<u32>,
     /// Agree to a prepaid pre-order when the product is out of stock (default false: an
@@ -274,29 +272,9 @@ pub async fn create_order(
     JsonBody(b): JsonBody<NewOrder>,
 ) -> ApiResult<(StatusCode, Json<OrderCreated>)> {
     let id = ProductId::parse(&b.product_id).map_err(|_| Error::not_found("product"))?;
-    let qty = b.quantity.unwrap_or(1);
-    if !(1..=10).contains(&qty) {
-        return Err(Error::bad("quantity must be 1-10").into());
-    }
-    let ttl = s.config.reservation_ttl_secs as i64 * 1000;
-    let uid = user.id;
-    let pid = id.clone();
-    let reserved = s.store.write(move |tx| ops::reserve_product_for_purchase(tx, uid, &pid, qty, ttl)).await;
-    let order = match reserved {
-        Ok(o) => o,
-        Err(Error::OutOfStock(_)) if b.preorder => {
-            let pid = id.clone();
-            s.store
-                .write(move |tx| {
-                    ops::create_order_with_availability_check(tx, uid, &pid, qty, OrderKind::Prepaid, ttl)
-                })
-                .await?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let kind = if order.kind == OrderKind::Instant { "instant" } else { "prepaid" };
-    metrics::counter!("lavka_orders_created_total", "kind" => kind).increment(1);
-    tracing::info!(order.id = order.id, user = uid, product = %id, "Mini App order");
+    let c = customer(&s, &user, None);
+    let order = s.shop.reserve(&c, &id, b.quantity.unwrap_or(1), b.preorder).await?;
+    tracing::info!(order.id = order.id, user = user.id, product = %id, "Mini App order");
     Ok((StatusCode::CREATED, Json(OrderCreated { order: order_view(&s, &order, None) })))
 }
 
@@ -344,8 +322,7 @@ pub async fn pay_balance(
     Extension(user): Extension<WebUser>,
     Path(id): Path<u64>,
 ) -> ApiResult<Json<OrderView>> {
-    let uid = user.id;
-    let r = s.store.write(move |tx| ops::pay_from_balance(tx, id, uid)).await?;
+    let r = s.shop.pay_from_balance(&customer(&s, &user, None), id).await?;
     let c = contents(&s, &r.order).await?;
     Ok(Json(order_view(&s, &r.order, c)))
 }
@@ -372,11 +349,8 @@ pub async fn stars_invoice(
     if !o.status.is_pending_payment() {
         return Err(Error::conflict(format!("order {id} is {} and cannot be paid", o.status.as_str())).into());
     }
-    let (url, stars) = tg
-        .stars_invoice_link(&o, user.lang(s.config.lang()))
-        .await
-        .map_err(|e| Error::Unavailable(format!("{e:#}")))?
-        .ok_or_else(no_stars)?;
+    let l = s.shop.loc(user.lang(s.config.lang()));
+    let (url, stars) = tg.stars_invoice_link(&o, &l).await?.ok_or_else(no_stars)?;
     Ok(Json(StarsInvoice { url, stars }))
 }
 
@@ -389,8 +363,7 @@ pub async fn cancel(
     Extension(user): Extension<WebUser>,
     Path(id): Path<u64>,
 ) -> ApiResult<Json<OrderView>> {
-    let uid = user.id;
-    let o = s.store.write(move |tx| ops::cancel_pending(tx, id, uid)).await?;
+    let o = s.shop.cancel_order(&customer(&s, &user, None), id).await?;
     Ok(Json(order_view(&s, &o, None)))
 }
 
@@ -423,10 +396,7 @@ pub async fn me(State(s): State<AppState>, Extension(user): Extension<WebUser>) 
     s.store.write(move |tx| crate::store::ledger::ensure_user(tx, uid, Some(&info))).await?;
     let balance = s.store.balance(user.id).await?;
     let cur = crate::domain::Currency::parse(&s.config.currency)?;
-    let lang = match user.lang(s.config.lang()) {
-        crate::texts::Lang::Ru => "ru",
-        crate::texts::Lang::En => "en",
-    };
+    let lang = user.lang(s.config.lang()).code();
     Ok(Json(Me {
         user_id: user.id,
         first_name: user.first_name,
@@ -471,10 +441,10 @@ pub struct ChatOffer {
     pub title: String,
     /// `instant` or `prepaid`.
     pub kind: String,
+    pub quantity: u32,
     pub amount: i64,
     pub currency: String,
     pub amount_text: String,
-    pub fulfillment_hours: Option<u32>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -482,6 +452,13 @@ pub struct ChatReply {
     pub text: String,
     pub buttons: Vec<Vec<ChatButton>>,
     pub offer: Option<ChatOffer>,
+}
+
+/// The customer of a web request.
+fn customer(s: &AppState, user: &WebUser, lang: Option<&str>) -> Customer {
+    let default = user.lang(s.config.lang());
+    let lang = crate::texts::Lang::pick(lang, default);
+    Customer { user_id: user.id, chat_id: user.id, lang, first_name: user.first_name.clone(), door: Door::Web }
 }
 
 fn chat_reply(r: Reply) -> ChatReply {
@@ -505,13 +482,13 @@ fn chat_reply(r: Reply) -> ChatReply {
         order_id: o.order_id,
         product_id: o.product_id.to_string(),
         title: o.title,
-        kind: if o.kind == OfferKind::Instant { "instant" } else { "prepaid" }.into(),
+        kind: if o.kind == OrderKind::Instant { "instant" } else { "prepaid" }.into(),
+        quantity: o.quantity,
         amount: o.amount,
         currency: o.currency.to_string(),
         amount_text: Money::new(o.amount, o.currency).to_string(),
-        fulfillment_hours: o.fulfillment_hours,
     });
-    ChatReply { text: r.text, buttons, offer }
+    ChatReply { text: r.text.plain(), buttons, offer }
 }
 
 #[utoipa::path(post, path = "/api/chat", tag = "consultant", request_body = ChatRequest,
@@ -524,12 +501,10 @@ pub async fn chat(
     Extension(user): Extension<WebUser>,
     JsonBody(b): JsonBody<ChatRequest>,
 ) -> ApiResult<Json<ChatReply>> {
-    let default = user.lang(s.config.lang());
-    let lang = crate::texts::Lang::pick(b.lang.as_deref(), default);
-    let c = Customer { user_id: user.id, chat_id: user.id, lang, first_name: user.first_name.clone() };
+    let c = customer(&s, &user, b.lang.as_deref());
     let reply = match (b.text, b.button) {
-        (Some(t), None) => s.consultant.answer(&c, &t).await?,
-        (None, Some(data)) => s.consultant.press(&c, &Callback::parse(&data)?).await?,
+        (Some(t), None) => s.shop.converse(&c, &t).await?,
+        (None, Some(data)) => s.shop.press(&c, &Callback::parse(&data)?).await?,
         _ => return Err(Error::bad("give exactly one of \"text\" and \"button\"").into()),
     };
     Ok(Json(chat_reply(reply)))

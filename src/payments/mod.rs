@@ -14,8 +14,8 @@
 //! order id, so order numbers cannot be enumerated), listing the enabled ways to pay.
 
 pub mod cryptopay;
+pub mod stars;
 
-use crate::ai::{Offer, PayLinks};
 use crate::config::{Config, Secret};
 use crate::domain::{Currency, Order, OrderId, OrderStatus};
 use crate::error::{Error, Result};
@@ -337,14 +337,18 @@ impl Payments {
         self.apply(order_id, pay).await
     }
 
-    async fn apply(&self, order_id: OrderId, pay: Payment) -> Result<PaymentResult> {
+    /// Applies a received payment of any provider (the store decides its outcome) and
+    /// counts it.
+    pub async fn apply(&self, order_id: OrderId, pay: Payment) -> Result<PaymentResult> {
         let provider = pay.provider.clone();
         let r =
             self.inner.store.write(move |t| crate::store::orders::apply_payment(t, order_id, &pay)).await?;
-        let outcome =
-            if r.duplicate { "duplicate".to_string() } else { format!("{:?}", r.outcome).to_lowercase() };
-        metrics::counter!("lavka_payments_total", "provider" => provider, "outcome" => outcome).increment(1);
+        count(&provider, &r);
         Ok(r)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
     }
 
     /// Asks Crypto Pay about the invoices of recent unpaid (or lapsed) orders and applies the
@@ -422,18 +426,19 @@ impl Payments {
     }
 }
 
+/// Counts a payment the store applied: one set of labels for every provider.
+pub fn count(provider: &str, r: &PaymentResult) {
+    let outcome = match (r.duplicate, &r.outcome) {
+        (true, _) => "duplicate",
+        (false, crate::domain::PaymentOutcome::Applied) => "applied",
+        (false, crate::domain::PaymentOutcome::CreditedToBalance) => "credited_to_balance",
+        (false, crate::domain::PaymentOutcome::Mismatch) => "mismatch",
+    };
+    metrics::counter!("lavka_payments_total", "provider" => provider.to_string(), "outcome" => outcome).increment(1);
+}
+
 /// Constant-time equality of a link token with the expected one.
 fn same(want: &str, given: &str) -> bool {
     use subtle::ConstantTimeEq;
     want.len() == given.len() && bool::from(want.as_bytes().ct_eq(given.as_bytes()))
-}
-
-impl PayLinks for Payments {
-    fn link(&self, offer: &Offer) -> Option<String> {
-        self.any().then(|| self.pay_url(offer.order_id))
-    }
-
-    fn topup_link(&self, user: i64, amount: i64) -> Option<String> {
-        self.any().then(|| self.topup_url(user, amount))
-    }
 }

@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::store::Store;
 use crate::store::jobs::{EnqueueOpts, Enqueued, Setback, enqueue};
 use futures::FutureExt;
+use tracing::Instrument;
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,9 @@ pub enum JobError {
     Retry(String),
     /// Failed for good: dead letter now.
     Fatal(String),
+    /// The recipient cannot be reached (blocked the bot): nothing more to do now; the job
+    /// ends as done (whatever waits for them was recorded by the handler).
+    Unreachable(crate::domain::UserId),
 }
 
 impl From<crate::Error> for JobError {
@@ -131,8 +135,16 @@ impl Queue {
         let span = tracing::info_span!("job", job.id = job.id, job.kind = kind, attempt = job.attempts + 1);
         let result = AssertUnwindSafe(self.handler.handle(&job))
             .catch_unwind()
+            .instrument(span.clone())
             .await
             .unwrap_or_else(|_| Err(JobError::Retry("handler panicked".into())));
+        let result = match result {
+            Err(JobError::Unreachable(user)) => {
+                span.in_scope(|| tracing::info!(user, "the recipient cannot be reached; the job ends"));
+                Ok(())
+            }
+            r => r,
+        };
         let id = job.id;
         let state = match result {
             Ok(()) => {
@@ -154,6 +166,7 @@ impl Queue {
                         error: why.clone(),
                     },
                     JobError::Fatal(why) => Setback::Fatal { error: why.clone() },
+                    JobError::Unreachable(_) => Setback::Fatal { error: "unreachable".into() },
                 };
                 let st =
                     self.store.write(move |tx| crate::store::jobs::setback(tx, id, setback.clone())).await?;

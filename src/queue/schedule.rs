@@ -11,7 +11,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 pub fn schedules(snapshot_cron: &str) -> Vec<(String, JobKind)> {
     vec![
         ("0 * * * * *".into(), JobKind::ExpireReservations),
-        ("30 */5 * * * *".into(), JobKind::RefundLatePrepaid),
+        ("30 * * * * *".into(), JobKind::RefundLatePrepaid),
         ("0 17 * * * *".into(), JobKind::PruneJobs),
         (snapshot_cron.to_string(), JobKind::Snapshot),
     ]

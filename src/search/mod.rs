@@ -314,6 +314,17 @@ impl Search {
         self.search_with(query, limit, Mode::Hybrid).await
     }
 
+    /// Results worth showing a customer: the vector list always returns something, so a
+    /// result with no keyword match must be close in meaning.
+    pub async fn relevant(&self, query: &str, limit: usize) -> Result<Vec<Hit>> {
+        Ok(self
+            .search(query, limit)
+            .await?
+            .into_iter()
+            .filter(|h| h.keyword_rank.is_some() || h.similarity.is_some_and(|s| s >= 0.80))
+            .collect())
+    }
+
     /// The same with a chosen ranking (for measurement).
     pub async fn search_with(&self, query: &str, limit: usize, mode: Mode) -> Result<Vec<Hit>> {
         let q = query.trim().to_string();

@@ -416,6 +416,11 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
                     o.id,
                     o.status.as_str()
                 )),
+                _ if unreachable(rtx, o.user_id)? => r.warnings.push(format!(
+                    "order {} is {} and waits for its customer, who blocked the bot, to write again",
+                    o.id,
+                    o.status.as_str()
+                )),
                 _ => v.push(format!("order {} is {} with no live delivery job", o.id, o.status.as_str())),
             }
         }
@@ -433,4 +438,11 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
     }
     r.violations = v;
     Ok(r)
+}
+
+/// Whether a user blocked the bot (their paid goods wait for them to come back).
+fn unreachable(rtx: &redb::ReadTransaction, user: crate::domain::UserId) -> Result<bool> {
+    let t = rtx.open_table(USERS)?;
+    let u: Option<crate::domain::User> = t.get(user)?.map(|v| super::decode(v.value())).transpose()?;
+    Ok(u.is_some_and(|u| u.unreachable))
 }

@@ -8,5 +8,5 @@ pub fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>> {
 }
 
 pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
-    serde_json::from_slice(b).map_err(|e| Error::Storage(format!("corrupt record: {e}")))
+    serde_json::from_slice(b).map_err(|e| Error::storage(format!("corrupt record: {e}")))
 }

@@ -26,7 +26,7 @@ fn encode(text_hash: &[u8; 16], v: &[f32]) -> Vec<u8> {
 
 fn decode(product: &str, raw: &[u8]) -> Result<StoredVector> {
     if raw.len() < 16 || !(raw.len() - 16).is_multiple_of(4) {
-        return Err(Error::Storage(format!("corrupt embedding of {product}")));
+        return Err(Error::storage(format!("corrupt embedding of {product}")));
     }
     let mut text_hash = [0u8; 16];
     text_hash.copy_from_slice(&raw[..16]);

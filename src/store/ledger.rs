@@ -44,13 +44,16 @@ pub fn ensure_user(tx: &Tx, id: UserId, info: Option<&UserInfo>) -> Result<User>
     Ok(user)
 }
 
-/// Marks a user as (un)reachable: they blocked or unblocked the bot.
+/// Marks a user as (un)reachable: they blocked or unblocked the bot. Reachable again, the
+/// paid goods that waited for them are sent (in the same transaction).
 pub fn set_unreachable(tx: &Tx, id: UserId, unreachable: bool) -> Result<()> {
     let mut user = ensure_user(tx, id, None)?;
-    let mut t = tx.tx.open_table(USERS)?;
     if user.unreachable != unreachable {
         user.unreachable = unreachable;
-        t.insert(id, encode(&user)?.as_slice())?;
+        tx.tx.open_table(USERS)?.insert(id, encode(&user)?.as_slice())?;
+        if !unreachable {
+            super::orders::redeliver_waiting(tx, id)?;
+        }
     }
     Ok(())
 }

@@ -142,12 +142,12 @@ impl Store {
         let db = match Database::create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(Error::Conflict(format!(
+                return Err(Error::conflict(format!(
                     "the database {} is in use by another process (is `lavka serve` running?)",
                     path.display()
                 )));
             }
-            Err(e) => return Err(Error::Storage(format!("opening {}: {e}", path.display()))),
+            Err(e) => return Err(Error::storage(format!("opening {}: {e}", path.display()))),
         };
         init_schema(&db)?;
         let (tx_ops, rx) = mpsc::channel();
@@ -329,7 +329,7 @@ fn run_batch(inner: &Inner, batch: Vec<Pending>) {
             Err(e) => {
                 let msg = e.to_string();
                 for p in live.into_iter().flatten() {
-                    let _ = p.reply.send(Err(Error::Storage(msg.clone())));
+                    let _ = p.reply.send(Err(Error::storage(msg.clone())));
                 }
                 return;
             }
@@ -390,7 +390,7 @@ fn run_batch(inner: &Inner, batch: Vec<Pending>) {
                 let msg = format!("commit failed: {e}");
                 tracing::error!(error = %msg, "group commit failed");
                 for p in live.into_iter().flatten() {
-                    let _ = p.reply.send(Err(Error::Storage(msg.clone())));
+                    let _ = p.reply.send(Err(Error::storage(msg.clone())));
                 }
             }
         }

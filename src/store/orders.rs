@@ -11,11 +11,17 @@ use crate::domain::{
     Currency, JobKind, Millis, Notice, Order, OrderId, OrderKind, OrderStatus, PaymentOutcome, PaymentRecord,
     PaymentRef, Product, ProductId, StockItem, StockState, UserId,
 };
-use crate::error::{Error, Result};
+use crate::error::{Conflict, Error, Result};
 use redb::{ReadTransaction, ReadableTable};
 
 /// Most units of one product in one order.
-pub const MAX_QUANTITY: u32 = 100;
+pub use crate::domain::MAX_QUANTITY;
+
+/// The longest content a supplier may attach to a pre-order (bytes).
+pub const MAX_CONTENT: usize = 16_384;
+
+/// The provider name of payments from the internal balance.
+pub const BALANCE: &str = "balance";
 
 /// A payment as a provider reports it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -168,7 +174,7 @@ pub fn reserve_product_for_purchase(
     check_quantity(qty)?;
     let p = product_in(tx, product)?;
     if !p.active {
-        return Err(Error::conflict(format!("product {product} is not on sale")));
+        return Err(Conflict::NotOnSale(product.clone()).into());
     }
     if available_in(tx, product)? < qty as u64 {
         return Err(Error::OutOfStock(product.to_string()));
@@ -197,15 +203,13 @@ pub fn create_order_with_availability_check(
             check_quantity(qty)?;
             let p = product_in(tx, product)?;
             if !p.active {
-                return Err(Error::conflict(format!("product {product} is not on sale")));
+                return Err(Conflict::NotOnSale(product.clone()).into());
             }
             if !p.can_preorder() {
-                return Err(Error::conflict(format!("product {product} cannot be pre-ordered")));
+                return Err(Conflict::NotPreorderable(product.clone()).into());
             }
             if available_in(tx, product)? >= qty as u64 {
-                return Err(Error::conflict(format!(
-                    "product {product} is in stock: buy it for instant delivery"
-                )));
+                return Err(Conflict::InStock(product.clone()).into());
             }
             let o = new_order(tx, user, &p, qty, OrderKind::Prepaid, ttl_ms)?;
             save_order(tx, None, &o)?;
@@ -223,6 +227,27 @@ fn items_content(tx: &Tx, ids: &[u64]) -> Result<Vec<String>> {
             None => Err(Error::internal(format!("missing stock item {id}"))),
         })
         .collect()
+}
+
+/// Enqueues the delivery of every paid, undelivered order of `user` (they can be reached
+/// again after blocking the bot). A delivery already queued is not queued twice.
+pub fn redeliver_waiting(tx: &Tx, user: UserId) -> Result<usize> {
+    let ids: Vec<OrderId> = {
+        let idx = tx.tx.open_table(ORDERS_BY_USER)?;
+        let mut ids = Vec::new();
+        for r in idx.range((user, 0)..=(user, u64::MAX))? {
+            ids.push(r?.0.value().1);
+        }
+        ids
+    };
+    let mut n = 0;
+    for id in ids {
+        if matches!(get_order(tx, id)?.status, OrderStatus::Paid | OrderStatus::Ready) {
+            deliver_job(tx, id)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 fn deliver_job(tx: &Tx, order: OrderId) -> Result<()> {
@@ -330,10 +355,10 @@ pub fn apply_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<Paymen
                 if o.kind == OrderKind::Prepaid && (!late || lapsed_prepaid_ok) =>
             {
                 let p = product_in(tx, &o.product_id)?;
-                let hours = p.fulfillment_hours.unwrap_or(48) as i64;
+                let minutes = p.lead_minutes().unwrap_or(48 * 60) as i64;
                 o.status = OrderStatus::Prepaid;
                 o.paid_at = Some(now);
-                o.deadline = Some(now + hours * 3_600_000);
+                o.deadline = Some(now + minutes * 60_000);
                 enqueue(
                     tx,
                     JobKind::NotifySupplier { order_id: o.id },
@@ -411,16 +436,13 @@ pub fn pay_from_balance(tx: &Tx, order_id: OrderId, user: UserId) -> Result<Paym
         return Err(Error::not_found(format!("order {order_id}")));
     }
     if !o.status.is_pending_payment() {
-        return Err(Error::conflict(format!(
-            "order {order_id} is {}, not awaiting payment",
-            o.status.as_str()
-        )));
+        return Err(Conflict::NotPending { order: order_id, status: o.status }.into());
     }
     // The debit refuses a short balance or another currency before anything is written;
     // any later failure drops the whole operation (group commit never keeps half of one).
     let balance = post_entry(tx, user, -o.amount, o.currency, "order paid from balance", Some(order_id))?;
     let pay = Payment {
-        provider: "balance".into(),
+        provider: BALANCE.into(),
         external_id: format!("order:{order_id}"),
         amount: o.amount,
         currency: o.currency,
@@ -445,8 +467,8 @@ pub fn fulfill_prepaid_order(
     if content.is_empty() {
         return Err(Error::bad("the content to deliver is empty"));
     }
-    if content.len() > 16_384 {
-        return Err(Error::bad("the content to deliver is longer than 16384 bytes"));
+    if content.len() > MAX_CONTENT {
+        return Err(Error::bad(format!("the content to deliver is longer than {MAX_CONTENT} bytes")));
     }
     let before = get_order(tx, order_id)?;
     if let Some(s) = supplier {
@@ -458,13 +480,13 @@ pub fn fulfill_prepaid_order(
     match before.status {
         OrderStatus::Prepaid => {}
         OrderStatus::Refunded => {
-            return Err(Error::conflict(format!("order {order_id} was refunded (the deadline passed)")));
+            return Err(Conflict::RefundedLate(order_id).into());
         }
         OrderStatus::Ready | OrderStatus::Delivered => {
-            return Err(Error::conflict(format!("order {order_id} is already fulfilled")));
+            return Err(Conflict::AlreadyFulfilled(order_id).into());
         }
         s => {
-            return Err(Error::conflict(format!("order {order_id} is {}, not paid", s.as_str())));
+            return Err(Conflict::NotPaid { order: order_id, status: s }.into());
         }
     }
     let mut o = before.clone();
@@ -477,6 +499,10 @@ pub fn fulfill_prepaid_order(
 
 /// Refunds a paid order to the customer's balance and tells them. Idempotent.
 pub fn process_refund(tx: &Tx, order_id: OrderId, reason: &str) -> Result<RefundResult> {
+    refund(tx, order_id, reason, false)
+}
+
+fn refund(tx: &Tx, order_id: OrderId, reason: &str, late: bool) -> Result<RefundResult> {
     let before = get_order(tx, order_id)?;
     if before.status == OrderStatus::Refunded {
         let balance = balance_in(tx, before.user_id)?;
@@ -494,7 +520,7 @@ pub fn process_refund(tx: &Tx, order_id: OrderId, reason: &str) -> Result<Refund
     o.note = Some(reason.to_string());
     save_order(tx, Some(&before), &o)?;
     let balance = post_entry(tx, o.user_id, o.amount, o.currency, reason, Some(o.id))?;
-    notify(tx, o.user_id, Notice::Refunded { order_id: o.id, amount: o.amount }, format!("refund:{}", o.id))?;
+    notify(tx, o.user_id, Notice::Refunded { order_id: o.id, amount: o.amount, late }, format!("refund:{}", o.id))?;
     Ok(RefundResult { amount: o.amount, balance, already: false, order: o })
 }
 
@@ -577,7 +603,12 @@ pub fn refund_to_source(tx: &Tx, order_id: OrderId, provider: &str, reason: &str
 pub fn refund_late_prepaid(tx: &Tx, limit: usize) -> Result<Vec<RefundResult>> {
     due_orders(tx, OrderStatus::Prepaid, limit)?
         .into_iter()
-        .map(|o| process_refund(tx, o.id, "the supplier did not deliver in time"))
+        .map(|o| {
+            let r = refund(tx, o.id, "the supplier did not deliver in time", true)?;
+            // The supplier (it no longer needs delivering) and the admins hear of it.
+            enqueue(tx, JobKind::PreorderRefunded { order_id: o.id }, EnqueueOpts::once(format!("late:{}", o.id)))?;
+            Ok(r)
+        })
         .collect()
 }
 
@@ -749,10 +780,7 @@ pub fn cancel_pending(tx: &Tx, order_id: OrderId, user: UserId) -> Result<Order>
         return Ok(before);
     }
     if !before.status.is_pending_payment() {
-        return Err(Error::conflict(format!(
-            "order {order_id} is {}, it cannot be cancelled",
-            before.status.as_str()
-        )));
+        return Err(Conflict::NotPending { order: order_id, status: before.status }.into());
     }
     let mut o = before.clone();
     if !o.stock_item_ids.is_empty() {

@@ -238,8 +238,9 @@ fn availability_row(p: &Product, available: u64, now: Millis) -> Availability {
         discount_percent: discount,
         final_price: p.final_price_at(now),
         currency: p.currency,
-        can_fulfill: p.active && (available > 0 || p.fulfillment_hours.is_some()),
-        fulfillment_hours: if p.active { p.fulfillment_hours } else { None },
+        can_fulfill: p.active && (available > 0 || p.lead_minutes().is_some()),
+        fulfillment_hours: if p.active { p.lead_minutes().map(|m| m.div_ceil(60)) } else { None },
+        fulfillment_minutes: if p.active { p.lead_minutes() } else { None },
     }
 }
 

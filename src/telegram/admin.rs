@@ -8,7 +8,7 @@ use crate::domain::{JobState, ProductId, StockState};
 use crate::error::Error;
 use crate::messenger::Outgoing;
 use crate::queue::JobError;
-use crate::texts::bot as t;
+use crate::texts::{Loc, Rich, admin as ta, customer as t};
 
 fn id_arg(args: &str) -> Option<u64> {
     args.split_whitespace().next().and_then(|w| w.trim_start_matches('#').parse().ok())
@@ -36,17 +36,18 @@ impl Telegram {
             None => (name, args.to_string()),
         };
         if !ADMIN.contains(&name) {
-            return self.text(c, t::unknown_command(c.lang)).await;
+            return self.reply(c, t::unknown_command(&c.loc(self))).await;
         }
+        let l = &c.loc(self);
         if !self.is_admin(c) {
             tracing::warn!(user.id = c.user_id, command = name, "admin command refused");
-            return self.text(c, t::admin_only()).await;
+            return self.reply(c, ta::only_admins(l)).await;
         }
         let r = match name {
             "stats" => self.stats().await,
             "stock" => self.stock(&args).await,
             "addstock" => self.add_stock(&args).await,
-            "order" => self.admin_order(&args).await,
+            "order" => self.admin_order(l, &args).await,
             "refund" => self.refund(&args).await,
             "refundstars" => self.refund_stars_cmd(&args).await,
             "redeliver" => self.redeliver(&args).await,
@@ -54,48 +55,47 @@ impl Telegram {
             "retry" => self.retry(&args).await,
             "backup" => return self.backup(c).await,
             "broadcast" => self.start_broadcast(c, &args).await,
-            _ => Ok(t::admin_help()),
+            _ => Ok(ta::help(l)),
         };
         match r {
-            Ok(text) => self.html(c, text, Vec::new()).await,
-            Err(e) if e.is_rejection() => self.text(c, format!("⛔ {e}")).await,
+            Ok(text) => self.reply(c, text).await,
+            Err(e) if e.is_rejection() => self.reply(c, Rich::from(format!("⛔ {e}"))).await,
             Err(e) => Err(e.into()),
         }
     }
 
-    async fn stats(&self) -> crate::Result<String> {
+    async fn stats(&self) -> crate::Result<Rich> {
         let orders = self.store().order_status_counts().await?;
         let q = self.store().queue_counts().await?;
         let (users, reachable) = self.store().user_counts().await?;
-        let mut s = format!("<b>Stats</b>\nusers: {users} ({reachable} reachable)\norders:");
+        let mut s = format!("users: {users} ({reachable} reachable)\norders:");
         for st in crate::domain::OrderStatus::ALL {
             if let Some(n) = orders.get(&st) {
                 s.push_str(&format!("\n  {}: {n}", st.as_str()));
             }
         }
         s.push_str(&format!("\njobs: {} ready ({} due), {} dead", q.ready, q.due, q.dead));
-        Ok(s)
+        Ok(Rich::new().b("Stats").t("\n").t(s))
     }
 
-    async fn stock(&self, args: &str) -> crate::Result<String> {
+    async fn stock(&self, args: &str) -> crate::Result<Rich> {
         let id = ProductId::parse(args.split_whitespace().next().unwrap_or(""))?;
         let p = self.store().product(id.clone()).await?;
         let items = self.store().stock_items(id.clone()).await?;
         let count = |st: StockState| items.iter().filter(|i| i.state == st).count();
-        Ok(format!(
-            "<b>{}</b> ({})\navailable {}, reserved {}, sold {}, removed {}{}",
-            super::split::escape(&p.title),
+        Ok(Rich::new().b(&p.title).t(format!(
+            " ({})\navailable {}, reserved {}, sold {}, removed {}{}",
             p.id,
             count(StockState::Available),
             count(StockState::Reserved),
             count(StockState::Sold),
             count(StockState::Removed),
             if p.active { "" } else { "\n(inactive)" }
-        ))
+        )))
     }
 
     /// `/addstock <product>` then one item per line (duplicates are skipped).
-    async fn add_stock(&self, args: &str) -> crate::Result<String> {
+    async fn add_stock(&self, args: &str) -> crate::Result<Rich> {
         let mut lines = args.lines();
         let first = lines.next().unwrap_or("").trim();
         let (pid, rest_of_first) = first.split_once(char::is_whitespace).unwrap_or((first, ""));
@@ -110,22 +110,22 @@ impl Telegram {
             return Err(Error::bad("usage: /addstock <product> then one item per line"));
         }
         let added = self.store().write(move |tx| crate::store::products::add_stock(tx, &id, &items)).await?;
-        Ok(format!("Added {}, duplicates skipped {}.", added.added, added.duplicates))
+        Ok(Rich::from(format!("Added {}, duplicates skipped {}.", added.added, added.duplicates)))
     }
 
-    async fn admin_order(&self, args: &str) -> crate::Result<String> {
+    async fn admin_order(&self, l: &Loc, args: &str) -> crate::Result<Rich> {
         let id = id_arg(args).ok_or_else(|| Error::bad("usage: /order <id>"))?;
         let d = self.store().deliverable(id).await?;
-        Ok(t::admin_order(&d.order, &d.contents))
+        Ok(ta::order(l, &d.order, &d.contents))
     }
 
-    async fn refund(&self, args: &str) -> crate::Result<String> {
+    async fn refund(&self, args: &str) -> crate::Result<Rich> {
         let id = id_arg(args).ok_or_else(|| Error::bad("usage: /refund <id> [reason]"))?;
         let reason = args.split_once(char::is_whitespace).map(|(_, r)| r.trim()).filter(|r| !r.is_empty());
         let reason = reason.unwrap_or("refunded by the shop").to_string();
         let r = self.store().write(move |tx| crate::store::orders::process_refund(tx, id, &reason)).await?;
         let c = r.order.currency;
-        Ok(if r.already {
+        Ok(Rich::from(if r.already {
             format!("Order #{id} was already refunded.")
         } else {
             format!(
@@ -134,22 +134,22 @@ impl Telegram {
                 r.order.user_id,
                 crate::domain::Money::new(r.balance, c)
             )
-        })
+        }))
     }
 
     /// Refunds a Stars-paid order to the customer's Stars.
-    async fn refund_stars_cmd(&self, args: &str) -> crate::Result<String> {
+    async fn refund_stars_cmd(&self, args: &str) -> crate::Result<Rich> {
         let id = id_arg(args).ok_or_else(|| Error::bad("usage: /refundstars <id>"))?;
         let o = self.refund_stars(id).await?;
-        Ok(format!(
+        Ok(Rich::from(format!(
             "Order #{id}: {} refunded to user {}'s Telegram Stars.",
             crate::domain::Money::new(o.amount, o.currency),
             o.user_id
-        ))
+        )))
     }
 
     /// Sends an order's goods again, by hand (after an uncertain delivery).
-    async fn redeliver(&self, args: &str) -> crate::Result<String> {
+    async fn redeliver(&self, args: &str) -> crate::Result<Rich> {
         let id = id_arg(args).ok_or_else(|| Error::bad("usage: /redeliver <id>"))?;
         let d = self.store().deliverable(id).await?;
         if d.contents.is_empty() || !matches!(d.order.status, crate::domain::OrderStatus::Delivered) {
@@ -159,16 +159,11 @@ impl Telegram {
             )));
         }
         let lang = self.lang_of(d.order.user_id).await?;
-        let msg = Outgoing {
-            chat_id: d.order.user_id,
-            text: t::delivery(lang, &d.order, &d.contents),
-            html: true,
-            buttons: Vec::new(),
-        };
-        match self.messenger().send(&msg).await {
-            Ok(s) => Ok(format!("Order #{id} sent again (message {}).", s.message_id)),
-            Err(e) => Ok(format!("Order #{id} could not be sent: {e}")),
-        }
+        let msg = Outgoing::new(d.order.user_id, t::delivery(&self.shop().loc(lang), &d.order, &d.contents));
+        Ok(Rich::from(match self.messenger().send(&msg).await {
+            Ok(s) => format!("Order #{id} sent again (message {}).", s.message_id),
+            Err(e) => format!("Order #{id} could not be sent: {e}"),
+        }))
     }
 
     pub(crate) async fn lang_of(&self, user: i64) -> crate::Result<crate::texts::Lang> {
@@ -178,7 +173,7 @@ impl Telegram {
         Ok(crate::texts::Lang::pick(code.as_deref(), self.settings().default_lang))
     }
 
-    async fn failed_jobs(&self) -> crate::Result<String> {
+    async fn failed_jobs(&self) -> crate::Result<Rich> {
         let dead = self.store().jobs_in_state(JobState::Dead, 10).await?;
         let failing: Vec<_> = self
             .store()
@@ -189,43 +184,41 @@ impl Telegram {
             .take(10)
             .collect();
         let q = self.store().queue_counts().await?;
-        let mut s = format!("<b>Jobs</b>: {} ready, {} dead", q.ready, q.dead);
+        let mut s = Rich::new().b("Jobs").t(format!(": {} ready, {} dead", q.ready, q.dead));
         let line = |j: &crate::domain::JobRecord| {
             format!(
                 "\n/retry_{} {} — {} attempts — {}",
                 j.id,
                 j.kind.name(),
                 j.attempts,
-                super::split::escape(
-                    &j.last_error.clone().unwrap_or_default().chars().take(120).collect::<String>()
-                )
+                j.last_error.clone().unwrap_or_default().chars().take(120).collect::<String>()
             )
         };
         if !dead.is_empty() {
-            s.push_str("\n\n<b>Dead</b> (tap to retry):");
-            dead.iter().for_each(|j| s.push_str(&line(j)));
+            s = s.t("\n\n").b("Dead").t(" (tap to retry):");
+            for j in &dead {
+                s = s.t(line(j));
+            }
         }
         if !failing.is_empty() {
-            s.push_str("\n\n<b>Failing, will retry</b>:");
+            s = s.t("\n\n").b("Failing, will retry").t(":");
             for j in &failing {
-                s.push_str(&format!(
+                s = s.t(format!(
                     "\n#{} {} — {} attempts — {}",
                     j.id,
                     j.kind.name(),
                     j.attempts,
-                    super::split::escape(
-                        &j.last_error.clone().unwrap_or_default().chars().take(120).collect::<String>()
-                    )
+                    j.last_error.clone().unwrap_or_default().chars().take(120).collect::<String>()
                 ));
             }
         }
         Ok(s)
     }
 
-    async fn retry(&self, args: &str) -> crate::Result<String> {
+    async fn retry(&self, args: &str) -> crate::Result<Rich> {
         let id = id_arg(args).ok_or_else(|| Error::bad("usage: /retry <job id>"))?;
         let job = self.store().write(move |tx| crate::store::jobs::redrive(tx, id)).await?;
-        Ok(format!("Job #{} ({}) is queued again.", job.id, job.kind.name()))
+        Ok(Rich::from(format!("Job #{} ({}) is queued again.", job.id, job.kind.name())))
     }
 
     async fn backup(&self, c: &Ctx) -> Result<(), JobError> {
@@ -242,23 +235,20 @@ impl Telegram {
                 Err(JobError::RetryAfter(d, "Telegram rate limit".into()))
             }
             Err(e) => {
-                self.text(
-                    c,
-                    format!("⛔ The backup was written to {} but not sent: {e}", snap.path.display()),
-                )
-                .await
+                let text = format!("⛔ The backup was written to {} but not sent: {e}", snap.path.display());
+                self.reply(c, Rich::from(text)).await
             }
         }
     }
 
-    async fn start_broadcast(&self, c: &Ctx, args: &str) -> crate::Result<String> {
+    async fn start_broadcast(&self, c: &Ctx, args: &str) -> crate::Result<Rich> {
         let key = format!("update:{}", c.update_id);
         let text = args.to_string();
         let b =
             self.store().write(move |tx| crate::store::telegram::create_broadcast(tx, &text, &key)).await?;
-        Ok(format!(
+        Ok(Rich::from(format!(
             "Broadcast #{} is queued; it goes to every reachable customer within Telegram's limits.",
             b.id
-        ))
+        )))
     }
 }

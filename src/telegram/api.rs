@@ -75,6 +75,7 @@ impl BotApi {
                 SendError::Transient(_) => Some("transient"),
                 SendError::Uncertain(_) => Some("uncertain"),
                 SendError::Rejected(_) => Some("rejected"),
+                SendError::AlreadyDone => None,
             };
             if let Some(kind) = kind {
                 metrics::counter!("lavka_telegram_errors_total", "kind" => kind).increment(1);
@@ -140,6 +141,12 @@ pub fn outcome<R: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<R
         .unwrap_or_else(|_| ApiError::Unknown(desc.clone()));
     Err(if unreachable(&api) || status == StatusCode::FORBIDDEN {
         SendError::Unreachable
+    } else if matches!(api, ApiError::MessageNotModified)
+        || desc.contains("message is not modified")
+        || desc.contains("CHARGE_ALREADY_REFUNDED")
+    {
+        // Read once here, where Bot API descriptions are read: it is done already.
+        SendError::AlreadyDone
     } else {
         SendError::Rejected(format!("HTTP {status}: {desc}"))
     })

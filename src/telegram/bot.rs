@@ -5,17 +5,14 @@
 //! are idempotent in the store, read-only answers just repeat.
 
 use super::Telegram;
-use crate::ai::Button;
 use crate::callback::Callback;
 use crate::jobs::UpdateProcessor;
 use crate::messenger::{Outgoing, SendError};
 use crate::queue::JobError;
+use crate::shop::{Customer, Door, Reply};
 use crate::store::ledger::UserInfo;
-use crate::texts::Lang;
+use crate::texts::{Lang, Loc, Rich, customer as t};
 use teloxide_core::types::{CallbackQuery, ChatMemberUpdated, Message, Update, UpdateKind};
-
-/// Marks a run that ended because the recipient blocked the bot (the job ends quietly).
-const BLOCKED: &str = "the recipient blocked the bot";
 
 /// Who is talking, in which chat and language.
 #[derive(Clone, Debug)]
@@ -28,6 +25,24 @@ pub struct Ctx {
     pub private: bool,
     /// The message a catalogue button was pressed on: the answer replaces it.
     pub edit: Option<i64>,
+}
+
+impl Ctx {
+    /// The customer, for the shop's use cases.
+    pub fn customer(&self) -> Customer {
+        Customer {
+            user_id: self.user_id,
+            chat_id: self.chat_id,
+            lang: self.lang,
+            first_name: Some(self.first_name.clone()).filter(|n| !n.trim().is_empty()),
+            door: Door::Telegram { private: self.private },
+        }
+    }
+
+    /// How texts are written for this reader now.
+    pub fn loc(&self, tg: &Telegram) -> Loc {
+        tg.shop().loc(self.lang)
+    }
 }
 
 /// A command: `/name@bot args` → ("name", "args").
@@ -75,7 +90,7 @@ impl UpdateProcessor for Telegram {
             }
         };
         let update_id = u.id.0 as i64;
-        let r = match u.kind {
+        match u.kind {
             UpdateKind::Message(m) => self.on_message(update_id, m).await,
             UpdateKind::CallbackQuery(q) => self.on_callback(update_id, q).await,
             UpdateKind::MyChatMember(m) => self.on_membership(m).await,
@@ -85,10 +100,6 @@ impl UpdateProcessor for Telegram {
                 Ok(())
             }
             _ => Ok(()),
-        };
-        match r {
-            Err(JobError::Fatal(m)) if m == BLOCKED => Ok(()),
-            r => r,
         }
     }
 }
@@ -138,23 +149,23 @@ impl Telegram {
                 Ok(true) => return Ok(()),
                 // Too old, deleted or too long to edit: a new message instead.
                 Ok(false) => {}
-                Err(e) => return self.said(c, &msg, Err(e)).await,
+                Err(e) => return self.said(c, Err(e)).await,
             }
         }
-        let sent = self.sender_messenger().send(&msg).await.map(|_| ());
-        self.said(c, &msg, sent).await
+        let sent = self.messenger().send(&msg).await.map(|_| serde_json::Value::Null);
+        self.said(c, sent).await
     }
 
-    /// What a send's outcome means for the update job.
-    async fn said(&self, c: &Ctx, msg: &Outgoing, sent: Result<(), SendError>) -> Result<(), JobError> {
+    /// What a Bot API call's outcome means for the update job.
+    pub(crate) async fn said(&self, c: &Ctx, sent: Result<serde_json::Value, SendError>) -> Result<(), JobError> {
         match sent {
-            Ok(_) => Ok(()),
+            Ok(_) | Err(SendError::AlreadyDone) => Ok(()),
             Err(SendError::Unreachable) => {
                 let u = c.user_id;
-                if c.private && msg.chat_id == c.chat_id {
+                if c.private {
                     self.store().write(move |tx| crate::store::ledger::set_unreachable(tx, u, true)).await?;
                 }
-                Err(JobError::Fatal(BLOCKED.into()))
+                Err(JobError::Unreachable(u))
             }
             Err(SendError::RetryAfter(d)) => Err(JobError::RetryAfter(d, "Telegram rate limit".into())),
             Err(SendError::Transient(m)) => Err(JobError::Retry(m)),
@@ -167,23 +178,33 @@ impl Telegram {
         }
     }
 
-    fn sender_messenger(&self) -> std::sync::Arc<dyn crate::messenger::Messenger> {
-        self.messenger()
+    /// A reply without buttons.
+    pub(crate) async fn reply(&self, c: &Ctx, text: Rich) -> Result<(), JobError> {
+        self.say(c, Outgoing::new(c.chat_id, text)).await
     }
 
-    /// A plain-text reply.
-    pub(crate) async fn text(&self, c: &Ctx, text: String) -> Result<(), JobError> {
-        self.say(c, Outgoing::plain(c.chat_id, text)).await
+    /// Renders a use case's reply: the Stars invoice it asks for, then its text and buttons.
+    pub(crate) async fn render(&self, c: &Ctx, r: Reply) -> Result<(), JobError> {
+        if let Some(i) = &r.invoice {
+            self.send_invoice(c, i).await?;
+        }
+        if r.text.is_empty() && r.buttons.is_empty() {
+            return Ok(());
+        }
+        self.say(c, Outgoing::with(c.chat_id, r.text, r.buttons)).await
     }
 
-    /// An HTML reply with buttons.
-    pub(crate) async fn html(
-        &self,
-        c: &Ctx,
-        text: String,
-        buttons: Vec<Vec<Button>>,
-    ) -> Result<(), JobError> {
-        self.say(c, Outgoing { chat_id: c.chat_id, text, html: true, buttons }).await
+    /// Runs a use case and renders its answer; a failure the customer can do nothing about
+    /// is retried (storage) or answered with "something went wrong".
+    async fn answer(&self, c: &Ctx, r: crate::Result<Reply>) -> Result<(), JobError> {
+        match r {
+            Ok(r) => self.render(c, r).await,
+            Err(e) if e.is_retryable() => Err(JobError::Retry(e.to_string())),
+            Err(e) => {
+                tracing::warn!(error = %e, "a customer action failed");
+                self.reply(c, t::went_wrong(&c.loc(self))).await
+            }
+        }
     }
 
     async fn on_membership(&self, m: ChatMemberUpdated) -> Result<(), JobError> {
@@ -214,25 +235,24 @@ impl Telegram {
                 return self.on_supplier_message(&c, &suppliers, &m, command).await;
             }
         }
+        let shop = self.shop();
+        let who = c.customer();
         let Some((name, args)) = command else {
             if text.trim().is_empty() {
-                return Ok(());
+                // A sticker, photo or voice message: say what the bot understands.
+                return self.render(&c, shop.unreadable(&who)).await;
             }
-            return self.consult(&c, &text).await;
+            return self.answer(&c, shop.converse(&who, &text).await).await;
         };
         match name.as_str() {
-            "start" => self.start(&c).await,
-            "catalog" | "catalogue" | "shop" => self.catalog(&c, 0, 0).await,
-            "orders" => self.orders(&c).await,
-            "balance" => self.balance(&c).await,
-            "help" => self.text(&c, crate::texts::bot::help(c.lang)).await,
-            "paysupport" | "support" => {
-                self.text(&c, crate::texts::bot::paysupport(c.lang, &self.settings().support_contact)).await
-            }
+            "start" => self.render(&c, shop.start(&who)).await,
+            "catalog" | "catalogue" | "shop" => self.answer(&c, shop.browse(&who, 0, 0).await).await,
+            "orders" => self.answer(&c, shop.my_orders(&who).await).await,
+            "balance" => self.answer(&c, shop.balance(&who).await).await,
+            "help" => self.render(&c, shop.help(&who)).await,
+            "paysupport" | "support" => self.render(&c, shop.paysupport(&who)).await,
             "lang" | "language" => self.set_lang(&c, &args).await,
-            "fulfill" | "fulfil" | "preorders" => {
-                self.text(&c, crate::texts::bot::unknown_command(c.lang)).await
-            }
+            "fulfill" | "fulfil" | "preorders" => self.reply(&c, t::unknown_command(&c.loc(self))).await,
             _ => self.admin_command(&c, &name, &args).await,
         }
     }
@@ -248,29 +268,14 @@ impl Telegram {
             Ok(cb) => cb,
             Err(_) => {
                 tracing::info!(data = %data.chars().take(64).collect::<String>(), "unknown button data ignored");
-                return self.text(&c, crate::texts::bot::went_wrong(c.lang)).await;
+                return self.reply(&c, t::button_outdated(&c.loc(self))).await;
             }
         };
-        let (cb, in_place) = cb.unwrap_in_place();
-        if in_place {
+        if cb.unwrap_in_place().1 {
             c.edit = q.message.as_ref().map(|m| m.id().0 as i64);
         }
-        match cb.clone() {
-            Callback::InPlace(_) => Ok(()),
-            Callback::Product(p) => self.product_card(&c, &p).await,
-            Callback::Buy(p) => self.buy(&c, &p).await,
-            Callback::PreOrder(p) => self.preorder_consent(&c, &p).await,
-            Callback::ConfirmPreOrder(p) => self.confirm_preorder(&c, &p).await,
-            Callback::PayBalance(o) => self.pay_balance(&c, o).await,
-            Callback::PayStars(o) => self.send_stars_invoice(&c, o).await,
-            Callback::TopUp(n) => self.topup(&c, n).await,
-            Callback::Cancel(o) => self.cancel(&c, o).await,
-            Callback::Order(o) => self.show_order(&c, o).await,
-            Callback::Catalog { cat, page } => self.catalog(&c, cat, page).await,
-            // Search paging belongs to the consultant's conversation; the catalogue is the
-            // closest thing the bot can show by itself.
-            Callback::More(_) => self.catalog(&c, 0, 0).await,
-        }
+        let r = self.shop().press(&c.customer(), &cb).await;
+        self.answer(&c, r).await
     }
 }
 

@@ -4,24 +4,19 @@
 //! crash never loses an acknowledged update. Outgoing messages all go through one
 //! rate-limited [`sender::TelegramSender`], which is also the shop's [`Messenger`].
 //!
-//! Seams: the consultant is any [`Consult`] (given to [`Telegram::new`]); payment buttons of
-//! an offer come from `offer::payment_buttons` (issue 6 adds the real providers there).
+//! The bot is a door into the shop (`crate::shop`): it parses updates into use-case calls
+//! and renders their replies as Telegram messages; it implements no shop rule itself.
 
 pub mod admin;
 pub mod api;
 pub mod bot;
-pub mod broadcast;
 pub mod customer;
-pub mod offer;
 pub mod polling;
 pub mod sender;
 pub mod split;
 mod stars;
-pub use stars::PROVIDER as STARS_PROVIDER;
 pub mod supplier;
-pub mod webhook;
 
-use crate::ai::Consult;
 use crate::config::Config;
 use crate::messenger::Messenger;
 use crate::store::Store;
@@ -38,14 +33,9 @@ use tokio_util::task::TaskTracker;
 /// What the bot needs from the configuration.
 #[derive(Clone, Debug)]
 pub struct BotSettings {
-    pub shop_name: String,
     pub default_lang: Lang,
-    pub currency: crate::domain::Currency,
     pub admins: Vec<i64>,
     pub public_url: Option<String>,
-    pub mini_app_url: Option<String>,
-    pub support_contact: String,
-    pub reservation_ttl_ms: i64,
     pub backups_dir: PathBuf,
     pub snapshots_keep: usize,
     pub poll_timeout: Duration,
@@ -55,9 +45,7 @@ pub struct BotSettings {
 struct Inner {
     store: Store,
     sender: Arc<TelegramSender>,
-    consult: Arc<dyn Consult>,
-    /// Payment links (none in tests that do not need them).
-    payments: Option<crate::payments::Payments>,
+    shop: crate::shop::Shop,
     settings: BotSettings,
     /// Empty in polling mode.
     secret: String,
@@ -85,10 +73,9 @@ impl Telegram {
     /// the secret is the configured one, else one generated once and kept in the database.
     pub async fn new(
         config: &Config,
-        store: Store,
-        consult: Arc<dyn Consult>,
-        payments: Option<crate::payments::Payments>,
+        shop: crate::shop::Shop,
     ) -> anyhow::Result<Telegram> {
+        let store = shop.store().clone();
         let token = config.telegram().context("no Telegram token configured")?.expose().to_string();
         let poll_timeout = Duration::from_secs(config.telegram_poll_timeout_secs);
         // Our own client: the system's CA roots (TLS may be intercepted by a proxy with its
@@ -112,14 +99,9 @@ impl Telegram {
             }
         };
         let settings = BotSettings {
-            shop_name: config.shop_name.clone(),
             default_lang: config.lang(),
-            currency: crate::domain::Currency::parse(&config.currency)?,
             admins: config.admin_ids.clone(),
             public_url: config.public_url.as_ref().map(|u| u.trim_end_matches('/').to_string()),
-            mini_app_url: config.mini_app_url.clone().filter(|u| !u.trim().is_empty()),
-            support_contact: config.support_contact.clone(),
-            reservation_ttl_ms: config.reservation_ttl_secs as i64 * 1000,
             backups_dir: config.backups_dir(),
             snapshots_keep: config.snapshots_keep,
             poll_timeout,
@@ -130,8 +112,7 @@ impl Telegram {
             inner: Arc::new(Inner {
                 store,
                 sender,
-                consult,
-                payments,
+                shop,
                 settings,
                 secret,
                 local_base: OnceLock::new(),
@@ -166,11 +147,15 @@ impl Telegram {
         &self.inner.secret
     }
 
-    /// Where this server can be reached: the public URL, else the local listen address.
-    pub fn payments(&self) -> Option<&crate::payments::Payments> {
-        self.inner.payments.as_ref()
+    pub fn shop(&self) -> &crate::shop::Shop {
+        &self.inner.shop
     }
 
+    pub fn payments(&self) -> &crate::payments::Payments {
+        self.inner.shop.payments()
+    }
+
+    /// Where this server can be reached: the public URL, else the local listen address.
     pub fn base_url(&self) -> String {
         self.inner
             .settings
@@ -187,8 +172,8 @@ impl Telegram {
 
     /// A Bot API call with a JSON body, its result as JSON (the webhook set-up, Stars),
     /// bounded by the send timeout.
-    async fn call(&self, method: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
-        self.inner.sender.api().call(method, &body, true).await.map_err(|e| anyhow::anyhow!("{method}: {e}"))
+    async fn call(&self, method: &str, body: serde_json::Value) -> Result<serde_json::Value, crate::messenger::SendError> {
+        self.inner.sender.api().call(method, &body, true).await
     }
 
     /// `getUpdates`, whose raw JSON is stored as it came. Its wait is the long poll itself,

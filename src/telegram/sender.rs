@@ -7,7 +7,7 @@
 
 use super::api::BotApi;
 use super::split::{MAX_MESSAGE, split};
-use crate::ai::{Button, ButtonAction};
+use crate::callback::{Button, ButtonAction};
 use crate::messenger::{Messenger, Outgoing, SendError, Sent};
 use std::collections::HashMap;
 use std::path::Path;
@@ -182,10 +182,7 @@ impl TelegramSender {
         strict: bool,
     ) -> Result<Sent, SendError> {
         self.slot(msg.chat_id, strict).await?;
-        let mut req = SendMessage::new(ChatId(msg.chat_id), text);
-        if msg.html {
-            req = req.parse_mode(ParseMode::Html);
-        }
+        let mut req = SendMessage::new(ChatId(msg.chat_id), text).parse_mode(ParseMode::Html);
         if last && let Some(kb) = keyboard(&msg.buttons) {
             req = req.reply_markup(kb);
         }
@@ -202,15 +199,12 @@ impl TelegramSender {
     /// `Ok(false)`: it cannot be edited (too old, deleted, or the new text would need more
     /// than one message) and the caller sends a new one instead.
     pub async fn edit(&self, message_id: i64, msg: &Outgoing) -> Result<bool, SendError> {
-        if msg.text.chars().count() > MAX_MESSAGE {
+        if msg.text.chars() > MAX_MESSAGE {
             return Ok(false);
         }
         self.slot(msg.chat_id, true).await?;
-        let mut req =
-            EditMessageText::new(ChatId(msg.chat_id), MessageId(message_id as i32), msg.text.clone());
-        if msg.html {
-            req = req.parse_mode(ParseMode::Html);
-        }
+        let mut req = EditMessageText::new(ChatId(msg.chat_id), MessageId(message_id as i32), msg.text.html())
+            .parse_mode(ParseMode::Html);
         if let Some(kb) = keyboard(&msg.buttons) {
             req = req.reply_markup(kb);
         }
@@ -220,7 +214,7 @@ impl TelegramSender {
                 Ok(true)
             }
             // Pressed twice: it already shows this.
-            Err(SendError::Rejected(m)) if m.contains("message is not modified") => Ok(true),
+            Err(SendError::AlreadyDone) => Ok(true),
             Err(SendError::Rejected(m)) => {
                 tracing::debug!(error = %m, "message not editable; sending a new one");
                 Ok(false)
@@ -258,7 +252,7 @@ impl Messenger for TelegramSender {
     /// first part's message id is returned. Once a part is out, the rest are sent whatever
     /// the wait, and a failure is reported as `Uncertain` (the customer has part of it).
     async fn send(&self, msg: &Outgoing) -> Result<Sent, SendError> {
-        let parts = split(&msg.text, msg.html, MAX_MESSAGE);
+        let parts = split(&msg.text.html(), true, MAX_MESSAGE);
         let n = parts.len();
         let mut first = None;
         for (i, text) in parts.into_iter().enumerate() {

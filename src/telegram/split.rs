@@ -6,7 +6,7 @@
 pub const MAX_MESSAGE: usize = 4096;
 
 /// Escapes `<`, `>` and `&` for Telegram's HTML parse mode (the texts' escaper: one place).
-pub use crate::texts::bot::esc as escape;
+pub use crate::texts::esc as escape;
 
 /// Splits `text` into parts of at most `max` characters (counted on the raw text, tags
 /// included, so the visible length is never above it), preferring line breaks.

@@ -5,11 +5,12 @@
 
 use super::Telegram;
 use super::bot::Ctx;
-use crate::domain::OrderStatus;
-use crate::error::Error;
+use crate::domain::{OrderStatus, Supplier};
+use crate::error::{Conflict, Error};
 use crate::queue::JobError;
 use crate::store::orders::OrderFilter;
-use crate::texts::bot as t;
+use crate::texts::supplier::{self as t, Refusal};
+use crate::texts::{Lang, Loc};
 use teloxide_core::net::Download;
 use teloxide_core::prelude::*;
 use teloxide_core::types::Message;
@@ -30,29 +31,30 @@ pub fn order_ref(text: &str) -> Option<u64> {
 
 impl Telegram {
     /// The suppliers whose chat this is.
-    pub(crate) async fn suppliers_of_chat(&self, chat: i64) -> Result<Vec<String>, JobError> {
-        Ok(self
-            .store()
-            .suppliers()
-            .await?
-            .into_iter()
-            .filter(|s| s.telegram_chat_id == Some(chat))
-            .map(|s| s.id)
-            .collect())
+    pub(crate) async fn suppliers_of_chat(&self, chat: i64) -> Result<Vec<Supplier>, JobError> {
+        Ok(self.store().suppliers().await?.into_iter().filter(|s| s.telegram_chat_id == Some(chat)).collect())
+    }
+
+    /// The suppliers' own language (their record's, else the shop's default).
+    fn supplier_loc(&self, suppliers: &[Supplier]) -> Loc {
+        let code = suppliers.iter().find_map(|s| s.lang.as_deref());
+        self.shop().loc(code.and_then(Lang::parse).unwrap_or(self.settings().default_lang))
     }
 
     pub(crate) async fn on_supplier_message(
         &self,
         c: &Ctx,
-        suppliers: &[String],
+        suppliers: &[Supplier],
         m: &Message,
         command: Option<(String, String)>,
     ) -> Result<(), JobError> {
-        let l = c.lang;
+        let l = &self.supplier_loc(suppliers);
+        let suppliers: Vec<String> = suppliers.iter().map(|s| s.id.clone()).collect();
+        let suppliers = suppliers.as_slice();
         if let Some((name, _)) = &command
             && name == "preorders"
         {
-            return self.supplier_orders(c, suppliers).await;
+            return self.supplier_orders(c, l, suppliers).await;
         }
         // Which order: the command's first word, else the notification replied to.
         let (mut order, mut content) = match &command {
@@ -75,17 +77,17 @@ impl Telegram {
         }
         if let Some(doc) = m.document() {
             if doc.file.size > MAX_FILE {
-                return self.text(c, t::file_unusable(l)).await;
+                return self.reply(c, t::file_unusable(l)).await;
             }
             match self.download_text(&doc.file.id).await? {
                 Some(text) => content = text,
-                None => return self.text(c, t::file_unusable(l)).await,
+                None => return self.reply(c, t::file_unusable(l)).await,
             }
         }
         let Some(order) = order.filter(|_| !content.trim().is_empty()) else {
-            return self.text(c, t::fulfil_usage(l)).await;
+            return self.reply(c, t::fulfil_usage(l)).await;
         };
-        self.fulfil(c, suppliers, order, content).await
+        self.fulfil(c, l, suppliers, order, content).await
     }
 
     async fn download_text(&self, id: &teloxide_core::types::FileId) -> Result<Option<String>, JobError> {
@@ -102,15 +104,15 @@ impl Telegram {
     async fn fulfil(
         &self,
         c: &Ctx,
+        l: &Loc,
         suppliers: &[String],
         order: u64,
         content: String,
     ) -> Result<(), JobError> {
-        let l = c.lang;
         let o = match self.store().order(order).await {
             Ok(o) => o,
             Err(Error::NotFound(_)) => {
-                return self.text(c, t::fulfil_refused(l, order, &t::order_not_found(l))).await;
+                return self.reply(c, t::fulfil_refused(l, order, Refusal::NotFound)).await;
             }
             Err(e) => return Err(e.into()),
         };
@@ -121,20 +123,28 @@ impl Telegram {
                 chat.id = c.chat_id,
                 "a supplier asked for another supplier's order"
             );
-            return self.text(c, t::fulfil_refused(l, order, &t::order_not_found(l))).await;
+            return self.reply(c, t::fulfil_refused(l, order, Refusal::NotFound)).await;
         };
+        if content.trim().len() > crate::store::orders::MAX_CONTENT {
+            return self.reply(c, t::fulfil_refused(l, order, Refusal::TooLong)).await;
+        }
         let r = self
             .store()
             .write(move |tx| crate::store::orders::fulfill_prepaid_order(tx, order, &content, Some(&sup)))
             .await;
-        match r {
-            Ok(o) => self.text(c, t::fulfilled(l, o.id)).await,
-            Err(e) if e.is_rejection() => self.text(c, t::fulfil_refused(l, order, &e.to_string())).await,
-            Err(e) => Err(e.into()),
-        }
+        let why = match r {
+            Ok(o) => return self.reply(c, t::fulfilled(l, o.id)).await,
+            Err(Error::NotFound(_)) => Refusal::NotFound,
+            Err(Error::Conflict(Conflict::AlreadyFulfilled(_))) => Refusal::AlreadyFulfilled,
+            Err(Error::Conflict(Conflict::RefundedLate(_))) => Refusal::RefundedLate,
+            Err(Error::Conflict(_)) => Refusal::NotPaid,
+            Err(Error::BadInput(_)) => Refusal::Empty,
+            Err(e) => return Err(e.into()),
+        };
+        self.reply(c, t::fulfil_refused(l, order, why)).await
     }
 
-    async fn supplier_orders(&self, c: &Ctx, suppliers: &[String]) -> Result<(), JobError> {
+    async fn supplier_orders(&self, c: &Ctx, l: &Loc, suppliers: &[String]) -> Result<(), JobError> {
         let f =
             OrderFilter { status: Some(OrderStatus::Prepaid), user: None, before: None, limit: Some(1000) };
         let products = self.store().products().await?;
@@ -151,7 +161,7 @@ impl Telegram {
             .filter(|o| mine.contains(&o.product_id))
             .take(50)
             .collect();
-        self.html(c, t::supplier_orders(c.lang, &orders), Vec::new()).await
+        self.reply(c, t::open_orders(l, &orders)).await
     }
 }
 

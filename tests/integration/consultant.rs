@@ -4,19 +4,57 @@
 
 use crate::fake_gemini::{self, FakeGemini, answer, call, final_answer};
 use crate::helpers::*;
-use lavka::ai::{ButtonAction, Consultant, Customer, OfferKind, Reply, Setup};
-use lavka::callback::Callback;
+use lavka::ai::{Consultant, Setup};
+use lavka::callback::{Button, ButtonAction, Callback};
 use lavka::catalog;
-use lavka::config::{AiConfig, Secret};
-use lavka::domain::{Currency, OrderStatus};
+use lavka::config::{AiConfig, Config, Secret};
+use lavka::domain::{Currency, OrderKind as OfferKind, OrderStatus};
 use lavka::search::Search;
+use lavka::shop::{Customer, Door, Offer};
 use lavka::store::orders::OrderFilter;
 use lavka::texts::Lang;
 use serde_json::json;
 
 struct Shop {
     t: TestStore,
-    c: Consultant,
+    c: Doors,
+}
+
+/// The consultant's door into the shop, as `lavka chat` and the web chat use it.
+struct Doors {
+    shop: lavka::shop::Shop,
+}
+
+/// What the customer reads.
+#[derive(Debug)]
+struct Reply {
+    text: String,
+    buttons: Vec<Vec<Button>>,
+    offer: Option<Offer>,
+}
+
+impl From<lavka::shop::Reply> for Reply {
+    fn from(r: lavka::shop::Reply) -> Reply {
+        Reply { text: r.text.plain(), buttons: r.buttons, offer: r.offer }
+    }
+}
+
+impl Doors {
+    async fn answer(&self, c: &Customer, text: &str) -> lavka::Result<Reply> {
+        self.shop.converse(c, text).await.map(Reply::from)
+    }
+    async fn press(&self, c: &Customer, cb: &Callback) -> lavka::Result<Reply> {
+        self.shop.press(c, cb).await.map(Reply::from)
+    }
+    fn online(&self) -> bool {
+        self.shop.consultant().online()
+    }
+    fn llm(&self) -> Option<&lavka::ai::llm::Llm> {
+        self.shop.consultant().llm()
+    }
+    async fn forget(&self, user: i64) -> lavka::Result<bool> {
+        self.shop.forget(user).await
+    }
 }
 
 async fn shop(ai: AiConfig) -> Shop {
@@ -25,16 +63,23 @@ async fn shop(ai: AiConfig) -> Shop {
     t.store.write(move |tx| catalog::apply(tx, &cat)).await.unwrap();
     let search = Search::open(&t.dir.path().join("index"), t.store.clone(), None).await.unwrap();
     search.refresh().await.unwrap();
-    let c = Consultant::new(Setup {
-        store: t.store.clone(),
-        search,
-        ai,
+    let history_turns = ai.history_turns;
+    let c = Consultant::new(Setup { store: t.store.clone(), search: search.clone(), ai, shop_name: "Lavka".into() })
+        .unwrap();
+    let cfg = Config::for_tests(t.dir.path());
+    let payments = lavka::payments::Payments::new(&cfg, t.store.clone(), &Secret::new("test-admin-token-0123456789")).unwrap();
+    let settings = lavka::shop::Settings {
         shop_name: "Lavka".into(),
         currency: Currency::RUB,
+        zone: lavka::texts::Zone::MSK,
         reservation_ttl_ms: 15 * 60_000,
-    })
-    .unwrap();
-    Shop { t, c }
+        mini_app_url: None,
+        support_contact: String::new(),
+        stars: false,
+        history_turns,
+    };
+    let shop = lavka::shop::Shop::new(t.store.clone(), search, payments, c, settings);
+    Shop { t, c: Doors { shop } }
 }
 
 fn online(fake: &FakeGemini) -> AiConfig {
@@ -49,7 +94,7 @@ fn online(fake: &FakeGemini) -> AiConfig {
 }
 
 fn customer(id: i64) -> Customer {
-    Customer { user_id: id, chat_id: id, lang: Lang::Ru, first_name: Some("Аня".into()) }
+    Customer { first_name: Some("Аня".into()), ..Customer::new(id, Lang::Ru, Door::Terminal) }
 }
 
 fn callbacks(r: &Reply) -> Vec<Callback> {

@@ -87,8 +87,8 @@ async fn a_slow_model_times_out_and_the_offline_consultant_answers() {
     seed(app.store(), SMALL).await;
     app.state.search.refresh().await.unwrap();
     let t = Instant::now();
-    let me = lavka::ai::Customer { user_id: 3, chat_id: 3, lang: lavka::texts::Lang::En, first_name: None };
-    let r = app.state.consultant.answer(&me, "Key").await.unwrap();
+    let me = lavka::shop::Customer::new(3, lavka::texts::Lang::En, lavka::shop::Door::Web);
+    let r = app.state.shop.converse(&me, "Key").await.unwrap();
     // Well under the model's 15 s, with room for a loaded CI machine.
     assert!(t.elapsed() < Duration::from_secs(8), "the timeout bounds the wait: {:?}", t.elapsed());
     assert!(r.buttons.iter().flatten().count() > 0, "offline cards: {r:?}");

@@ -89,7 +89,7 @@ pub struct RecordingMessenger {
 
 impl RecordingMessenger {
     pub fn messages_to(&self, chat: i64) -> Vec<String> {
-        self.sent.lock().unwrap().iter().filter(|m| m.chat_id == chat).map(|m| m.text.clone()).collect()
+        self.sent.lock().unwrap().iter().filter(|m| m.chat_id == chat).map(|m| m.text.plain()).collect()
     }
     pub fn fail_with(&self, e: SendError) {
         self.fail_next.lock().unwrap().push_back(e);

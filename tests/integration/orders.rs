@@ -370,7 +370,7 @@ async fn a_failing_operation_in_a_batch_leaves_the_others_committed() {
                 if i % 10 == 5 {
                     // A rejection after a write is a bug in an operation, but even then
                     // its half-change must not be stored.
-                    return Err(Error::Conflict("rejected after writing".into()));
+                    return Err(Error::conflict("rejected after writing"));
                 }
                 Ok(i)
             })

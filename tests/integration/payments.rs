@@ -253,10 +253,10 @@ async fn the_dev_provider_pays_in_demo_mode_and_is_refused_otherwise() {
             .any(|m| m.contains("K1") || m.contains("K2") || m.contains("K3"))
     );
     // The consultant's offer links to the payment page.
-    let me = lavka::ai::Customer { user_id: 12, chat_id: 12, lang: lavka::texts::Lang::En, first_name: None };
-    let r = app.state.consultant.press(&me, &lavka::callback::Callback::Buy(pid("key"))).await.unwrap();
+    let me = lavka::shop::Customer::new(12, lavka::texts::Lang::En, lavka::shop::Door::Web);
+    let r = app.state.shop.press(&me, &lavka::callback::Callback::Buy(pid("key"))).await.unwrap();
     let url = r.buttons.iter().flatten().find_map(|b| match &b.action {
-        lavka::ai::ButtonAction::Url(u) => Some(u.clone()),
+        lavka::callback::ButtonAction::Url(u) => Some(u.clone()),
         _ => None,
     });
     assert!(url.expect("a pay link").starts_with(&format!("{}/pay/", app.base)));
@@ -275,16 +275,16 @@ async fn the_dev_provider_pays_in_demo_mode_and_is_refused_otherwise() {
 async fn balance_top_ups_through_the_dev_provider_and_crypto_pay_credit_once() {
     let app = spawn_app().await;
     seed(app.store(), SMALL).await;
-    let me = lavka::ai::Customer { user_id: 21, chat_id: 21, lang: lavka::texts::Lang::Ru, first_name: None };
-    let ask = app.state.consultant.answer(&me, "пополнить баланс").await.unwrap();
+    let me = lavka::shop::Customer::new(21, lavka::texts::Lang::Ru, lavka::shop::Door::Web);
+    let ask = app.state.shop.converse(&me, "пополнить баланс").await.unwrap();
     assert!(
         ask.buttons[0]
             .iter()
-            .any(|b| b.action == lavka::ai::ButtonAction::Callback(lavka::callback::Callback::TopUp(500)))
+            .any(|b| b.action == lavka::callback::ButtonAction::Callback(lavka::callback::Callback::TopUp(500)))
     );
-    let r = app.state.consultant.answer(&me, "пополнить баланс на 500").await.unwrap();
+    let r = app.state.shop.converse(&me, "пополнить баланс на 500").await.unwrap();
     let url = match &r.buttons[0][0].action {
-        lavka::ai::ButtonAction::Url(u) => u.clone(),
+        lavka::callback::ButtonAction::Url(u) => u.clone(),
         other => panic!("{other:?}"),
     };
     assert!(url.contains("/pay/topup/21/50000/"), "{url}");
@@ -301,9 +301,9 @@ async fn balance_top_ups_through_the_dev_provider_and_crypto_pay_credit_once() {
     assert_eq!(app.client.post(&forged).send().await.unwrap().status(), 404);
     assert_eq!(app.store().balance(21).await.unwrap(), 50_000);
     // The balance pays for a purchase.
-    let buy = app.state.consultant.press(&me, &lavka::callback::Callback::Buy(pid("key"))).await.unwrap();
+    let buy = app.state.shop.press(&me, &lavka::callback::Callback::Buy(pid("key"))).await.unwrap();
     let order = buy.offer.unwrap().order_id;
-    app.state.consultant.press(&me, &lavka::callback::Callback::PayBalance(order)).await.unwrap();
+    app.state.shop.press(&me, &lavka::callback::Callback::PayBalance(order)).await.unwrap();
     assert_eq!(app.store().order(order).await.unwrap().status, OrderStatus::Paid);
     assert_eq!(app.store().balance(21).await.unwrap(), 40_000);
     assert_check(app.store()).await;
@@ -431,21 +431,21 @@ async fn a_late_payment_for_a_sold_out_preorderable_product_offers_the_preorder(
     let sent = app.messenger.sent.lock().unwrap().clone();
     let notice = sent.iter().rev().find(|m| m.chat_id == 51).expect("a notice");
     let pre = notice.buttons.iter().flatten().any(|b| {
-        b.action == lavka::ai::ButtonAction::Callback(lavka::callback::Callback::PreOrder(pid("both")))
+        b.action == lavka::callback::ButtonAction::Callback(lavka::callback::Callback::PreOrder(pid("both")))
     });
     assert!(pre, "{notice:?}");
     // Consent, then the credited money pays the pre-order.
-    let me = lavka::ai::Customer { user_id: 51, chat_id: 51, lang: lavka::texts::Lang::En, first_name: None };
-    app.state.consultant.press(&me, &lavka::callback::Callback::PreOrder(pid("both"))).await.unwrap();
+    let me = lavka::shop::Customer::new(51, lavka::texts::Lang::En, lavka::shop::Door::Web);
+    app.state.shop.press(&me, &lavka::callback::Callback::PreOrder(pid("both"))).await.unwrap();
     let offer = app
         .state
-        .consultant
+        .shop
         .press(&me, &lavka::callback::Callback::ConfirmPreOrder(pid("both")))
         .await
         .unwrap()
         .offer
         .unwrap();
-    app.state.consultant.press(&me, &lavka::callback::Callback::PayBalance(offer.order_id)).await.unwrap();
+    app.state.shop.press(&me, &lavka::callback::Callback::PayBalance(offer.order_id)).await.unwrap();
     assert_eq!(app.store().order(offer.order_id).await.unwrap().status, OrderStatus::Prepaid);
     assert_eq!(app.store().balance(51).await.unwrap(), 0);
     assert_check(app.store()).await;

@@ -4,7 +4,6 @@
 //! apply as to any message. A crash between a send and its progress record sends that one
 //! message twice — the only repeat possible.
 
-use crate::app::AppState;
 use crate::messenger::{Messenger, Outgoing, SendError};
 use crate::queue::JobError;
 use crate::store::Store;
@@ -24,12 +23,13 @@ pub async fn run(store: &Store, messenger: &dyn Messenger, id: u64, part: u32) -
     for (i, u) in users.iter().enumerate() {
         let next = (i + 1 == n && n == PART).then_some(part + 1);
         let uid = u.id;
-        let sent = match messenger.send(&Outgoing::plain(uid, b.text.clone())).await {
+        let sent = match messenger.send(&Outgoing::new(uid, b.text.clone())).await {
             Ok(_) | Err(SendError::Uncertain(_)) => true,
             Err(SendError::Unreachable) => {
                 store.write(move |tx| crate::store::ledger::set_unreachable(tx, uid, true)).await?;
                 false
             }
+            Err(SendError::AlreadyDone) => true,
             Err(SendError::Rejected(m)) => {
                 tracing::warn!(user.id = uid, error = %m, "broadcast message refused for one user");
                 false
@@ -48,30 +48,3 @@ pub async fn run(store: &Store, messenger: &dyn Messenger, id: u64, part: u32) -
     Ok(())
 }
 
-#[derive(serde::Deserialize)]
-pub struct NewBroadcast {
-    text: String,
-    /// Repeating a request with the same key returns the same broadcast.
-    #[serde(default)]
-    key: Option<String>,
-}
-
-/// `POST /admin/api/broadcast` `{"text": "...", "key": "..."}`.
-pub async fn http_create(
-    axum::extract::State(s): axum::extract::State<AppState>,
-    crate::http::error::JsonBody(b): crate::http::error::JsonBody<NewBroadcast>,
-) -> crate::http::error::ApiResult<(axum::http::StatusCode, axum::Json<serde_json::Value>)> {
-    let key = b.key.unwrap_or_else(|| format!("http:{}:{}", s.store.now(), fastrand::u64(..)));
-    let key = format!("http:{key}");
-    let text = b.text;
-    let created = s.store.write(move |tx| crate::store::telegram::create_broadcast(tx, &text, &key)).await?;
-    Ok((axum::http::StatusCode::ACCEPTED, axum::Json(serde_json::json!({ "broadcast": created }))))
-}
-
-/// `GET /admin/api/broadcast/{id}`: progress.
-pub async fn http_get(
-    axum::extract::State(s): axum::extract::State<AppState>,
-    axum::extract::Path(id): axum::extract::Path<u64>,
-) -> crate::http::error::ApiResult<axum::Json<serde_json::Value>> {
-    Ok(axum::Json(serde_json::json!({ "broadcast": s.store.broadcast(id).await? })))
-}

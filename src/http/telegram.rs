@@ -1,9 +1,11 @@
+//! The Telegram routes: the webhook, and the admin API's broadcasts.
+//!
 //! `POST /telegram/webhook`: the secret header is compared in constant time, the update is
 //! stored as a `process_update` job (deduplicated by `update_id`) in one durable commit, and
 //! only then is 200 returned. A crash before the commit means no 200, so Telegram sends the
 //! update again; after it, the job survives the crash.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -52,4 +54,32 @@ pub async fn receive(
             error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again")
         }
     }
+}
+
+#[derive(serde::Deserialize)]
+pub struct NewBroadcast {
+    text: String,
+    /// Repeating a request with the same key returns the same broadcast.
+    #[serde(default)]
+    key: Option<String>,
+}
+
+/// `POST /admin/api/broadcast` `{"text": "...", "key": "..."}`.
+pub async fn broadcast_create(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    crate::http::error::JsonBody(b): crate::http::error::JsonBody<NewBroadcast>,
+) -> crate::http::error::ApiResult<(axum::http::StatusCode, axum::Json<serde_json::Value>)> {
+    let key = b.key.unwrap_or_else(|| format!("http:{}:{}", s.store.now(), fastrand::u64(..)));
+    let key = format!("http:{key}");
+    let text = b.text;
+    let created = s.store.write(move |tx| crate::store::telegram::create_broadcast(tx, &text, &key)).await?;
+    Ok((axum::http::StatusCode::ACCEPTED, axum::Json(serde_json::json!({ "broadcast": created }))))
+}
+
+/// `GET /admin/api/broadcast/{id}`: progress.
+pub async fn broadcast_get(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<u64>,
+) -> crate::http::error::ApiResult<axum::Json<serde_json::Value>> {
+    Ok(axum::Json(serde_json::json!({ "broadcast": s.store.broadcast(id).await? })))
 }
