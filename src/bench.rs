@@ -697,7 +697,11 @@ pub async fn consultant(cfg: &crate::config::Config, semantic: bool) -> anyhow::
     let queries = crate::search::eval::parse_queries(crate::search::eval::DEMO_QUERIES)?;
     let mut times = Vec::new();
     for (i, q) in queries.iter().enumerate() {
-        let who = crate::shop::Customer::new(10_000 + i as i64, crate::texts::Lang::Ru, crate::shop::Door::Terminal);
+        let who = crate::shop::Customer::new(
+            10_000 + i as i64,
+            crate::texts::Lang::Ru,
+            crate::shop::Door::Terminal,
+        );
         let t = Instant::now();
         s.shop.converse(&who, &q.q).await?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);

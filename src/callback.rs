@@ -147,7 +147,9 @@ impl Callback {
             "pb" => Callback::PayBalance(order(rest)?),
             "ps" => Callback::PayStars(order(rest)?),
             // `tu:0` asks for the choice of amounts.
-            "tu" => Callback::TopUp(rest.parse::<u32>().ok().filter(|n| rest == n.to_string()).ok_or_else(bad)?),
+            "tu" => {
+                Callback::TopUp(rest.parse::<u32>().ok().filter(|n| rest == n.to_string()).ok_or_else(bad)?)
+            }
             "x" => Callback::Cancel(order(rest)?),
             "o" => Callback::Order(order(rest)?),
             "c" => {

@@ -452,7 +452,10 @@ pub fn apply(tx: &Tx, cat: &Catalog) -> Result<ImportSummary> {
         sum.suppliers += 1;
     }
     for s in &missing {
-        sp::upsert_supplier(tx, &Supplier { id: s.clone(), name: s.clone(), telegram_chat_id: None, lang: None })?;
+        sp::upsert_supplier(
+            tx,
+            &Supplier { id: s.clone(), name: s.clone(), telegram_chat_id: None, lang: None },
+        )?;
     }
     sum.suppliers_created = missing;
     for p in &cat.products {
@@ -495,7 +498,11 @@ pub fn to_json(cat: &Catalog) -> serde_json::Value {
                 v["fulfillment_minutes"] = serde_json::json!(m);
             }
             if let Some(en) = &p.en {
-                for (k, val) in [("title_en", &en.title), ("description_en", &en.description), ("category_en", &en.category)] {
+                for (k, val) in [
+                    ("title_en", &en.title),
+                    ("description_en", &en.description),
+                    ("category_en", &en.category),
+                ] {
                     if let Some(x) = val {
                         v[k] = serde_json::json!(x);
                     }

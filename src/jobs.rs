@@ -65,7 +65,12 @@ impl ShopJobs {
     }
 
     /// Sends to a customer; a blocked bot marks them unreachable and ends the job.
-    async fn send_to_user(&self, user: UserId, text: Rich, buttons: Vec<Vec<Button>>) -> Result<(), JobError> {
+    async fn send_to_user(
+        &self,
+        user: UserId,
+        text: Rich,
+        buttons: Vec<Vec<Button>>,
+    ) -> Result<(), JobError> {
         match self.messenger.send(&Outgoing::with(user, text, buttons)).await {
             Ok(_) => Ok(()),
             Err(SendError::Unreachable) => {
@@ -151,7 +156,8 @@ impl ShopJobs {
                 if e == SendError::Unreachable {
                     // The goods wait for the customer: sent when they write again (the store
                     // queues the delivery then); the admins hear of it now.
-                    let alert = ta::customer_unreachable(&self.loc(self.settings.default_lang), &d.order).plain();
+                    let alert =
+                        ta::customer_unreachable(&self.loc(self.settings.default_lang), &d.order).plain();
                     let key = format!("unreachable:{order_id}");
                     self.store
                         .write(move |tx| {
@@ -190,7 +196,9 @@ impl ShopJobs {
                 self.messenger.send(&Outgoing::new(chat, ts::new_order(&l, &o))).await.map_err(send_error)?;
                 Ok(())
             }
-            None => self.alert_admins(ta::unassigned_preorder(&self.loc(self.settings.default_lang), &o)).await,
+            None => {
+                self.alert_admins(ta::unassigned_preorder(&self.loc(self.settings.default_lang), &o)).await
+            }
         }
     }
 
@@ -230,12 +238,15 @@ impl ShopJobs {
                     // The order was paid by another payment: this one was a second one.
                     t::second_payment_credited(l, *order_id, *amount, o.currency)
                 } else {
-                // Sold out meanwhile: when a supplier can deliver it, the customer may turn the
-                // credited money into a pre-order (consent first, then pay from the balance).
+                    // Sold out meanwhile: when a supplier can deliver it, the customer may turn the
+                    // credited money into a pre-order (consent first, then pay from the balance).
                     if let Ok(p) = self.store.product(o.product_id.clone()).await
                         && p.can_preorder()
                     {
-                        buttons.push(vec![Button::callback(t::button::preorder(l), Callback::PreOrder(p.id.clone()))]);
+                        buttons.push(vec![Button::callback(
+                            t::button::preorder(l),
+                            Callback::PreOrder(p.id.clone()),
+                        )]);
                     }
                     t::late_payment_credited(l, *order_id, *amount, o.currency)
                 }

@@ -114,7 +114,8 @@ impl Consultant {
             ("show_orders", _) => Action::Orders,
             ("show_balance", _) => Action::Balance,
             ("show_products", p) => {
-                let mut ids: Vec<ProductId> = d.product_ids.iter().filter_map(|s| ProductId::parse(s).ok()).collect();
+                let mut ids: Vec<ProductId> =
+                    d.product_ids.iter().filter_map(|s| ProductId::parse(s).ok()).collect();
                 if let Some(p) = p
                     && !ids.contains(&p)
                 {
@@ -157,13 +158,21 @@ impl Consultant {
                 if clear {
                     Action::Buy(hits[0].id.clone())
                 } else {
-                    Action::Show { query: rest, hits: hits.into_iter().map(|h| h.id).collect(), sort: Sort::Relevance }
+                    Action::Show {
+                        query: rest,
+                        hits: hits.into_iter().map(|h| h.id).collect(),
+                        sort: Sort::Relevance,
+                    }
                 }
             }
             Intent::PreOrder(rest) => {
                 let q = if rest.is_empty() { text.to_string() } else { rest };
                 let hits = self.inner.search.relevant(&q, 12).await?;
-                Action::Show { query: text.to_string(), hits: hits.into_iter().map(|h| h.id).collect(), sort: Sort::PreOrderFirst }
+                Action::Show {
+                    query: text.to_string(),
+                    hits: hits.into_iter().map(|h| h.id).collect(),
+                    sort: Sort::PreOrderFirst,
+                }
             }
             Intent::Cheaper(rest) => {
                 let q = if rest.is_empty() { conv.last_query.clone().unwrap_or_default() } else { rest };
@@ -173,11 +182,19 @@ impl Consultant {
                     hits.retain(|h| h.score >= top - 0.04);
                     hits.truncate(6);
                 }
-                Action::Show { query: q, hits: hits.into_iter().map(|h| h.id).collect(), sort: Sort::Cheapest }
+                Action::Show {
+                    query: q,
+                    hits: hits.into_iter().map(|h| h.id).collect(),
+                    sort: Sort::Cheapest,
+                }
             }
             Intent::Search => {
                 let hits = self.inner.search.relevant(text, 12).await?;
-                Action::Show { query: text.to_string(), hits: hits.into_iter().map(|h| h.id).collect(), sort: Sort::Relevance }
+                Action::Show {
+                    query: text.to_string(),
+                    hits: hits.into_iter().map(|h| h.id).collect(),
+                    sort: Sort::Relevance,
+                }
             }
         })
     }

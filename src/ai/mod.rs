@@ -29,7 +29,11 @@ pub enum Action {
     /// Top up the balance (by this many units of the shop currency, when said).
     TopUp(Option<u32>),
     /// Show these products (search results or the model's choice), for `query`.
-    Show { query: String, hits: Vec<ProductId>, sort: Sort },
+    Show {
+        query: String,
+        hits: Vec<ProductId>,
+        sort: Sort,
+    },
     /// More results of the last search.
     More,
     /// The product card.

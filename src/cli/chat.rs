@@ -3,10 +3,10 @@
 //! through a running server's admin API.
 
 use super::server_call;
-use crate::shop::{Customer, Door};
 use crate::app::{App, AppState, Parts};
 use crate::callback::Callback;
 use crate::config::Config;
+use crate::shop::{Customer, Door};
 use crate::texts::Lang;
 use anyhow::Context;
 use serde_json::{Value, json};

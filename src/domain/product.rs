@@ -179,7 +179,11 @@ impl Product {
     }
 
     pub fn description_in(&self, english: bool) -> &str {
-        self.en.as_ref().and_then(|e| e.description.as_deref()).filter(|_| english).unwrap_or(&self.description)
+        self.en
+            .as_ref()
+            .and_then(|e| e.description.as_deref())
+            .filter(|_| english)
+            .unwrap_or(&self.description)
     }
 
     pub fn category_in(&self, english: bool) -> &str {

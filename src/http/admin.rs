@@ -1,10 +1,10 @@
 //! The admin API under `/admin/api`, guarded by a bearer token compared in constant time.
 
 use super::error::{ApiError, ApiResult, JsonBody};
-use crate::state::AppState;
 use crate::catalog;
 use crate::domain::{Currency, JobState, OrderId, OrderKind, OrderStatus, Product, ProductId, UserId};
 use crate::error::Error;
+use crate::state::AppState;
 use crate::store::orders::{OrderFilter, Payment};
 use crate::store::{Tx, ledger, orders as ops, products as pops};
 use axum::Json;

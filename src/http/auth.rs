@@ -11,9 +11,9 @@
 //!   `initData` gets 401.
 
 use super::error::ApiError;
-use crate::state::AppState;
 use crate::domain::UserId;
 use crate::error::Error;
+use crate::state::AppState;
 use crate::texts::Lang;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};

@@ -7,9 +7,9 @@
 //!   changed), then the invoice is applied idempotently.
 
 use super::error::ApiResult;
-use crate::state::AppState;
 use crate::domain::{Money, Order, OrderId, OrderStatus};
 use crate::error::Error;
+use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};

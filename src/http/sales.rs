@@ -2,8 +2,8 @@
 //! for the admin page's chart. Orders refunded later count in `refunded`, not in revenue.
 
 use super::error::ApiResult;
-use crate::state::AppState;
 use crate::domain::{Money, OrderStatus};
+use crate::state::AppState;
 use crate::store::orders::OrderFilter;
 use axum::Json;
 use axum::extract::{Query, State};

@@ -458,7 +458,13 @@ pub struct ChatReply {
 fn customer(s: &AppState, user: &WebUser, lang: Option<&str>) -> Customer {
     let default = user.lang(s.config.lang());
     let lang = crate::texts::Lang::pick(lang, default);
-    Customer { user_id: user.id, chat_id: user.id, lang, first_name: user.first_name.clone(), door: Door::Web }
+    Customer {
+        user_id: user.id,
+        chat_id: user.id,
+        lang,
+        first_name: user.first_name.clone(),
+        door: Door::Web,
+    }
 }
 
 fn chat_reply(r: Reply) -> ChatReply {

@@ -47,4 +47,3 @@ pub async fn run(store: &Store, messenger: &dyn Messenger, id: u64, part: u32) -
     }
     Ok(())
 }
-

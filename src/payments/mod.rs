@@ -434,7 +434,8 @@ pub fn count(provider: &str, r: &PaymentResult) {
         (false, crate::domain::PaymentOutcome::CreditedToBalance) => "credited_to_balance",
         (false, crate::domain::PaymentOutcome::Mismatch) => "mismatch",
     };
-    metrics::counter!("lavka_payments_total", "provider" => provider.to_string(), "outcome" => outcome).increment(1);
+    metrics::counter!("lavka_payments_total", "provider" => provider.to_string(), "outcome" => outcome)
+        .increment(1);
 }
 
 /// Constant-time equality of a link token with the expected one.

@@ -78,7 +78,12 @@ impl Payments {
         let o = self.store().order(p.order_id).await?;
         let matched = p.currency == "XTR" && self.stars_for(o.amount, o.currency) == Some(p.total);
         let pay = if matched {
-            Payment { provider: PROVIDER.into(), external_id: p.charge_id.into(), amount: o.amount, currency: o.currency }
+            Payment {
+                provider: PROVIDER.into(),
+                external_id: p.charge_id.into(),
+                amount: o.amount,
+                currency: o.currency,
+            }
         } else {
             Payment {
                 provider: PROVIDER.into(),

@@ -13,12 +13,12 @@ use crate::error::Result;
 use crate::store::Store;
 use crate::store::jobs::{EnqueueOpts, Enqueued, Setback, enqueue};
 use futures::FutureExt;
-use tracing::Instrument;
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// How a handler says a run did not finish the job.
 #[derive(Debug, Clone)]

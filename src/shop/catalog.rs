@@ -130,7 +130,8 @@ impl Shop {
                 Callback::Catalog { cat: 0, page: 0 }.in_place(),
             )]);
         }
-        let title = if shelf.name.is_empty() && count > 1 { t::other_category(&l) } else { shelf.name.clone() };
+        let title =
+            if shelf.name.is_empty() && count > 1 { t::other_category(&l) } else { shelf.name.clone() };
         Ok(Reply::with(t::products_page(&l, &title, page, pages), rows))
     }
 
@@ -247,7 +248,10 @@ impl Shop {
             rows.push(row);
         }
         if items.len() > skip + SHOWN {
-            rows.push(vec![Button::callback(t::button::more(&l), Callback::More(((skip + SHOWN) / SHOWN) as u16))]);
+            rows.push(vec![Button::callback(
+                t::button::more(&l),
+                Callback::More(((skip + SHOWN) / SHOWN) as u16),
+            )]);
         }
         Ok(Reply::with(text, rows))
     }
@@ -264,6 +268,14 @@ impl Shop {
 
     /// Products like `title` that can be had now (for "sold out").
     pub(super) async fn similar(&self, title: &str, not: &ProductId) -> Result<Vec<ProductId>> {
-        Ok(self.inner.search.relevant(title, 8).await?.into_iter().map(|h| h.id).filter(|id| id != not).collect())
+        Ok(self
+            .inner
+            .search
+            .relevant(title, 8)
+            .await?
+            .into_iter()
+            .map(|h| h.id)
+            .filter(|id| id != not)
+            .collect())
     }
 }

@@ -29,7 +29,9 @@ use std::sync::Arc;
 /// Which door a customer came through (what it can show: Stars invoices only in Telegram).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Door {
-    Telegram { private: bool },
+    Telegram {
+        private: bool,
+    },
     /// The web shop or the Mini App (`/api/*`).
     Web,
     /// `lavka chat` and the admin API's chat.
@@ -86,7 +88,13 @@ struct Inner {
 const MAX_INPUT: usize = 1000;
 
 impl Shop {
-    pub fn new(store: Store, search: Search, payments: Payments, consultant: Consultant, settings: Settings) -> Shop {
+    pub fn new(
+        store: Store,
+        search: Search,
+        payments: Payments,
+        consultant: Consultant,
+        settings: Settings,
+    ) -> Shop {
         Shop { inner: Arc::new(Inner { store, search, payments, consultant, settings }) }
     }
 
@@ -114,7 +122,8 @@ impl Shop {
     /// `/start`: the greeting, the catalogue, and the Mini App in a private chat.
     pub fn start(&self, c: &Customer) -> Reply {
         let l = self.loc(c.lang);
-        let mut rows = vec![vec![Button::callback(t::button::catalog(&l), Callback::Catalog { cat: 0, page: 0 })]];
+        let mut rows =
+            vec![vec![Button::callback(t::button::catalog(&l), Callback::Catalog { cat: 0, page: 0 })]];
         if let (Some(url), Door::Telegram { private: true }) = (&self.inner.settings.mini_app_url, c.door) {
             rows.push(vec![Button::web_app(t::button::open_shop(&l), url.clone())]);
         }

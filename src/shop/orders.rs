@@ -19,7 +19,10 @@ impl Shop {
         let now = self.store().now();
         let f = OrderFilter { user: Some(user), limit: Some(20), ..OrderFilter::default() };
         Ok(self.store().orders(f).await?.into_iter().find(|o| {
-            &o.product_id == id && o.kind == kind && o.status.is_pending_payment() && o.expires_at.is_some_and(|t| t > now)
+            &o.product_id == id
+                && o.kind == kind
+                && o.status.is_pending_payment()
+                && o.expires_at.is_some_and(|t| t > now)
         }))
     }
 
@@ -37,7 +40,8 @@ impl Shop {
             return Ok(o);
         }
         let pid = id.clone();
-        match self.store().write(move |tx| ops::reserve_product_for_purchase(tx, user, &pid, qty, ttl)).await {
+        match self.store().write(move |tx| ops::reserve_product_for_purchase(tx, user, &pid, qty, ttl)).await
+        {
             Ok(o) => {
                 metrics::counter!("lavka_orders_created_total", "kind" => "instant").increment(1);
                 Ok(o)
@@ -57,7 +61,9 @@ impl Shop {
         let (user, pid, ttl) = (c.user_id, id.clone(), self.settings().reservation_ttl_ms);
         let o = self
             .store()
-            .write(move |tx| ops::create_order_with_availability_check(tx, user, &pid, qty, OrderKind::Prepaid, ttl))
+            .write(move |tx| {
+                ops::create_order_with_availability_check(tx, user, &pid, qty, OrderKind::Prepaid, ttl)
+            })
             .await?;
         metrics::counter!("lavka_orders_created_total", "kind" => "prepaid").increment(1);
         Ok(o)
@@ -65,7 +71,13 @@ impl Shop {
 
     /// Buy: hold the items and offer payment. Sold out → the pre-order question when the
     /// product allows it, else "sold out" with similar products.
-    pub async fn buy(&self, c: &Customer, conv: &mut Conversation, id: &ProductId, qty: u32) -> Result<Reply> {
+    pub async fn buy(
+        &self,
+        c: &Customer,
+        conv: &mut Conversation,
+        id: &ProductId,
+        qty: u32,
+    ) -> Result<Reply> {
         let l = self.loc(c.lang);
         let Some((p, _)) = self.live(id).await? else { return Ok(Reply::text(t::not_found(&l))) };
         conv.focus = Some(id.clone());
@@ -81,7 +93,12 @@ impl Shop {
         }
     }
 
-    async fn sold_out(&self, c: &Customer, conv: &mut Conversation, p: &crate::domain::Product) -> Result<Reply> {
+    async fn sold_out(
+        &self,
+        c: &Customer,
+        conv: &mut Conversation,
+        p: &crate::domain::Product,
+    ) -> Result<Reply> {
         let l = self.loc(c.lang);
         let title = p.title_in(c.lang == Lang::En).to_string();
         let ids = self.similar(&title, &p.id).await?;
@@ -97,7 +114,12 @@ impl Shop {
     }
 
     /// Asks consent to a prepaid pre-order (nothing is created yet).
-    pub async fn preorder_consent(&self, c: &Customer, conv: &mut Conversation, id: &ProductId) -> Result<Reply> {
+    pub async fn preorder_consent(
+        &self,
+        c: &Customer,
+        conv: &mut Conversation,
+        id: &ProductId,
+    ) -> Result<Reply> {
         let l = self.loc(c.lang);
         let Some((p, a)) = self.live(id).await? else { return Ok(Reply::text(t::not_found(&l))) };
         conv.focus = Some(id.clone());
@@ -112,13 +134,21 @@ impl Shop {
                     vec![Button::callback(t::button::agree(&l), Callback::ConfirmPreOrder(id.clone()))],
                     vec![Button::callback(t::button::back(&l), Callback::Product(id.clone()))],
                 ];
-                Ok(Reply::with(t::preorder_consent(&l, p.title_in(c.lang == Lang::En), minutes, &price), rows))
+                Ok(Reply::with(
+                    t::preorder_consent(&l, p.title_in(c.lang == Lang::En), minutes, &price),
+                    rows,
+                ))
             }
         }
     }
 
     /// The customer agreed: the prepaid order is created (or the live one reused) and offered.
-    pub async fn confirm_preorder(&self, c: &Customer, conv: &mut Conversation, id: &ProductId) -> Result<Reply> {
+    pub async fn confirm_preorder(
+        &self,
+        c: &Customer,
+        conv: &mut Conversation,
+        id: &ProductId,
+    ) -> Result<Reply> {
         conv.pending_preorder = None;
         let l = self.loc(c.lang);
         let Some((p, a)) = self.live(id).await? else { return Ok(Reply::text(t::not_found(&l))) };
@@ -184,19 +214,26 @@ impl Shop {
     pub async fn pay_balance(&self, c: &Customer, order: OrderId) -> Result<Reply> {
         let l = self.loc(c.lang);
         match self.pay_from_balance(c, order).await {
+            // A paid pre-order is confirmed once, by the notice that names its deadline.
+            Ok(r) if r.order.kind == OrderKind::Prepaid => Ok(Reply::default()),
             Ok(r) => Ok(Reply::text(t::paid_from_balance(&l, &r.order, r.balance.unwrap_or(0)))),
             Err(Error::InsufficientBalance { need, have }) => {
                 let o = self.store().order(order).await?;
                 let mut r = Reply::text(t::insufficient_balance(&l, need, have, o.currency));
                 if self.payments().any() {
-                    r.buttons = vec![vec![Button::callback(t::button::topup(&l), Callback::TopUp(topup_units(need - have, o.currency)))]];
+                    r.buttons = vec![vec![Button::callback(
+                        t::button::topup(&l),
+                        Callback::TopUp(topup_units(need - have, o.currency)),
+                    )]];
                 }
                 Ok(r)
             }
             Err(Error::NotFound(_)) => Ok(Reply::text(t::order_not_found(&l))),
             Err(Error::Conflict(Conflict::NotPending { status, .. })) => {
                 let o = self.store().order(order).await?;
-                if o.payment.as_ref().is_some_and(|p| p.provider == crate::store::orders::BALANCE) {
+                if o.payment.as_ref().is_some_and(|p| p.provider == crate::store::orders::BALANCE)
+                    && o.kind == OrderKind::Instant
+                {
                     // This press was already paid (the update ran again): say so again.
                     let left = self.store().balance(c.user_id).await?;
                     Ok(Reply::text(t::paid_from_balance(&l, &o, left)))
@@ -222,7 +259,9 @@ impl Shop {
         if !o.status.is_pending_payment() {
             return Ok(Reply::text(t::cannot_pay(&l, o.id, o.status)));
         }
-        let Some(stars) = self.stars_for(c, &o) else { return Ok(Reply::text(t::cannot_pay(&l, o.id, o.status))) };
+        let Some(stars) = self.stars_for(c, &o) else {
+            return Ok(Reply::text(t::cannot_pay(&l, o.id, o.status)));
+        };
         Ok(Reply {
             invoice: Some(StarsInvoice {
                 order_id: o.id,
@@ -254,11 +293,19 @@ impl Shop {
     pub async fn my_orders(&self, c: &Customer) -> Result<Reply> {
         let l = self.loc(c.lang);
         let f = OrderFilter { user: Some(c.user_id), limit: Some(20), ..OrderFilter::default() };
-        let orders: Vec<Order> =
-            self.store().orders(f).await?.into_iter().filter(|o| o.status != OrderStatus::Expired).take(10).collect();
+        let orders: Vec<Order> = self
+            .store()
+            .orders(f)
+            .await?
+            .into_iter()
+            .filter(|o| o.status != OrderStatus::Expired)
+            .take(10)
+            .collect();
         let rows = orders
             .iter()
-            .map(|o| vec![Button::callback(format!("#{} {}", o.id, t::short(&o.title, 30)), Callback::Order(o.id))])
+            .map(|o| {
+                vec![Button::callback(format!("#{} {}", o.id, t::short(&o.title, 30)), Callback::Order(o.id))]
+            })
             .collect();
         Ok(Reply::with(t::orders(&l, &orders), rows))
     }
@@ -280,7 +327,13 @@ impl Shop {
     pub async fn balance(&self, c: &Customer) -> Result<Reply> {
         let l = self.loc(c.lang);
         let amount = self.store().balance(c.user_id).await?;
-        let cur = self.store().ledger(c.user_id).await?.first().map(|e| e.currency).unwrap_or(self.settings().currency);
+        let cur = self
+            .store()
+            .ledger(c.user_id)
+            .await?
+            .first()
+            .map(|e| e.currency)
+            .unwrap_or(self.settings().currency);
         let mut r = Reply::text(t::balance(&l, amount, cur));
         if self.payments().any() {
             r.buttons = vec![vec![Button::callback(t::button::topup(&l), Callback::TopUp(0))]];
@@ -306,7 +359,10 @@ impl Shop {
         let minor = n as i64 * scale;
         let url = self.payments().topup_url(c.user_id, minor);
         let balance = self.store().balance(c.user_id).await?;
-        Ok(Reply::with(t::topup_offer(&l, minor, balance, cur), vec![vec![Button::url(t::button::topup(&l), url)]]))
+        Ok(Reply::with(
+            t::topup_offer(&l, minor, balance, cur),
+            vec![vec![Button::url(t::button::topup(&l), url)]],
+        ))
     }
 }
 

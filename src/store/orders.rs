@@ -243,7 +243,9 @@ pub fn redeliver_waiting(tx: &Tx, user: UserId) -> Result<usize> {
     let mut n = 0;
     for id in ids {
         if matches!(get_order(tx, id)?.status, OrderStatus::Paid | OrderStatus::Ready) {
-            deliver_job(tx, id)?;
+            // The first delivery job's key is once-only; this one is held while it waits.
+            let job = JobKind::DeliverOrder { order_id: id };
+            enqueue(tx, job, EnqueueOpts::while_pending(format!("redeliver:{id}")))?;
             n += 1;
         }
     }
@@ -520,7 +522,12 @@ fn refund(tx: &Tx, order_id: OrderId, reason: &str, late: bool) -> Result<Refund
     o.note = Some(reason.to_string());
     save_order(tx, Some(&before), &o)?;
     let balance = post_entry(tx, o.user_id, o.amount, o.currency, reason, Some(o.id))?;
-    notify(tx, o.user_id, Notice::Refunded { order_id: o.id, amount: o.amount, late }, format!("refund:{}", o.id))?;
+    notify(
+        tx,
+        o.user_id,
+        Notice::Refunded { order_id: o.id, amount: o.amount, late },
+        format!("refund:{}", o.id),
+    )?;
     Ok(RefundResult { amount: o.amount, balance, already: false, order: o })
 }
 
@@ -606,7 +613,11 @@ pub fn refund_late_prepaid(tx: &Tx, limit: usize) -> Result<Vec<RefundResult>> {
         .map(|o| {
             let r = refund(tx, o.id, "the supplier did not deliver in time", true)?;
             // The supplier (it no longer needs delivering) and the admins hear of it.
-            enqueue(tx, JobKind::PreorderRefunded { order_id: o.id }, EnqueueOpts::once(format!("late:{}", o.id)))?;
+            enqueue(
+                tx,
+                JobKind::PreorderRefunded { order_id: o.id },
+                EnqueueOpts::once(format!("late:{}", o.id)),
+            )?;
             Ok(r)
         })
         .collect()

@@ -157,7 +157,11 @@ impl Telegram {
     }
 
     /// What a Bot API call's outcome means for the update job.
-    pub(crate) async fn said(&self, c: &Ctx, sent: Result<serde_json::Value, SendError>) -> Result<(), JobError> {
+    pub(crate) async fn said(
+        &self,
+        c: &Ctx,
+        sent: Result<serde_json::Value, SendError>,
+    ) -> Result<(), JobError> {
         match sent {
             Ok(_) | Err(SendError::AlreadyDone) => Ok(()),
             Err(SendError::Unreachable) => {

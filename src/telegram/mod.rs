@@ -71,10 +71,7 @@ fn random_secret() -> String {
 impl Telegram {
     /// Builds the channel from the configuration (which must have a token). In webhook mode
     /// the secret is the configured one, else one generated once and kept in the database.
-    pub async fn new(
-        config: &Config,
-        shop: crate::shop::Shop,
-    ) -> anyhow::Result<Telegram> {
+    pub async fn new(config: &Config, shop: crate::shop::Shop) -> anyhow::Result<Telegram> {
         let store = shop.store().clone();
         let token = config.telegram().context("no Telegram token configured")?.expose().to_string();
         let poll_timeout = Duration::from_secs(config.telegram_poll_timeout_secs);
@@ -109,14 +106,7 @@ impl Telegram {
         };
         let sender = Arc::new(TelegramSender::new(bot, api, Limits::from_config(config)));
         Ok(Telegram {
-            inner: Arc::new(Inner {
-                store,
-                sender,
-                shop,
-                settings,
-                secret,
-                local_base: OnceLock::new(),
-            }),
+            inner: Arc::new(Inner { store, sender, shop, settings, secret, local_base: OnceLock::new() }),
         })
     }
 
@@ -172,7 +162,11 @@ impl Telegram {
 
     /// A Bot API call with a JSON body, its result as JSON (the webhook set-up, Stars),
     /// bounded by the send timeout.
-    async fn call(&self, method: &str, body: serde_json::Value) -> Result<serde_json::Value, crate::messenger::SendError> {
+    async fn call(
+        &self,
+        method: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, crate::messenger::SendError> {
         self.inner.sender.api().call(method, &body, true).await
     }
 

@@ -203,8 +203,9 @@ impl TelegramSender {
             return Ok(false);
         }
         self.slot(msg.chat_id, true).await?;
-        let mut req = EditMessageText::new(ChatId(msg.chat_id), MessageId(message_id as i32), msg.text.html())
-            .parse_mode(ParseMode::Html);
+        let mut req =
+            EditMessageText::new(ChatId(msg.chat_id), MessageId(message_id as i32), msg.text.html())
+                .parse_mode(ParseMode::Html);
         if let Some(kb) = keyboard(&msg.buttons) {
             req = req.reply_markup(kb);
         }

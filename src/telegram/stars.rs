@@ -12,7 +12,7 @@ use crate::messenger::SendError;
 use crate::payments::stars::{PROVIDER, StarsPaid, order_of, payload};
 use crate::queue::JobError;
 use crate::shop::StarsInvoice;
-use crate::texts::{Rich, customer as t};
+use crate::texts::customer as t;
 use serde_json::json;
 
 fn invoice_body(i: &StarsInvoice) -> serde_json::Value {
@@ -42,7 +42,11 @@ impl Telegram {
     /// A link to a Stars invoice for a pending order, for the Mini App's `openInvoice`, with
     /// its price in Stars; `None` when Stars are off. The payment then arrives as the same
     /// updates as an invoice sent in the chat. The caller checked ownership and status.
-    pub async fn stars_invoice_link(&self, o: &Order, l: &crate::texts::Loc) -> crate::Result<Option<(String, u32)>> {
+    pub async fn stars_invoice_link(
+        &self,
+        o: &Order,
+        l: &crate::texts::Loc,
+    ) -> crate::Result<Option<(String, u32)>> {
         let Some(stars) = self.payments().stars_for(o.amount, o.currency) else { return Ok(None) };
         let i = StarsInvoice {
             order_id: o.id,
@@ -55,13 +59,17 @@ impl Telegram {
             .await
             .map_err(|e| Error::Unavailable(format!("createInvoiceLink: {e}")))?;
         metrics::counter!("lavka_payment_invoices_total", "provider" => PROVIDER).increment(1);
-        let url = link.as_str().ok_or_else(|| Error::Unavailable(format!("createInvoiceLink returned {link}")))?;
+        let url =
+            link.as_str().ok_or_else(|| Error::Unavailable(format!("createInvoiceLink returned {link}")))?;
         Ok(Some((url.to_string(), stars)))
     }
 
     /// `pre_checkout_query`: re-validate and answer (within Telegram's 10 s; no retries, a
     /// late answer is useless).
-    pub(crate) async fn pre_checkout(&self, q: &teloxide_core::types::PreCheckoutQuery) -> Result<(), JobError> {
+    pub(crate) async fn pre_checkout(
+        &self,
+        q: &teloxide_core::types::PreCheckoutQuery,
+    ) -> Result<(), JobError> {
         let user = q.from.id.0 as i64;
         let lang = crate::texts::Lang::pick(q.from.language_code.as_deref(), self.settings().default_lang);
         let l = self.shop().loc(lang);
@@ -73,7 +81,8 @@ impl Telegram {
         if let Some(why) = &refuse {
             body["error_message"] = json!(why);
         }
-        metrics::counter!("lavka_stars_pre_checkout_total", "ok" => refuse.is_none().to_string()).increment(1);
+        metrics::counter!("lavka_stars_pre_checkout_total", "ok" => refuse.is_none().to_string())
+            .increment(1);
         if let Err(e) = self.call("answerPreCheckoutQuery", body).await {
             tracing::warn!(error = %e, "could not answer a pre-checkout query");
         }
@@ -104,7 +113,9 @@ impl Telegram {
             return Ok(());
         }
         match r.outcome {
-            PaymentOutcome::Applied => self.reply(c, Rich::from(t::stars_paid(&l, &r.order))).await,
+            // A paid pre-order is confirmed once, by the notice that names its deadline.
+            PaymentOutcome::Applied if r.order.kind == crate::domain::OrderKind::Prepaid => Ok(()),
+            PaymentOutcome::Applied => self.reply(c, t::stars_paid(&l, &r.order)).await,
             // Credited to the balance in the shop currency: the notice job tells the customer.
             PaymentOutcome::CreditedToBalance => Ok(()),
             PaymentOutcome::Mismatch if !a.matched => {
@@ -149,7 +160,9 @@ impl Telegram {
         }
         let r = self
             .store()
-            .write(move |tx| crate::store::orders::refund_to_source(tx, order_id, PROVIDER, "refunded to Telegram Stars"))
+            .write(move |tx| {
+                crate::store::orders::refund_to_source(tx, order_id, PROVIDER, "refunded to Telegram Stars")
+            })
             .await?;
         metrics::counter!("lavka_refunds_total", "to" => PROVIDER).increment(1);
         Ok(r)

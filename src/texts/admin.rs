@@ -5,7 +5,9 @@ use super::{Loc, Rich};
 use crate::domain::{Order, OrderKind};
 
 pub fn only_admins(l: &Loc) -> Rich {
-    Rich::from(l.s("Эта команда только для администраторов магазина.", "This command is for the shop's admins."))
+    Rich::from(
+        l.s("Эта команда только для администраторов магазина.", "This command is for the shop's admins."),
+    )
 }
 
 pub fn help(l: &Loc) -> Rich {
@@ -21,7 +23,11 @@ pub fn help(l: &Loc) -> Rich {
 
 /// An order with everything the admin needs (contents included).
 pub fn order(l: &Loc, o: &Order, contents: &[String]) -> Rich {
-    let kind = if o.kind == OrderKind::Prepaid { l.s("предзаказ", "pre-order") } else { l.s("сразу", "instant") };
+    let kind = if o.kind == OrderKind::Prepaid {
+        l.s("предзаказ", "pre-order")
+    } else {
+        l.s("сразу", "instant")
+    };
     let mut r = Rich::new().b(format!("#{}", o.id)).t(" ").t(&o.title).t(format!(
         " × {} — {}\nuser {} · {} · {kind}\n{} {}",
         o.quantity,
@@ -38,8 +44,14 @@ pub fn order(l: &Loc, o: &Order, contents: &[String]) -> Rich {
         r = r.t(format!("\n{} {}", l.s("срок", "deadline"), l.when(d)));
     }
     if let Some(t) = o.delivered_at {
-        let mid = o.delivery_message_id.map(|m| m.to_string()).unwrap_or_else(|| l.s("неизвестно", "unknown"));
-        r = r.t(format!("\n{} {} ({} {mid})", l.s("выдан", "delivered"), l.when(t), l.s("сообщение", "message")));
+        let mid =
+            o.delivery_message_id.map(|m| m.to_string()).unwrap_or_else(|| l.s("неизвестно", "unknown"));
+        r = r.t(format!(
+            "\n{} {} ({} {mid})",
+            l.s("выдан", "delivered"),
+            l.when(t),
+            l.s("сообщение", "message")
+        ));
     }
     if let Some(n) = &o.note {
         r = r.t(format!("\n{}: ", l.s("заметка", "note"))).t(n);

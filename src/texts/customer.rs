@@ -180,7 +180,9 @@ pub fn sale_state(l: &Loc, sale: Sale) -> String {
 /// Short state for a list line: "в наличии: 5", "предзаказ, 48 ч", "нет в наличии".
 pub fn sale_short(l: &Loc, sale: Sale) -> String {
     match sale {
-        Sale::InStock { available } => l.s(&format!("в наличии: {available}"), &format!("in stock: {available}")),
+        Sale::InStock { available } => {
+            l.s(&format!("в наличии: {available}"), &format!("in stock: {available}"))
+        }
         Sale::PreOrder { minutes } => {
             let t = l.span_minutes(minutes as i64);
             l.s(&format!("под заказ, {t}"), &format!("pre-order, {t}"))
@@ -231,7 +233,10 @@ pub fn found(l: &Loc, n: usize) -> Rich {
 pub fn nothing_found(l: &Loc, categories: &[String]) -> Rich {
     let cats = categories.join(", ");
     Rich::from(if cats.is_empty() {
-        l.s("Ничего подходящего не нашлось. Попробуйте сказать иначе.", "I couldn't find anything matching. Try other words.")
+        l.s(
+            "Ничего подходящего не нашлось. Попробуйте сказать иначе.",
+            "I couldn't find anything matching. Try other words.",
+        )
     } else {
         l.s(
             &format!("Ничего подходящего не нашлось. Попробуйте сказать иначе или выберите раздел: {cats}."),
@@ -241,7 +246,10 @@ pub fn nothing_found(l: &Loc, categories: &[String]) -> Rich {
 }
 
 pub fn no_more(l: &Loc) -> Rich {
-    Rich::from(l.s("Больше ничего подходящего нет. Уточните, что ищете?", "That's all I have for this. Anything else?"))
+    Rich::from(l.s(
+        "Больше ничего подходящего нет. Уточните, что ищете?",
+        "That's all I have for this. Anything else?",
+    ))
 }
 
 pub fn ask_what(l: &Loc) -> Rich {
@@ -261,7 +269,9 @@ pub fn not_on_sale(l: &Loc) -> Rich {
 
 pub fn sold_out(l: &Loc, title: &str) -> Rich {
     match l.lang {
-        Lang::Ru => Rich::new().t("К сожалению, «").b(title).t("» закончился, и предзаказ на него недоступен."),
+        Lang::Ru => {
+            Rich::new().t("К сожалению, «").b(title).t("» закончился, и предзаказ на него недоступен.")
+        }
         Lang::En => Rich::new().t("Sorry, ").b(title).t(" is sold out and cannot be pre-ordered."),
     }
 }
@@ -291,10 +301,18 @@ pub fn offer(l: &Loc, o: &Order, balance: Option<(i64, Currency)>) -> Rich {
     let until = o.expires_at.map(|t| l.when(t)).unwrap_or_default();
     let qty = if o.quantity > 1 { format!(" × {}", o.quantity) } else { String::new() };
     let mut r = match (l.lang, o.kind) {
-        (Lang::Ru, OrderKind::Prepaid) => Rich::new().t("🧾 Предзаказ ").b(format!("#{}", o.id)).t(": ").t(&o.title).t(qty),
-        (Lang::Ru, OrderKind::Instant) => Rich::new().t("🧾 Заказ ").b(format!("#{}", o.id)).t(": ").t(&o.title).t(qty),
-        (Lang::En, OrderKind::Prepaid) => Rich::new().t("🧾 Pre-order ").b(format!("#{}", o.id)).t(": ").t(&o.title).t(qty),
-        (Lang::En, OrderKind::Instant) => Rich::new().t("🧾 Order ").b(format!("#{}", o.id)).t(": ").t(&o.title).t(qty),
+        (Lang::Ru, OrderKind::Prepaid) => {
+            Rich::new().t("🧾 Предзаказ ").b(format!("#{}", o.id)).t(": ").t(&o.title).t(qty)
+        }
+        (Lang::Ru, OrderKind::Instant) => {
+            Rich::new().t("🧾 Заказ ").b(format!("#{}", o.id)).t(": ").t(&o.title).t(qty)
+        }
+        (Lang::En, OrderKind::Prepaid) => {
+            Rich::new().t("🧾 Pre-order ").b(format!("#{}", o.id)).t(": ").t(&o.title).t(qty)
+        }
+        (Lang::En, OrderKind::Instant) => {
+            Rich::new().t("🧾 Order ").b(format!("#{}", o.id)).t(": ").t(&o.title).t(qty)
+        }
     };
     r = r.t("\n").t(l.s("К оплате: ", "To pay: ")).b(amount).t("\n");
     r = r.t(match o.kind {
@@ -316,11 +334,17 @@ pub fn paid_from_balance(l: &Loc, o: &Order, left: i64) -> Rich {
         (Lang::Ru, OrderKind::Prepaid) => {
             format!("✅ Предзаказ #{} оплачен с баланса (остаток {left}). Поставщик уже получил заказ.", o.id)
         }
-        (Lang::Ru, _) => format!("✅ Заказ #{} оплачен с баланса (остаток {left}). Товар придёт следующим сообщением.", o.id),
+        (Lang::Ru, _) => format!(
+            "✅ Заказ #{} оплачен с баланса (остаток {left}). Товар придёт следующим сообщением.",
+            o.id
+        ),
         (Lang::En, OrderKind::Prepaid) => {
             format!("✅ Pre-order #{} is paid from your balance ({left} left). The supplier has it.", o.id)
         }
-        (Lang::En, _) => format!("✅ Order #{} is paid from your balance ({left} left). The item follows in the next message.", o.id),
+        (Lang::En, _) => format!(
+            "✅ Order #{} is paid from your balance ({left} left). The item follows in the next message.",
+            o.id
+        ),
     })
 }
 
@@ -355,7 +379,9 @@ pub fn cancelled(l: &Loc, id: u64) -> Rich {
 
 pub fn status_name(l: Lang, s: OrderStatus) -> &'static str {
     match s {
-        OrderStatus::Reserved => l.pick_str("ждёт оплаты (товар забронирован)", "awaiting payment (item held)"),
+        OrderStatus::Reserved => {
+            l.pick_str("ждёт оплаты (товар забронирован)", "awaiting payment (item held)")
+        }
         OrderStatus::AwaitingPayment => l.pick_str("предзаказ ждёт оплаты", "pre-order awaiting payment"),
         OrderStatus::Paid => l.pick_str("оплачен, выдаётся", "paid, being delivered"),
         OrderStatus::Prepaid => l.pick_str("оплачен, ждёт поставщика", "paid, waiting for the supplier"),
@@ -368,7 +394,9 @@ pub fn status_name(l: Lang, s: OrderStatus) -> &'static str {
 
 pub fn orders(l: &Loc, orders: &[Order]) -> Rich {
     if orders.is_empty() {
-        return Rich::from(l.s("Заказов пока нет. /catalog — каталог", "No orders yet. /catalog — catalogue"));
+        return Rich::from(
+            l.s("Заказов пока нет. /catalog — каталог", "No orders yet. /catalog — catalogue"),
+        );
     }
     let mut r = Rich::new().b(l.s("Ваши заказы", "Your orders"));
     for o in orders {
@@ -422,7 +450,9 @@ pub fn topup_offer(l: &Loc, amount: i64, balance: i64, c: Currency) -> Rich {
 }
 
 pub fn topup_unavailable(l: &Loc) -> Rich {
-    Rich::from(l.s("Пополнение баланса сейчас недоступно.", "Topping up the balance is not available right now."))
+    Rich::from(
+        l.s("Пополнение баланса сейчас недоступно.", "Topping up the balance is not available right now."),
+    )
 }
 
 /// A refusal of the shop's quantity or reservation rules.
@@ -437,13 +467,22 @@ pub fn quantity_refused(l: &Loc, max: u32) -> Rich {
 
 pub fn stars_invoice_description(l: &Loc, o: &Order) -> String {
     l.s(
-        &format!("Заказ #{}: {} × {}. Товар придёт в этот чат сразу после оплаты.", o.id, o.title, o.quantity),
-        &format!("Order #{}: {} × {}. The item arrives in this chat right after payment.", o.id, o.title, o.quantity),
+        &format!(
+            "Заказ #{}: {} × {}. Товар придёт в этот чат сразу после оплаты.",
+            o.id, o.title, o.quantity
+        ),
+        &format!(
+            "Order #{}: {} × {}. The item arrives in this chat right after payment.",
+            o.id, o.title, o.quantity
+        ),
     )
 }
 
 pub fn stars_only_in_chat(l: &Loc) -> Rich {
-    Rich::from(l.s("Оплата звёздами Telegram доступна в чате с ботом.", "Paying with Telegram Stars works in the chat with the bot."))
+    Rich::from(l.s(
+        "Оплата звёздами Telegram доступна в чате с ботом.",
+        "Paying with Telegram Stars works in the chat with the bot.",
+    ))
 }
 
 pub fn stars_price_changed(l: &Loc) -> String {
@@ -456,7 +495,9 @@ pub fn stars_sold_out(l: &Loc) -> String {
 
 pub fn stars_paid(l: &Loc, o: &Order) -> Rich {
     Rich::from(match (l.lang, o.kind) {
-        (Lang::Ru, OrderKind::Prepaid) => format!("⭐ Предзаказ #{} оплачен. Поставщик уже получил заказ.", o.id),
+        (Lang::Ru, OrderKind::Prepaid) => {
+            format!("⭐ Предзаказ #{} оплачен. Поставщик уже получил заказ.", o.id)
+        }
         (Lang::Ru, _) => format!("⭐ Заказ #{} оплачен. Товар придёт следующим сообщением.", o.id),
         (Lang::En, OrderKind::Prepaid) => format!("⭐ Pre-order #{} is paid. The supplier has it.", o.id),
         (Lang::En, _) => format!("⭐ Order #{} is paid. The item comes in the next message.", o.id),
@@ -483,7 +524,10 @@ pub fn stars_held(l: &Loc, id: u64) -> Rich {
 
 /// The message that carries purchased goods; every item in its own code block.
 pub fn delivery(l: &Loc, o: &Order, contents: &[String]) -> Rich {
-    let mut r = Rich::new().t(l.s("✅ Заказ ", "✅ Order ")).b(format!("#{}", o.id)).t(l.s(" оплачен: ", " is paid: "));
+    let mut r = Rich::new()
+        .t(l.s("✅ Заказ ", "✅ Order "))
+        .b(format!("#{}", o.id))
+        .t(l.s(" оплачен: ", " is paid: "));
     r = r.t(&o.title).t(format!(" × {}\n", o.quantity)).t(l.s("Ваш товар:", "Your item:"));
     for c in contents {
         r = r.t("\n\n").code(c);
@@ -509,8 +553,16 @@ pub fn refunded(l: &Loc, order_id: u64, amount: i64, c: Currency, balance: i64) 
 /// The owner refunded an order to the balance.
 pub fn refunded_by_shop(l: &Loc, order_id: u64, amount: i64, c: Currency, balance: i64) -> Rich {
     Rich::from(l.s(
-        &format!("↩️ Заказ #{order_id}: {} возвращено на ваш баланс. Баланс: {}.", l.money(amount, c), l.money(balance, c)),
-        &format!("↩️ Order #{order_id}: {} was refunded to your balance. Balance: {}.", l.money(amount, c), l.money(balance, c)),
+        &format!(
+            "↩️ Заказ #{order_id}: {} возвращено на ваш баланс. Баланс: {}.",
+            l.money(amount, c),
+            l.money(balance, c)
+        ),
+        &format!(
+            "↩️ Order #{order_id}: {} was refunded to your balance. Balance: {}.",
+            l.money(amount, c),
+            l.money(balance, c)
+        ),
     ))
 }
 

@@ -201,8 +201,18 @@ impl Loc {
         let date = match self.lang {
             Lang::Ru => {
                 const M: [&str; 12] = [
-                    "января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября",
-                    "октября", "ноября", "декабря",
+                    "января",
+                    "февраля",
+                    "марта",
+                    "апреля",
+                    "мая",
+                    "июня",
+                    "июля",
+                    "августа",
+                    "сентября",
+                    "октября",
+                    "ноября",
+                    "декабря",
                 ];
                 format!("{} {}", t.day(), M[month])
             }
@@ -228,18 +238,33 @@ impl Loc {
         format!("{date}{year}, {:02}:{:02} {}", t.hour(), t.minute(), self.zone.label(self.lang))
     }
 
-    /// A duration in minutes: "15 мин", "2 ч", "1 ч 30 мин", "2 дня" / "15 min", "1 h 30 min", "2 days".
+    /// A duration in minutes: "15 мин", "2 ч", "1 ч 30 мин", "72 ч" / "15 min", "1 h 30 min"
+    /// (hours read the same after "через" and "в течение", unlike Russian day counts).
     pub fn span_minutes(&self, minutes: i64) -> String {
-        let (d, h, m) = (minutes / 1440, (minutes % 1440) / 60, minutes % 60);
+        let (hours, m) = (minutes / 60, minutes % 60);
         let ru = self.lang == Lang::Ru;
-        if d >= 2 && h == 0 && m == 0 {
-            return if ru { format!("{d} {}", plural_ru(d, "день", "дня", "дней")) } else { format!("{d} days") };
-        }
-        let hours = minutes / 60;
         match (hours, m) {
-            (0, m) => if ru { format!("{m} мин") } else { format!("{m} min") },
-            (h, 0) => if ru { format!("{h} ч") } else { format!("{h} h") },
-            (h, m) => if ru { format!("{h} ч {m} мин") } else { format!("{h} h {m} min") },
+            (0, m) => {
+                if ru {
+                    format!("{m} мин")
+                } else {
+                    format!("{m} min")
+                }
+            }
+            (h, 0) => {
+                if ru {
+                    format!("{h} ч")
+                } else {
+                    format!("{h} h")
+                }
+            }
+            (h, m) => {
+                if ru {
+                    format!("{h} ч {m} мин")
+                } else {
+                    format!("{h} h {m} min")
+                }
+            }
         }
     }
 }
@@ -290,7 +315,7 @@ mod tests {
         assert_eq!(ru().when(NOW + 3 * 3_600_000), "30 ноября, 06:53 МСК");
         let utc = Loc::new(Lang::En, Zone::UTC, NOW);
         assert_eq!(utc.when(NOW + 3 * 3_600_000), "30 November, 03:53 UTC");
-        assert_eq!(ru().span_minutes(48 * 60), "2 дня");
+        assert_eq!(ru().span_minutes(48 * 60), "48 ч");
         assert_eq!(en().span_minutes(60), "1 h");
     }
 

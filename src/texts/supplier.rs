@@ -70,7 +70,9 @@ pub fn fulfil_refused(l: &Loc, id: u64, why: Refusal) -> Rich {
         Refusal::Empty => l.s("содержимое пустое.", "the content is empty."),
         Refusal::TooLong => l.s("содержимое длиннее 16 КБ.", "the content is longer than 16 KB."),
     };
-    Rich::from(l.s(&format!("Заказ #{id} не принят: {reason}"), &format!("Order #{id} not accepted: {reason}")))
+    Rich::from(
+        l.s(&format!("Заказ #{id} не принят: {reason}"), &format!("Order #{id} not accepted: {reason}")),
+    )
 }
 
 pub fn file_unusable(l: &Loc) -> Rich {
@@ -88,7 +90,11 @@ pub fn open_orders(l: &Loc, orders: &[Order]) -> Rich {
     let mut r = Rich::new().b(l.s("Открытые предзаказы", "Open pre-orders"));
     for o in orders {
         let by = o.deadline.map(|d| l.when(d)).unwrap_or_default();
-        r = r.t(format!("\n#{} ", o.id)).t(&o.title).t(format!(" × {} — {}", o.quantity, l.s(&format!("срок {by}"), &format!("due {by}"))));
+        r = r.t(format!("\n#{} ", o.id)).t(&o.title).t(format!(
+            " × {} — {}",
+            o.quantity,
+            l.s(&format!("срок {by}"), &format!("due {by}"))
+        ));
     }
     r
 }

@@ -421,7 +421,7 @@ fn lavka_chat_finds_buys_with_the_dev_provider_and_shows_the_item() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("Шаблоны презентаций"), "{text}");
-    assert!(text.contains("к оплате"), "an offer: {text}");
+    assert!(text.contains("К оплате"), "an offer: {text}");
     assert!(text.contains("paid with the dev provider"), "{text}");
     assert!(
         text.contains("Ваш товар") && text.contains("https://files.example.com/demo/ppt-"),

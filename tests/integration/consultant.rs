@@ -64,10 +64,17 @@ async fn shop(ai: AiConfig) -> Shop {
     let search = Search::open(&t.dir.path().join("index"), t.store.clone(), None).await.unwrap();
     search.refresh().await.unwrap();
     let history_turns = ai.history_turns;
-    let c = Consultant::new(Setup { store: t.store.clone(), search: search.clone(), ai, shop_name: "Lavka".into() })
-        .unwrap();
+    let c = Consultant::new(Setup {
+        store: t.store.clone(),
+        search: search.clone(),
+        ai,
+        shop_name: "Lavka".into(),
+    })
+    .unwrap();
     let cfg = Config::for_tests(t.dir.path());
-    let payments = lavka::payments::Payments::new(&cfg, t.store.clone(), &Secret::new("test-admin-token-0123456789")).unwrap();
+    let payments =
+        lavka::payments::Payments::new(&cfg, t.store.clone(), &Secret::new("test-admin-token-0123456789"))
+            .unwrap();
     let settings = lavka::shop::Settings {
         shop_name: "Lavka".into(),
         currency: Currency::RUB,
@@ -157,7 +164,7 @@ async fn offline_english_more_cheaper_balance_and_nonsense() {
     let cheap = s.c.answer(&me, "cheapest windows key").await.unwrap();
     assert!(cheap.text.contains("1. Windows 11 Home"), "{}", cheap.text);
     let bal = s.c.answer(&me, "balance").await.unwrap();
-    assert!(bal.text.contains("0.00 ₽"), "{}", bal.text);
+    assert!(bal.text.contains("0\u{a0}₽"), "{}", bal.text);
     let none = s.c.answer(&me, "zxqv blorf").await.unwrap();
     assert!(none.text.contains("couldn't find"), "{}", none.text);
     let hi = s.c.answer(&me, "").await.unwrap();
@@ -238,7 +245,7 @@ async fn gemini_tool_loop_echoes_signatures_and_code_builds_the_offer() {
     assert_eq!(offer.product_id.as_str(), "win11-pro");
     assert_eq!(offer.amount, s.t.store.availability(offer.product_id.clone()).await.unwrap().final_price);
     assert!(r.text.starts_with("Отличный выбор!"), "{}", r.text);
-    assert!(r.text.contains("1990.00 ₽"), "the code's price is in the text: {}", r.text);
+    assert!(r.text.contains("1\u{a0}990\u{a0}₽"), "the code's price is in the text: {}", r.text);
     assert!(!r.text.contains("private reasoning"), "the thought is never shown");
     let bodies = fake.generate_bodies();
     assert_eq!(bodies.len(), 3);

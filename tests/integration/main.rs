@@ -9,6 +9,7 @@ mod admin_api;
 mod binary;
 mod concurrency;
 mod consultant;
+mod doors;
 mod import;
 mod orders;
 mod payments;

@@ -280,7 +280,8 @@ async fn balance_top_ups_through_the_dev_provider_and_crypto_pay_credit_once() {
     assert!(
         ask.buttons[0]
             .iter()
-            .any(|b| b.action == lavka::callback::ButtonAction::Callback(lavka::callback::Callback::TopUp(500)))
+            .any(|b| b.action
+                == lavka::callback::ButtonAction::Callback(lavka::callback::Callback::TopUp(500)))
     );
     let r = app.state.shop.converse(&me, "пополнить баланс на 500").await.unwrap();
     let url = match &r.buttons[0][0].action {

@@ -3,7 +3,7 @@
 //! fake's log is what the customer would have seen.
 
 use crate::fake_telegram::{Fail, FakeTelegram};
-use crate::helpers::{SMALL, T0, jobs_of_kind, pid, seed};
+use crate::helpers::{SMALL, T0, assert_check, jobs_of_kind, pid, seed};
 use lavka::app::{App, AppState, Parts};
 use lavka::config::{Config, Secret};
 use lavka::domain::{JobKind, JobState, OrderStatus};
@@ -355,7 +355,8 @@ async fn the_catalogue_pages_categories_and_products() {
     app.update(press(4, ANNA, "~p:soft-10")).await;
     let card = app.fake.last_to(ANNA);
     assert_eq!(card["message_id"], 1);
-    assert_eq!(buttons(&card), vec!["b:soft-10", "~c:0:0"]);
+    // "Back" returns to the page the product is listed on.
+    assert_eq!(buttons(&card), vec!["b:soft-10", "~c:2:1"]);
     app.update(press(5, ANNA, "b:soft-10")).await;
     assert_eq!(app.fake.bodies("sendmessage").len(), 2);
     // A button on an old message Telegram will not edit: the answer comes as a new message.
@@ -387,7 +388,7 @@ async fn the_product_card_shows_price_with_discount_and_stock_or_preorder_time()
     app.update(press(1, ANNA, "p:sale")).await;
     let m = app.fake.last_to(ANNA);
     let text = m["text"].as_str().unwrap();
-    assert!(text.contains("<s>99.90 ₽</s> <b>89.91 ₽</b> (−10%)"), "{text}");
+    assert!(text.contains("<s>99.90\u{a0}₽</s> <b>89.91\u{a0}₽</b> (−10%)"), "{text}");
     assert!(text.contains("In stock: 2"), "{text}");
     assert!(buttons(&m).contains(&"b:sale".to_string()));
     app.update(press(2, ANNA, "p:pre")).await;
@@ -407,7 +408,7 @@ async fn buy_reserves_and_offers_payment_then_the_balance_pays_and_the_item_is_d
     assert_eq!(o.status, OrderStatus::Reserved);
     let offer = app.fake.last_to(ANNA);
     assert!(offer["text"].as_str().unwrap().contains(&format!("#{}", o.id)));
-    assert!(offer["text"].as_str().unwrap().contains("100.00 ₽"));
+    assert!(offer["text"].as_str().unwrap().contains("100\u{a0}₽"), "{offer}");
     let b = buttons(&offer);
     assert!(b.contains(&format!("pb:{}", o.id)) && b.contains(&format!("x:{}", o.id)), "{b:?}");
     assert!(!b.iter().any(|b| b.contains("/pay/dev/")), "no dev link unless enabled: {b:?}");
@@ -686,7 +687,7 @@ async fn a_delivery_whose_answer_never_comes_is_not_repeated_and_the_admins_are_
 }
 
 #[tokio::test]
-async fn a_user_who_blocked_the_bot_is_marked_unreachable_and_nothing_retries() {
+async fn a_paid_order_of_a_customer_who_blocked_the_bot_waits_alerts_the_admins_and_is_delivered_on_return() {
     let app = spawn_tg(|_| {}).await;
     seed(app.store(), SMALL).await;
     app.update(message(1, ANNA, "en", "/start")).await;
@@ -695,11 +696,28 @@ async fn a_user_who_blocked_the_bot_is_marked_unreachable_and_nothing_retries() 
     app.drain().await;
     assert!(app.store().user(ANNA).await.unwrap().unwrap().unreachable);
     let job = jobs_of_kind(app.store(), |k| *k == JobKind::DeliverOrder { order_id: id }).await.remove(0);
-    assert_eq!(job.state, JobState::Dead);
-    assert_eq!(job.attempts, 1);
+    assert_eq!(job.state, JobState::Done, "not retried while the customer cannot be reached");
     let sends =
         app.fake.calls().iter().filter(|c| c.method == "sendmessage" && c.body["chat_id"] == ANNA).count();
     assert_eq!(sends, 2, "the greeting and one refused delivery");
+    assert!(
+        app.fake.texts_to(ADMIN).iter().any(|t| t.contains(&format!("#{id}")) && t.contains("заблокировал")),
+        "the admins are told: {:?}",
+        app.fake.texts_to(ADMIN)
+    );
+    assert_check(app.store()).await;
+    assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Paid);
+    // The customer comes back: the goods go out once.
+    app.update(message(10, ANNA, "en", "hi again")).await;
+    app.drain().await;
+    let dj = jobs_of_kind(app.store(), |k| *k == JobKind::DeliverOrder { order_id: id }).await;
+    assert_eq!(
+        app.store().order(id).await.unwrap().status,
+        OrderStatus::Delivered,
+        "{dj:?} {:?}",
+        app.fake.texts_to(ANNA)
+    );
+    assert_eq!(items_sent_to(&app, ANNA), 1);
     // A reply to a blocked user ends its update job quietly.
     app.fake.fail(Some(BOB), Fail::Blocked);
     app.update(message(2, BOB, "en", "/help")).await;
@@ -772,7 +790,7 @@ async fn a_429_storm_on_50_deliveries_delivers_all_and_the_log_keeps_the_limits(
 
 // --- suppliers ---
 
-async fn paid_preorder(app: &TgApp, user: i64, product: &str) -> u64 {
+pub async fn paid_preorder(app: &TgApp, user: i64, product: &str) -> u64 {
     app.credit(user, "100").await;
     let p = pid(product);
     let o = app
@@ -809,7 +827,8 @@ async fn a_supplier_fulfils_their_own_order_and_not_anyone_elses() {
     assert!(app.fake.texts_to(ANNA).iter().any(|t| t.contains("Pre-order") || t.contains("Предзаказ")));
     // The other supplier can neither see nor fulfil it.
     app.update(message(1, 888, "en", &format!("/fulfill {id} FAKE"))).await;
-    assert!(app.fake.last_to(888)["text"].as_str().unwrap().contains("not accepted"));
+    // Suppliers read their own language (the shop's default here).
+    assert!(app.fake.last_to(888)["text"].as_str().unwrap().contains("не принят"));
     assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Prepaid);
     app.update(message(2, 888, "en", "/preorders")).await;
     assert!(!app.fake.last_to(888)["text"].as_str().unwrap().contains(&format!("#{id}")));
@@ -817,7 +836,7 @@ async fn a_supplier_fulfils_their_own_order_and_not_anyone_elses() {
     assert!(app.fake.last_to(SUPPLIER_CHAT)["text"].as_str().unwrap().contains(&format!("#{id}")));
     // Its own supplier can.
     app.update(message(4, SUPPLIER_CHAT, "en", &format!("/fulfill {id} CODE-<123>&"))).await;
-    assert!(app.fake.last_to(SUPPLIER_CHAT)["text"].as_str().unwrap().contains("accepted"));
+    assert!(app.fake.last_to(SUPPLIER_CHAT)["text"].as_str().unwrap().contains("принят"));
     assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Delivered);
     assert!(app.fake.last_to(ANNA)["text"].as_str().unwrap().contains("<code>CODE-&lt;123&gt;&amp;</code>"));
     app.stop().await;
@@ -861,7 +880,7 @@ async fn a_late_preorder_is_refunded_and_the_customer_told_the_new_balance() {
     app.drain().await;
     assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Refunded);
     let t = app.fake.last_to(ANNA)["text"].as_str().unwrap().to_string();
-    assert!(t.contains(&format!("#{id}")) && t.contains("100.00 ₽"), "{t}");
+    assert!(t.contains(&format!("#{id}")) && t.contains("100\u{a0}₽"), "{t}");
     app.stop().await;
 }
 
