@@ -7,11 +7,12 @@
 use super::auth::WebUser;
 use super::error::{ApiResult, JsonBody};
 use crate::callback::{ButtonAction, Callback};
-use crate::domain::{Availability, Money, Order, OrderKind, OrderStatus, Product, ProductId, fmt_time};
+use crate::domain::{Availability, Order, OrderKind, OrderStatus, Product, ProductId, fmt_time};
 use crate::error::Error;
 use crate::shop::{Customer, Door, Reply};
 use crate::state::AppState;
 use crate::store::orders::OrderFilter;
+use crate::texts::Loc;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -47,7 +48,7 @@ pub struct ProductView {
     pub fulfillment_minutes: Option<u32>,
 }
 
-fn product_view(p: &Product, a: &Availability) -> ProductView {
+fn product_view(l: &Loc, p: &Product, a: &Availability) -> ProductView {
     let state = a.sale().name();
     ProductView {
         id: p.id.to_string(),
@@ -60,8 +61,8 @@ fn product_view(p: &Product, a: &Availability) -> ProductView {
         final_price: a.final_price,
         discount_percent: a.discount_percent,
         discount_until: if a.discount_percent > 0 { p.discount_until.map(fmt_time) } else { None },
-        price_text: Money::new(a.price, a.currency).to_string(),
-        final_price_text: Money::new(a.final_price, a.currency).to_string(),
+        price_text: l.money(a.price, a.currency),
+        final_price_text: l.money(a.final_price, a.currency),
         available: a.available,
         state: state.into(),
         fulfillment_hours: a.fulfillment_hours,
@@ -81,10 +82,11 @@ pub struct Catalogue {
 async fn live_products(s: &AppState) -> crate::Result<Vec<ProductView>> {
     let products = s.store.products().await?;
     let avail = s.store.available_stock_with_discounts().await?;
+    let l = loc(s);
     Ok(products
         .iter()
         .filter(|p| p.active)
-        .filter_map(|p| avail.iter().find(|a| a.product_id == p.id).map(|a| product_view(p, a)))
+        .filter_map(|p| avail.iter().find(|a| a.product_id == p.id).map(|a| product_view(&l, p, a)))
         .collect())
 }
 
@@ -109,7 +111,7 @@ pub async fn product(State(s): State<AppState>, Path(id): Path<String>) -> ApiRe
         return Err(Error::not_found(format!("product {id}")).into());
     }
     let a = s.store.availability(id).await?;
-    Ok(Json(product_view(&p, &a)))
+    Ok(Json(product_view(&loc(&s), &p, &a)))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -208,7 +210,7 @@ fn order_view(s: &AppState, o: &Order, contents: Option<Vec<String>>) -> OrderVi
         quantity: o.quantity,
         amount: o.amount,
         currency: o.currency.to_string(),
-        amount_text: Money::new(o.amount, o.currency).to_string(),
+        amount_text: loc(s).money(o.amount, o.currency),
         created_at: fmt_time(o.created_at),
         expires_at: o.expires_at.filter(|_| o.status.is_pending_payment()).map(fmt_time),
         paid_at: o.paid_at.map(fmt_time),
@@ -402,7 +404,7 @@ pub async fn me(State(s): State<AppState>, Extension(user): Extension<WebUser>) 
         first_name: user.first_name,
         lang: lang.into(),
         balance,
-        balance_text: Money::new(balance, cur).to_string(),
+        balance_text: loc(&s).money(balance, cur),
         currency: cur.to_string(),
         telegram: user.telegram,
         demo_payments: s.payments.dev_enabled(),
@@ -454,6 +456,11 @@ pub struct ChatReply {
     pub offer: Option<ChatOffer>,
 }
 
+/// Money and times in the web API: the shop's default language (the pages translate the rest).
+fn loc(s: &AppState) -> Loc {
+    s.shop.loc(s.config.lang())
+}
+
 /// The customer of a web request.
 fn customer(s: &AppState, user: &WebUser, lang: Option<&str>) -> Customer {
     let default = user.lang(s.config.lang());
@@ -467,7 +474,7 @@ fn customer(s: &AppState, user: &WebUser, lang: Option<&str>) -> Customer {
     }
 }
 
-fn chat_reply(r: Reply) -> ChatReply {
+fn chat_reply(l: &Loc, r: Reply) -> ChatReply {
     let buttons = r
         .buttons
         .into_iter()
@@ -492,7 +499,7 @@ fn chat_reply(r: Reply) -> ChatReply {
         quantity: o.quantity,
         amount: o.amount,
         currency: o.currency.to_string(),
-        amount_text: Money::new(o.amount, o.currency).to_string(),
+        amount_text: l.money(o.amount, o.currency),
     });
     ChatReply { text: r.text.plain(), buttons, offer }
 }
@@ -513,5 +520,5 @@ pub async fn chat(
         (None, Some(data)) => s.shop.press(&c, &Callback::parse(&data)?).await?,
         _ => return Err(Error::bad("give exactly one of \"text\" and \"button\"").into()),
     };
-    Ok(Json(chat_reply(reply)))
+    Ok(Json(chat_reply(&s.shop.loc(c.lang), reply)))
 }

@@ -281,7 +281,7 @@ async fn posting_an_order_reserves_stock_or_a_consented_pre_order() {
     let find =
         |id: &str| cat["products"].as_array().unwrap().iter().find(|p| p["id"] == id).cloned().unwrap();
     assert_eq!(find("sale")["available"], 1);
-    assert_eq!(find("sale")["final_price_text"], "89.91 ₽");
+    assert_eq!(find("sale")["final_price_text"], "89,91\u{a0}₽");
     assert_eq!(find("pre")["state"], "preorder");
     assert_eq!(find("pre")["fulfillment_hours"], 48);
     assert!(cat["products"].as_array().unwrap().iter().all(|p| p["id"] != "off"));
