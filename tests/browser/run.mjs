@@ -176,7 +176,8 @@ await test('admin: sign in, create a product, upload stock, see it in the shop',
   await shop.goto(BASE + '/app?c=' + encodeURIComponent('Программы'));
   const card = shop.locator('.product[data-id="browser-test-key"]');
   await card.waitFor();
-  assert.match(await card.innerText(), /123\.45/);
+  // Prices read as the shop's language writes them (Russian: decimal comma).
+  assert.match(await card.innerText(), /123,45\s₽/);
   assert.match(await card.innerText(), /В наличии: 2/);
   await shop.close();
   // Orders (the two bought above), jobs, sales, backup.
