@@ -14,6 +14,18 @@ use crate::texts::Lang;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+/// The actions the model may choose (`final_answer.action`).
+const KNOWN_ACTIONS: &[&str] = &[
+    "none",
+    "",
+    "show_products",
+    "offer_payment",
+    "offer_prepaid",
+    "confirm_prepaid",
+    "show_orders",
+    "show_balance",
+];
+
 /// Products the model may name in one answer.
 const SHOW_MAX: usize = 3;
 
@@ -92,7 +104,10 @@ impl Consultant {
             Ok(d) => {
                 tracing::info!(user, action = %d.action, thought = %d.thought, "consultant decision");
                 let action = self.model_action(&d, conv, text).await?;
-                Ok(Decision { say: d.reply_text.trim().to_string(), action, rate_limited: false })
+                // An action the shop does not know is a rejected one: its words go with it.
+                let known = KNOWN_ACTIONS.contains(&d.action.as_str());
+                let say = if known { d.reply_text.trim().to_string() } else { String::new() };
+                Ok(Decision { say, action, rate_limited: false })
             }
             Err(e) => {
                 tracing::warn!(user, error = %e, "the model did not answer; the offline rules answer");
@@ -130,8 +145,8 @@ impl Consultant {
                 Action::Show { query: text.to_string(), hits: ids, sort: Sort::Relevance }
             }
             ("offer_payment" | "offer_prepaid" | "confirm_prepaid", None) => Action::AskWhat,
-            _ if d.reply_text.trim().is_empty() => self.offline(conv, text).await?,
-            _ => Action::Say,
+            ("none" | "", _) if !d.reply_text.trim().is_empty() => Action::Say,
+            _ => self.offline(conv, text).await?,
         })
     }
 

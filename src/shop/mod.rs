@@ -9,6 +9,7 @@
 //! pre-order is created only after the customer agreed to it.
 
 mod catalog;
+pub mod guard;
 mod orders;
 pub mod quantity;
 mod reply;
@@ -179,10 +180,24 @@ impl Shop {
         let c = &Customer { lang, ..c.clone() };
         let mut conv = self.inner.store.conversation(c.user_id).await?;
         let d = self.inner.consultant.decide(c.user_id, c.first_name.as_deref(), lang, &conv, &text).await?;
+        let asked = d.action.clone();
         let mut r = self.perform(c, &mut conv, d.action, &text).await?;
+        let done = guard::Done { kept: kept(&asked, &r), reserved: r.offer.is_some() };
+        let said = match guard::screen(&d.say, done) {
+            Ok(s) => s,
+            Err(why) => {
+                tracing::info!(user = c.user_id, reason = why.name(), "the model's words were not shown");
+                metrics::counter!("lavka_ai_text_dropped_total", "reason" => why.name()).increment(1);
+                if asked == Action::Say {
+                    // Nothing of the model's is left: the offline rules answer the message.
+                    let action = self.inner.consultant.offline(&conv, &text).await?;
+                    r = self.perform(c, &mut conv, action, &text).await?;
+                }
+                String::new()
+            }
+        };
         let l = self.loc(lang);
-        let said = Rich::from(d.say.trim());
-        r.text = said.para(r.text);
+        r.text = Rich::from(said).para(r.text);
         if d.rate_limited {
             r.text = t::rate_limited(&l).para(r.text);
         }
@@ -230,5 +245,32 @@ impl Shop {
     /// Forgets a customer's conversation (`/reset`, tests).
     pub async fn forget(&self, user: UserId) -> Result<bool> {
         self.inner.store.write(move |tx| conversations::clear_conversation(tx, user)).await
+    }
+}
+
+/// Whether the shop carried out the action the consultant asked for (else its words go).
+fn kept(asked: &Action, r: &Reply) -> bool {
+    let offered = |kind| r.offer.as_ref().is_some_and(|o| o.kind == kind);
+    match asked {
+        Action::Buy(id) => {
+            offered(crate::domain::OrderKind::Instant)
+                && r.offer.as_ref().is_some_and(|o| &o.product_id == id)
+        }
+        Action::ConfirmPreOrder(id) => {
+            offered(crate::domain::OrderKind::Prepaid)
+                && r.offer.as_ref().is_some_and(|o| &o.product_id == id)
+        }
+        Action::PreOrder(id) => r.callbacks().any(|cb| cb == &Callback::ConfirmPreOrder(id.clone())),
+        Action::Show { hits, .. } => {
+            !hits.is_empty() && r.callbacks().any(|cb| matches!(cb, Callback::Product(p) if hits.contains(p)))
+        }
+        Action::AskWhat => false,
+        Action::Card(_)
+        | Action::Greeting
+        | Action::Orders
+        | Action::Balance
+        | Action::TopUp(_)
+        | Action::More
+        | Action::Say => true,
     }
 }
