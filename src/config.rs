@@ -356,9 +356,7 @@ impl Config {
                 ));
             }
         }
-        if !["", "MINIMAL", "LOW", "MEDIUM", "HIGH"].contains(&ai.thinking_level.as_str()) {
-            return Err(Error::bad("ai.thinking_level must be MINIMAL, LOW, MEDIUM, HIGH or empty"));
-        }
+        crate::ai::thinking::check(&ai.gemini_model, &ai.thinking_level).map_err(Error::bad)?;
         if ai.max_attempts == 0 || ai.request_timeout_secs == 0 || ai.history_turns == 0 {
             return Err(Error::bad(
                 "ai.max_attempts, ai.request_timeout_secs and ai.history_turns must be positive",

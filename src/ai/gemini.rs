@@ -159,7 +159,11 @@ impl Gemini {
             return Err(GeminiError::NoAnswer(why));
         };
         let finish = cand.get("finishReason").and_then(Value::as_str).unwrap_or("STOP").to_string();
-        let content = cand.get("content").cloned().unwrap_or(Value::Null);
+        let mut content = cand.get("content").cloned().unwrap_or(Value::Null);
+        if finish == "MAX_TOKENS" && !content.is_object() {
+            // Starved by thinking: no parts at all. The caller may ask again with less.
+            content = serde_json::json!({"role": "model", "parts": []});
+        }
         if !matches!(finish.as_str(), "STOP" | "MAX_TOKENS") || !content.is_object() {
             return Err(GeminiError::NoAnswer(format!("finishReason {finish}")));
         }
@@ -173,8 +177,9 @@ impl Gemini {
         for _ in 0..20 {
             let mut url = format!("{}/v1beta/models?pageSize=1000", self.base);
             if let Some(t) = &token {
+                // Tokens may hold `+` and `/`.
                 url.push_str("&pageToken=");
-                url.push_str(t);
+                url.extend(form_urlencoded::byte_serialize(t.as_bytes()));
             }
             let v = self.call(reqwest::Method::GET, &url, None).await?;
             for m in v.get("models").and_then(Value::as_array).into_iter().flatten() {

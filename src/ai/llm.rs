@@ -202,10 +202,9 @@ impl Llm {
             {"text": text},
             {"text": context_note(name, lang, conv)},
         ]}));
-        let mut generation = json!({"maxOutputTokens": 1024});
-        if !self.cfg.thinking_level.is_empty() {
-            generation["thinkingConfig"] = json!({"thinkingLevel": self.cfg.thinking_level});
-        }
+        let mut thinking = super::thinking::check(self.gemini.model(), &self.cfg.thinking_level)
+            .map_err(GeminiError::Unavailable)?;
+        let mut generation = thinking.generation();
         let max_calls = self.cfg.max_tool_calls as usize;
         let mut calls_made = 0usize;
         loop {
@@ -247,6 +246,16 @@ impl Llm {
             let calls = g.function_calls();
             if calls.is_empty() {
                 let text = g.text();
+                if text.trim().is_empty() && g.finish_reason == "MAX_TOKENS" {
+                    // Thinking ate the output budget: once more with the least thinking.
+                    if let Some(less) = thinking.less() {
+                        metrics::counter!("lavka_ai_starved_total").increment(1);
+                        tracing::warn!(level = %self.cfg.thinking_level, "the answer was starved by thinking; asking again with less");
+                        thinking = less;
+                        generation = thinking.generation();
+                        continue;
+                    }
+                }
                 if text.trim().is_empty() {
                     return Err(GeminiError::NoAnswer("empty answer".into()));
                 }

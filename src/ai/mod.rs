@@ -9,6 +9,7 @@ use crate::domain::ProductId;
 pub mod consultant;
 pub mod gemini;
 pub mod llm;
+pub mod thinking;
 
 pub use consultant::{Consultant, Setup, detect_lang};
 

@@ -776,3 +776,39 @@ async fn the_quantity_comes_from_the_customers_words_not_the_model() {
         12 - 3
     );
 }
+
+#[tokio::test]
+async fn an_answer_starved_by_thinking_is_asked_again_with_less_then_answered() {
+    let fake = FakeGemini::start().await;
+    let cfg =
+        AiConfig { gemini_model: "gemini-3-flash".into(), thinking_level: "HIGH".into(), ..online(&fake) };
+    let s = shop(cfg).await;
+    fake.then(|body| {
+        assert_eq!(body["generationConfig"]["maxOutputTokens"], 8192, "room for HIGH thinking");
+        assert_eq!(body["generationConfig"]["thinkingConfig"]["thinkingLevel"], "HIGH");
+        let starved = json!({"candidates": [{"finishReason": "MAX_TOKENS", "index": 0}],
+            "usageMetadata": {"promptTokenCount": 800, "candidatesTokenCount": 0, "thoughtsTokenCount": 8192}});
+        (200, starved)
+    });
+    fake.then(|body| {
+        assert_eq!(body["generationConfig"]["thinkingConfig"]["thinkingLevel"], "MINIMAL");
+        (200, answer(final_answer("Вот шаблоны.", "show_products", Some("ppt-edu-slides"))))
+    });
+    let r = s.c.answer(&customer(90), "шаблоны для учёбы").await.unwrap();
+    assert!(r.text.starts_with("Вот шаблоны."), "{}", r.text);
+    assert_eq!(fake.generate_bodies().len(), 2);
+}
+
+#[test]
+fn a_thinking_level_the_model_refuses_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::for_tests(dir.path());
+    cfg.ai.gemini_api_key = Secret::new("k");
+    cfg.ai.gemini_model = "gemini-3-pro-preview".into();
+    cfg.ai.thinking_level = "MINIMAL".into();
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("cannot stop thinking"), "{e}");
+    cfg.ai.gemini_model = "gemini-2.0-flash".into();
+    cfg.ai.thinking_level = "LOW".into();
+    assert!(cfg.validate().unwrap_err().to_string().contains("does not think"));
+}

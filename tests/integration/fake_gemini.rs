@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 
 pub const KEY: &str = "test-gemini-key";
 pub const MODEL: &str = "gemini-test-flash";
+/// Models of named families the fake also serves (thinking settings differ per family).
+pub const OTHER_MODELS: &[&str] = &["gemini-3-flash", "gemini-2.5-flash"];
 
 type Responder = Box<dyn Fn(&Value) -> (u16, Value) + Send>;
 
@@ -148,7 +150,7 @@ async fn generate(
         return reply(error(400, "INVALID_ARGUMENT", "API key not valid"));
     }
     let (model, verb) = action.rsplit_once(':').unwrap_or((&action, ""));
-    if verb != "generateContent" || model != MODEL {
+    if verb != "generateContent" || !(model == MODEL || OTHER_MODELS.contains(&model)) {
         return reply(error(404, "NOT_FOUND", "model not found"));
     }
     if body.get("cachedContent").is_some()
