@@ -178,6 +178,9 @@ pub struct AiConfig {
     pub thinking_level: String,
     /// Timeout of one model request, seconds.
     pub request_timeout_secs: u64,
+    /// The longest a customer waits for the model's answer to one message (retries and tool
+    /// calls included), seconds; past it the offline consultant answers.
+    pub turn_deadline_secs: u64,
     /// Attempts per model request on 429/5xx/timeouts (1 = no retry).
     pub max_attempts: u32,
     /// A 429 asking to wait longer than this (seconds) is not waited for: the offline
@@ -205,6 +208,7 @@ impl Default for AiConfig {
             gemini_model: "gemini-flash-latest".into(),
             thinking_level: "LOW".into(),
             request_timeout_secs: 20,
+            turn_deadline_secs: 12,
             max_attempts: 3,
             max_retry_wait_secs: 10,
             max_tool_calls: 4,
@@ -357,9 +361,13 @@ impl Config {
             }
         }
         crate::ai::thinking::check(&ai.gemini_model, &ai.thinking_level).map_err(Error::bad)?;
-        if ai.max_attempts == 0 || ai.request_timeout_secs == 0 || ai.history_turns == 0 {
+        if ai.max_attempts == 0
+            || ai.request_timeout_secs == 0
+            || ai.history_turns == 0
+            || ai.turn_deadline_secs == 0
+        {
             return Err(Error::bad(
-                "ai.max_attempts, ai.request_timeout_secs and ai.history_turns must be positive",
+                "ai.max_attempts, ai.request_timeout_secs, ai.turn_deadline_secs and ai.history_turns must be positive",
             ));
         }
         let spu = self.payments.stars_per_unit;

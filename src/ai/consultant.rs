@@ -100,7 +100,15 @@ impl Consultant {
             metrics::counter!("lavka_ai_rate_limited_total").increment(1);
             return Ok(Decision { rate_limited: true, ..offline(self.offline(conv, text).await?) });
         }
-        match llm.decide(name, lang, conv, text).await {
+        let deadline = std::time::Duration::from_secs(self.inner.cfg.turn_deadline_secs);
+        let answered = match tokio::time::timeout(deadline, llm.decide(name, lang, conv, text)).await {
+            Ok(r) => r,
+            Err(_) => Err(super::gemini::GeminiError::Unavailable(format!(
+                "no answer within the turn deadline of {}s",
+                deadline.as_secs()
+            ))),
+        };
+        match answered {
             Ok(d) => {
                 tracing::info!(user, action = %d.action, thought = %d.thought, "consultant decision");
                 let action = self.model_action(&d, conv, text).await?;

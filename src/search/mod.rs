@@ -318,7 +318,7 @@ impl Search {
     /// result with no keyword match must be close in meaning.
     pub async fn relevant(&self, query: &str, limit: usize) -> Result<Vec<Hit>> {
         Ok(self
-            .search(query, limit)
+            .search(&bounded(query), limit)
             .await?
             .into_iter()
             .filter(|h| h.keyword_rank.is_some() || h.similarity.is_some_and(|s| s >= 0.80))
@@ -559,4 +559,20 @@ pub mod rank {
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
         out
     }
+}
+
+/// A customer's long message as a search query: its first words, within the query limit
+/// (a 600-character question is answered, not refused).
+pub fn bounded(query: &str) -> String {
+    let mut out = String::new();
+    for w in query.split_whitespace().take(40) {
+        if out.chars().count() + w.chars().count() + 1 > 300 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out
 }

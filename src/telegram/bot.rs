@@ -198,6 +198,27 @@ impl Telegram {
         self.say(c, Outgoing::with(c.chat_id, r.text, r.buttons)).await
     }
 
+    /// Shows "typing…" in the chat while the model works on an answer (Telegram shows it for
+    /// five seconds, so it is sent again every four and a half).
+    async fn typing_while<T>(&self, chat: i64, work: impl std::future::Future<Output = T>) -> T {
+        if !self.shop().consultant().online() {
+            return work.await;
+        }
+        let mut work = std::pin::pin!(work);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(4500));
+        loop {
+            tokio::select! {
+                r = &mut work => return r,
+                _ = tick.tick() => {
+                    let body = serde_json::json!({"chat_id": chat, "action": "typing"});
+                    if let Err(e) = self.call("sendChatAction", body).await {
+                        tracing::debug!(error = %e, "sendChatAction failed");
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs a use case and renders its answer; a failure the customer can do nothing about
     /// is retried (storage) or answered with "something went wrong".
     async fn answer(&self, c: &Ctx, r: crate::Result<Reply>) -> Result<(), JobError> {
@@ -246,7 +267,8 @@ impl Telegram {
                 // A sticker, photo or voice message: say what the bot understands.
                 return self.render(&c, shop.unreadable(&who)).await;
             }
-            return self.answer(&c, shop.converse(&who, &text).await).await;
+            let r = self.typing_while(c.chat_id, shop.converse(&who, &text)).await;
+            return self.answer(&c, r).await;
         };
         match name.as_str() {
             "start" => self.render(&c, shop.start(&who)).await,

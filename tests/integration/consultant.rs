@@ -812,3 +812,29 @@ fn a_thinking_level_the_model_refuses_is_refused_at_start() {
     cfg.ai.thinking_level = "LOW".into();
     assert!(cfg.validate().unwrap_err().to_string().contains("does not think"));
 }
+
+#[tokio::test]
+async fn a_600_character_question_gets_an_answer() {
+    let s = shop(AiConfig::default()).await;
+    let long =
+        format!("нужны шаблоны для презентации {}", "и ещё немного подробностей про мой проект ".repeat(14));
+    assert!(long.chars().count() >= 600);
+    let r = s.c.answer(&customer(95), &long).await.unwrap();
+    assert!(r.text.contains("Шаблоны презентаций"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn past_the_turn_deadline_the_offline_consultant_answers() {
+    let fake = FakeGemini::start().await;
+    *fake.state.delay.lock().unwrap() = Some(std::time::Duration::from_secs(5));
+    let cfg = AiConfig { turn_deadline_secs: 1, request_timeout_secs: 20, ..online(&fake) };
+    let s = shop(cfg).await;
+    fake.then_ok(final_answer("Поздно.", "none", None));
+    let t = std::time::Instant::now();
+    let r = s.c.answer(&customer(96), "шаблоны презентаций").await.unwrap();
+    assert!(r.text.contains("Шаблоны презентаций") && !r.text.contains("Поздно"), "{}", r.text);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "answered within the deadline, not after the model"
+    );
+}

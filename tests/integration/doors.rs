@@ -228,3 +228,26 @@ async fn a_second_stars_payment_for_a_paid_order_is_credited_and_said_so_truthfu
     assert_eq!(app.store().balance(ANNA).await.unwrap(), 10_000);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn telegram_shows_typing_while_the_model_works() {
+    let gemini = crate::fake_gemini::FakeGemini::start().await;
+    *gemini.state.delay.lock().unwrap() = Some(Duration::from_millis(300));
+    let url = gemini.url.clone();
+    let app = spawn_tg(move |c| {
+        c.ai.gemini_api_key = lavka::config::Secret::new(crate::fake_gemini::KEY);
+        c.ai.gemini_base_url = url;
+        c.ai.gemini_model = crate::fake_gemini::MODEL.into();
+        c.ai.cache_min_tokens = 0;
+    })
+    .await;
+    seed(app.store(), SMALL).await;
+    gemini.then_ok(crate::fake_gemini::final_answer("", "show_products", Some("key")));
+    app.update(message(1, ANNA, "en", "a key please")).await;
+    let calls = app.fake.calls();
+    let typing = calls.iter().position(|c| c.method == "sendchataction" && c.body["chat_id"] == ANNA);
+    let reply = calls.iter().position(|c| c.method == "sendmessage" && c.body["chat_id"] == ANNA);
+    assert!(typing.is_some() && typing < reply, "typing… before the answer");
+    assert_eq!(calls[typing.unwrap()].body["action"], "typing");
+    app.stop().await;
+}
