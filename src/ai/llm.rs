@@ -196,7 +196,7 @@ impl Llm {
             self.prompt().await.map_err(|e| GeminiError::Unavailable(format!("catalogue: {e}")))?;
         let system = json!({"parts": [{"text": system_text}]});
         let tools = tools();
-        let mut cache = self.ensure_cache(&system, &tools, &key, system_text.len()).await;
+        let mut cache = self.ensure_cache(&system, &tools, &key, estimate_tokens(&system_text, &tools)).await;
         let mut contents = history(conv);
         contents.push(json!({"role": "user", "parts": [
             {"text": text},
@@ -210,7 +210,9 @@ impl Llm {
         loop {
             let last = calls_made >= max_calls;
             let g = match &cache {
-                Some(name) => {
+                // The cache freezes the tool config: the round that must end in a final
+                // answer goes without it, with a config that allows only `final_answer`.
+                Some(name) if !last => {
                     let body =
                         json!({"cachedContent": name, "contents": contents, "generationConfig": generation});
                     match self.gemini.generate(&body).await {
@@ -226,7 +228,7 @@ impl Llm {
                         other => other?,
                     }
                 }
-                None => {
+                _ => {
                     let mode = if last {
                         json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["final_answer"]}})
                     } else {
@@ -327,18 +329,22 @@ impl Llm {
         system: &Value,
         tools: &Value,
         key: &str,
-        prompt_chars: usize,
+        prompt_tokens: usize,
     ) -> Option<String> {
         let min = self.cfg.cache_min_tokens;
-        // About three characters per token for mixed Russian/English text.
-        if min == 0 || prompt_chars / 3 < min {
+        if min == 0 || prompt_tokens < min {
             return None;
         }
-        let mut guard = self.cache.lock().await;
-        if guard.is_none() {
-            *guard = Some(self.store.meta::<CacheState>(CACHE_META).await.ok().flatten().unwrap_or_default());
-        }
-        let state = guard.as_mut()?;
+        // The state is read and written under the lock; the network calls run without it,
+        // so one slow cache call does not hold every other customer's turn.
+        let mut state = {
+            let mut guard = self.cache.lock().await;
+            if guard.is_none() {
+                *guard =
+                    Some(self.store.meta::<CacheState>(CACHE_META).await.ok().flatten().unwrap_or_default());
+            }
+            guard.clone().unwrap_or_default()
+        };
         let now = self.store.now();
         let ttl = Duration::from_secs(self.cfg.cache_ttl_secs.max(60));
         let margin = (ttl.as_millis() as i64 / 10).clamp(30_000, 300_000);
@@ -352,7 +358,7 @@ impl Llm {
                 Ok(_) => {
                     state.expire_at = now + ttl.as_millis() as i64;
                     metrics::counter!("lavka_ai_cache_events_total", "event" => "extended").increment(1);
-                    self.save_cache(state.clone()).await;
+                    self.keep_cache(state).await;
                     return Some(name);
                 }
                 Err(e) => {
@@ -372,17 +378,17 @@ impl Llm {
         {
             tracing::debug!(error = %e, cache = %old, "could not delete the old context cache (it expires by itself)");
         }
-        let result = match created {
+        let (state, result) = match created {
             Ok(info) => {
                 tracing::info!(cache = %info.name, "Gemini context cache created for the shop prompt");
                 metrics::counter!("lavka_ai_cache_events_total", "event" => "created").increment(1);
-                *state = CacheState {
+                let s = CacheState {
                     name: Some(info.name.clone()),
                     key: key.to_string(),
                     expire_at: now + ttl.as_millis() as i64,
                     refused_until: 0,
                 };
-                Some(info.name)
+                (s, Some(info.name))
             }
             Err(e) => {
                 let pause = match &e {
@@ -392,13 +398,20 @@ impl Llm {
                 };
                 tracing::warn!(error = %e, "Gemini refused a context cache; requests go without it");
                 metrics::counter!("lavka_ai_cache_events_total", "event" => "refused").increment(1);
-                *state =
-                    CacheState { name: None, key: key.to_string(), expire_at: 0, refused_until: now + pause };
-                None
+                (
+                    CacheState { name: None, key: key.to_string(), expire_at: 0, refused_until: now + pause },
+                    None,
+                )
             }
         };
-        self.save_cache(state.clone()).await;
+        self.keep_cache(state).await;
         result
+    }
+
+    /// Remembers the cache state, in memory and in the store.
+    async fn keep_cache(&self, state: CacheState) {
+        *self.cache.lock().await = Some(state.clone());
+        self.save_cache(state).await;
     }
 
     async fn forget_cache(&self) {
@@ -419,6 +432,16 @@ impl Llm {
             tracing::warn!(error = %e, "could not remember the context cache");
         }
     }
+}
+
+/// Tokens of the cached part (system text and tools), estimated low so a cache is only asked
+/// for when it surely meets the minimum: about four characters a token for Latin text and
+/// three for Cyrillic (counted in characters, not UTF-8 bytes).
+pub fn estimate_tokens(system: &str, tools: &Value) -> usize {
+    let text = format!("{system}{tools}");
+    let cyr = text.chars().filter(|c| ('\u{400}'..='\u{4ff}').contains(c)).count();
+    let other = text.chars().count() - cyr;
+    cyr / 3 + other / 4
 }
 
 fn tool_label(name: &str) -> &'static str {

@@ -838,3 +838,32 @@ async fn past_the_turn_deadline_the_offline_consultant_answers() {
         "answered within the deadline, not after the model"
     );
 }
+
+#[tokio::test]
+async fn with_the_cache_on_the_tool_call_limit_still_forces_a_final_answer() {
+    let fake = FakeGemini::start().await;
+    let cfg = AiConfig { cache_min_tokens: 1, max_tool_calls: 1, ..online(&fake) };
+    let s = shop(cfg).await;
+    fake.then_ok(call("search_products", json!({"query": "vpn"})));
+    fake.then(|body| {
+        // The last round cannot use the cache (its frozen config allows every tool).
+        assert!(body.get("cachedContent").is_none(), "{body}");
+        assert_eq!(
+            body["toolConfig"]["functionCallingConfig"]["allowedFunctionNames"],
+            json!(["final_answer"])
+        );
+        (200, answer(final_answer("VPN на выбор.", "show_products", Some("vpn-1m"))))
+    });
+    let r = s.c.answer(&customer(97), "vpn").await.unwrap();
+    assert!(r.text.starts_with("VPN на выбор."), "{}", r.text);
+    let bodies = fake.generate_bodies();
+    assert!(bodies[0].get("cachedContent").is_some(), "the first round used the cache");
+}
+
+#[test]
+fn cache_size_is_estimated_in_tokens_not_utf8_bytes() {
+    let ru = "привет ".repeat(300);
+    let tokens = lavka::ai::llm::estimate_tokens(&ru, &json!([]));
+    assert!(tokens < ru.len() / 3, "{tokens} from {} bytes", ru.len());
+    assert!(tokens >= ru.chars().count() / 4);
+}
