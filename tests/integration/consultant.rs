@@ -867,3 +867,23 @@ fn cache_size_is_estimated_in_tokens_not_utf8_bytes() {
     assert!(tokens < ru.len() / 3, "{tokens} from {} bytes", ru.len());
     assert!(tokens >= ru.chars().count() / 4);
 }
+
+#[test]
+fn the_gemini_stand_in_refuses_what_the_real_api_refuses() {
+    use crate::fake_gemini::shape::generate_request as check;
+    let ok = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "generationConfig": {"maxOutputTokens": 1024, "thinkingConfig": {"thinkingLevel": "LOW"}}});
+    assert!(check(&ok).is_ok());
+    for bad in [
+        json!({"contents": []}),
+        json!({"contents": [{"role": "assistant", "parts": [{"text": "hi"}]}]}),
+        json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "generation_config": {}}),
+        json!({"contents": [{"role": "user", "parts": [{"text": "a", "functionCall": {"name": "x", "args": {}}}]}]}),
+        json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "generationConfig": {"thinkingConfig": {"thinkingLevel": "LOW", "thinkingBudget": 5}}}),
+        json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "tools": [{"functionDeclarations": [{"name": "bad name", "parameters": {"type": "OBJECT"}}]}]}),
+        json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "tools": [{"functionDeclarations": [{"name": "f", "parameters": {"type": "OBJECT", "properties": {"a": {"type": "STRING"}}, "required": ["b"]}}]}]}),
+        json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "toolConfig": {"functionCallingConfig": {"mode": "AUTO", "allowedFunctionNames": ["f"]}}}),
+    ] {
+        assert!(check(&bad).is_err(), "accepted: {bad}");
+    }
+}
