@@ -735,6 +735,9 @@ async fn an_injected_model_cannot_make_the_customer_read_what_the_code_did_not_p
         let me = Customer { lang, ..customer(1000 + i as i64) };
         fake.then_ok(final_answer(c.model, c.action, c.product));
         let r = s.c.answer(&me, c.says).await.unwrap();
+        if std::env::var_os("LAVKA_PRINT_CASES").is_some() {
+            println!("--- case {i}: model said {:?} ({})\n{}\n", c.model, c.action, r.text);
+        }
         for bad in c.never {
             assert!(
                 !r.text.contains(bad),

@@ -249,5 +249,16 @@ async fn telegram_shows_typing_while_the_model_works() {
     let reply = calls.iter().position(|c| c.method == "sendmessage" && c.body["chat_id"] == ANNA);
     assert!(typing.is_some() && typing < reply, "typing… before the answer");
     assert_eq!(calls[typing.unwrap()].body["action"], "typing");
+    // With a key the consultant sells too: the model's offer → payment → delivery.
+    app.credit(ANNA, "100").await;
+    gemini.then_ok(crate::fake_gemini::final_answer("Good choice.", "offer_payment", Some("key")));
+    app.update(message(2, ANNA, "en", "buy it")).await;
+    let o = app.last_order(ANNA).await;
+    assert_eq!(o.status, OrderStatus::Reserved);
+    assert!(app.fake.last_to(ANNA)["text"].as_str().unwrap().starts_with("Good choice."));
+    app.update(press(3, ANNA, &format!("pb:{}", o.id))).await;
+    app.drain().await;
+    assert_eq!(app.store().order(o.id).await.unwrap().status, OrderStatus::Delivered);
+    assert!(texts(&app, ANNA).iter().any(|t| t.contains("<code>K")));
     app.stop().await;
 }

@@ -131,12 +131,26 @@ fn reply((code, body): (u16, Value)) -> (StatusCode, Json<Value>) {
     (StatusCode::from_u16(code).unwrap(), Json(body))
 }
 
-async fn models(State(s): State<Arc<FakeState>>, h: HeaderMap) -> (StatusCode, Json<Value>) {
+/// The token of the model list's second page: `+`, `/` and `=` must arrive URL-encoded.
+pub const PAGE_TOKEN: &str = "p2+/x==";
+
+async fn models(
+    State(s): State<Arc<FakeState>>,
+    h: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> (StatusCode, Json<Value>) {
     record(&s, Method::GET, "/v1beta/models".into(), Value::Null);
     if !authorised(&h) {
         return reply(error(400, "INVALID_ARGUMENT", "API key not valid"));
     }
-    reply((200, json!({"models": [{"name": format!("models/{MODEL}")}, {"name": "models/gemini-other"}]})))
+    // Two pages, like the real list (whose tokens hold `+` and `/`).
+    match q.get("pageToken").map(String::as_str) {
+        None => {
+            reply((200, json!({"models": [{"name": "models/gemini-other"}], "nextPageToken": PAGE_TOKEN})))
+        }
+        Some(PAGE_TOKEN) => reply((200, json!({"models": [{"name": format!("models/{MODEL}")}]}))),
+        Some(other) => reply(error(400, "INVALID_ARGUMENT", &format!("invalid page token {other:?}"))),
+    }
 }
 
 async fn generate(
@@ -258,25 +272,52 @@ pub fn rate_limited(delay: &str) -> (u16, Value) {
     )
 }
 
-
 /// The documented REST shapes (proto3 JSON, camelCase) the real API accepts; anything
 /// else is refused with 400 like the API does, so a request the code builds wrong fails
 /// here first.
 pub mod shape {
     use serde_json::Value;
 
-    const REQUEST: &[&str] =
-        &["contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "safetySettings", "cachedContent"];
+    const REQUEST: &[&str] = &[
+        "contents",
+        "systemInstruction",
+        "tools",
+        "toolConfig",
+        "generationConfig",
+        "safetySettings",
+        "cachedContent",
+    ];
     const GENERATION: &[&str] = &[
-        "temperature", "topP", "topK", "maxOutputTokens", "candidateCount", "stopSequences", "seed",
-        "responseMimeType", "responseSchema", "responseJsonSchema", "thinkingConfig", "presencePenalty",
+        "temperature",
+        "topP",
+        "topK",
+        "maxOutputTokens",
+        "candidateCount",
+        "stopSequences",
+        "seed",
+        "responseMimeType",
+        "responseSchema",
+        "responseJsonSchema",
+        "thinkingConfig",
+        "presencePenalty",
         "frequencyPenalty",
     ];
     const PART_DATA: &[&str] = &["text", "inlineData", "fileData", "functionCall", "functionResponse"];
     const PART_META: &[&str] = &["thought", "thoughtSignature"];
     const SCHEMA: &[&str] = &[
-        "type", "description", "properties", "required", "items", "enum", "nullable", "format", "minimum",
-        "maximum", "minItems", "maxItems", "propertyOrdering",
+        "type",
+        "description",
+        "properties",
+        "required",
+        "items",
+        "enum",
+        "nullable",
+        "format",
+        "minimum",
+        "maximum",
+        "minItems",
+        "maxItems",
+        "propertyOrdering",
     ];
     const TYPES: &[&str] = &["OBJECT", "STRING", "INTEGER", "NUMBER", "BOOLEAN", "ARRAY"];
 
@@ -294,14 +335,19 @@ pub mod shape {
         if !system && !matches!(role, Some("user" | "model")) {
             return Err(format!("{what}.role must be \"user\" or \"model\", got {role:?}"));
         }
-        let parts = c["parts"].as_array().filter(|p| !p.is_empty()).ok_or_else(|| format!("{what}.parts is empty"))?;
+        let parts = c["parts"]
+            .as_array()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| format!("{what}.parts is empty"))?;
         for (i, p) in parts.iter().enumerate() {
             let mut all = PART_DATA.to_vec();
             all.extend(PART_META);
             keys_in(p, &all, &format!("{what}.parts[{i}]"))?;
             let data = PART_DATA.iter().filter(|k| p.get(**k).is_some()).count();
             if data != 1 {
-                return Err(format!("{what}.parts[{i}] must hold exactly one of text, inlineData, fileData, functionCall, functionResponse"));
+                return Err(format!(
+                    "{what}.parts[{i}] must hold exactly one of text, inlineData, fileData, functionCall, functionResponse"
+                ));
             }
             if p.get("functionCall").is_some() && role != Some("model") {
                 return Err(format!("{what}.parts[{i}]: a functionCall belongs to a model turn"));
@@ -338,7 +384,10 @@ pub mod shape {
             }
         }
         if t == "ARRAY" {
-            schema(v.get("items").ok_or_else(|| format!("{what}: an ARRAY needs items"))?, &format!("{what}.items"))?;
+            schema(
+                v.get("items").ok_or_else(|| format!("{what}: an ARRAY needs items"))?,
+                &format!("{what}.items"),
+            )?;
         }
         Ok(())
     }
@@ -346,16 +395,37 @@ pub mod shape {
     fn tools(tools: &Value) -> Result<Vec<String>, String> {
         let mut names = Vec::new();
         for (i, t) in tools.as_array().ok_or("tools must be an array")?.iter().enumerate() {
-            keys_in(t, &["functionDeclarations", "googleSearch", "codeExecution", "urlContext"], &format!("tools[{i}]"))?;
+            keys_in(
+                t,
+                &["functionDeclarations", "googleSearch", "codeExecution", "urlContext"],
+                &format!("tools[{i}]"),
+            )?;
             for (j, d) in t["functionDeclarations"].as_array().into_iter().flatten().enumerate() {
                 let what = format!("tools[{i}].functionDeclarations[{j}]");
-                keys_in(d, &["name", "description", "parameters", "parametersJsonSchema", "response", "responseJsonSchema", "behavior"], &what)?;
+                keys_in(
+                    d,
+                    &[
+                        "name",
+                        "description",
+                        "parameters",
+                        "parametersJsonSchema",
+                        "response",
+                        "responseJsonSchema",
+                        "behavior",
+                    ],
+                    &what,
+                )?;
                 let name = d["name"].as_str().unwrap_or_default();
-                if name.is_empty() || name.len() > 63 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                if name.is_empty()
+                    || name.len() > 63
+                    || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
                     return Err(format!("{what}.name {name:?} is not a valid function name"));
                 }
                 if d.get("parameters").is_some() && d.get("parametersJsonSchema").is_some() {
-                    return Err(format!("{what}: parameters and parametersJsonSchema are mutually exclusive"));
+                    return Err(format!(
+                        "{what}: parameters and parametersJsonSchema are mutually exclusive"
+                    ));
                 }
                 if let Some(p) = d.get("parameters") {
                     schema(p, &format!("{what}.parameters"))?;
@@ -378,7 +448,8 @@ pub mod shape {
             if !matches!(mode, "ANY" | "VALIDATED") {
                 return Err("allowedFunctionNames goes with mode ANY or VALIDATED".into());
             }
-            if let Some(a) = allowed.iter().filter_map(Value::as_str).find(|a| !names.iter().any(|n| n == a)) {
+            if let Some(a) = allowed.iter().filter_map(Value::as_str).find(|a| !names.iter().any(|n| n == a))
+            {
                 return Err(format!("allowedFunctionNames names {a:?}, which is not declared"));
             }
         }
@@ -388,7 +459,11 @@ pub mod shape {
     fn generation(g: &Value) -> Result<(), String> {
         keys_in(g, GENERATION, "generationConfig")?;
         if let Some(t) = g.get("thinkingConfig") {
-            keys_in(t, &["thinkingBudget", "thinkingLevel", "includeThoughts"], "generationConfig.thinkingConfig")?;
+            keys_in(
+                t,
+                &["thinkingBudget", "thinkingLevel", "includeThoughts"],
+                "generationConfig.thinkingConfig",
+            )?;
             if t.get("thinkingBudget").is_some() && t.get("thinkingLevel").is_some() {
                 return Err("thinkingBudget and thinkingLevel cannot both be set".into());
             }
@@ -398,7 +473,7 @@ pub mod shape {
                 return Err(format!("thinkingLevel {l:?} is not MINIMAL, LOW, MEDIUM or HIGH"));
             }
         }
-        if g.get("maxOutputTokens").is_some_and(|m| !m.as_u64().is_some_and(|m| m > 0)) {
+        if g.get("maxOutputTokens").is_some_and(|m| m.as_u64().is_none_or(|m| m == 0)) {
             return Err("maxOutputTokens must be a positive integer".into());
         }
         Ok(())
@@ -434,7 +509,20 @@ pub mod shape {
 
     /// `POST cachedContents`.
     pub fn cache_request(body: &Value) -> Result<(), String> {
-        keys_in(body, &["model", "displayName", "systemInstruction", "contents", "tools", "toolConfig", "ttl", "expireTime"], "cachedContent")?;
+        keys_in(
+            body,
+            &[
+                "model",
+                "displayName",
+                "systemInstruction",
+                "contents",
+                "tools",
+                "toolConfig",
+                "ttl",
+                "expireTime",
+            ],
+            "cachedContent",
+        )?;
         if !body["model"].as_str().is_some_and(|m| m.starts_with("models/")) {
             return Err("model must be models/{model}".into());
         }
