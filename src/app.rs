@@ -72,7 +72,7 @@ impl App {
         let payments = crate::payments::Payments::new(&config, store.clone(), &admin_token)?;
         if payments.dev_enabled() && (config.telegram().is_some() || config.public_url.is_some()) {
             tracing::warn!(
-                "the dev payment provider is on: anyone can mark an order paid at /pay/dev/<order>. \
+                "the dev payment provider is on (payments.dev_payments = true): any customer can mark their own order paid without money. \
                  Configure Crypto Pay or Telegram Stars (payments.*), or set payments.dev_payments = false"
             );
         }

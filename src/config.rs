@@ -134,8 +134,8 @@ pub struct Config {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PaymentsConfig {
-    /// The dev provider (`/pay/dev/{order}` marks an order paid). Unset: on only when no
-    /// real provider is configured.
+    /// The dev provider (`/pay/dev/{order}?t=` marks an order paid, no money moves). Unset:
+    /// on only in a local demo — no real provider, no bot token and no public URL.
     pub dev_payments: Option<bool>,
     /// Crypto Pay (@CryptoBot) app token; unset: Crypto Pay off.
     pub cryptopay_token: Secret,

@@ -72,7 +72,7 @@ pub async fn run(cfg: &Config, user: i64, lang: Option<String>) -> anyhow::Resul
                     match pay_order_of(u) {
                         // The payment page of an order: in the demo, pay it right here with the
                         // dev provider and show what the customer receives.
-                        Some(order) => pay_dev(cfg, &backend, user, order).await?,
+                        Some(order) => pay_dev(cfg, &backend, user, order, link_token(u)).await?,
                         None => println!("open: {u}"),
                     }
                     continue;
@@ -149,7 +149,12 @@ fn pay_order_of(url: &str) -> Option<u64> {
 }
 
 /// Pays an order with the dev provider and prints what the customer is sent.
-async fn pay_dev(cfg: &Config, backend: &Backend, user: i64, order: u64) -> anyhow::Result<()> {
+/// The `t=` token of a payment link.
+fn link_token(url: &str) -> &str {
+    url.split_once("?t=").map(|(_, t)| t.split('&').next().unwrap_or("")).unwrap_or("")
+}
+
+async fn pay_dev(cfg: &Config, backend: &Backend, user: i64, order: u64, token: &str) -> anyhow::Result<()> {
     match backend {
         Backend::Local(s) => {
             if !s.payments.dev_enabled() {
@@ -169,8 +174,13 @@ async fn pay_dev(cfg: &Config, backend: &Backend, user: i64, order: u64) -> anyh
             }
         }
         Backend::Server => {
-            let r =
-                super::server_request(cfg, reqwest::Method::POST, &format!("/pay/dev/{order}"), None).await?;
+            let r = super::server_request(
+                cfg,
+                reqwest::Method::POST,
+                &format!("/pay/dev/{order}?t={token}"),
+                None,
+            )
+            .await?;
             println!(
                 "(paid with the dev provider: HTTP {}; the server delivers the item to the chat)",
                 r.status()

@@ -23,7 +23,7 @@ pub async fn require_token(State(s): State<AppState>, req: Request, next: Next) 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| super::auth::credentials(v, "bearer"))
         .unwrap_or("");
     let want = s.admin_token.expose().as_bytes();
     if given.is_empty() || !bool::from(given.as_bytes().ct_eq(want)) {
@@ -212,7 +212,9 @@ pub async fn create_order(
         .write(move |tx| ops::create_order_with_availability_check(tx, user, &product, qty, kind, ttl))
         .await?;
     metrics::counter!("lavka_orders_created_total", "kind" => if kind == OrderKind::Instant { "instant" } else { "prepaid" }).increment(1);
-    Ok((StatusCode::CREATED, Json(json!({ "order": o }))))
+    // The customer's payment page, for the owner to send (when a link provider is on).
+    let pay_url = s.payments.any().then(|| s.payments.pay_url(o.id));
+    Ok((StatusCode::CREATED, Json(json!({ "order": o, "pay_url": pay_url }))))
 }
 
 #[derive(Deserialize, Default)]

@@ -204,10 +204,17 @@ fn session_from_cookie(s: &AppState, headers: &HeaderMap) -> Option<UserId> {
     None
 }
 
+/// The credentials of an `Authorization` header of `scheme` (schemes are case-insensitive,
+/// RFC 9110 §11.1: `Bearer`, `bearer`, `TMA` all count).
+pub fn credentials<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (s, rest) = header.trim_start().split_once(char::is_whitespace)?;
+    s.eq_ignore_ascii_case(scheme).then(|| rest.trim()).filter(|c| !c.is_empty())
+}
+
 /// The result of identifying a request: the user, and a cookie to set for a new session.
 fn identify(s: &AppState, headers: &HeaderMap) -> Result<(WebUser, Option<String>), Error> {
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if let Some(raw) = auth.strip_prefix("tma ") {
+    if let Some(raw) = credentials(auth, "tma") {
         let Some(token) = s.config.telegram() else {
             tracing::debug!("initData sent, but no bot token is configured to check it");
             return Err(Error::Unauthorized);
@@ -266,6 +273,16 @@ pub async fn require_user(State(s): State<AppState>, mut req: Request, next: Nex
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authorization_schemes_are_case_insensitive() {
+        assert_eq!(credentials("Bearer abc", "bearer"), Some("abc"));
+        assert_eq!(credentials("bearer abc", "Bearer"), Some("abc"));
+        assert_eq!(credentials("TMA  query_id=1", "tma"), Some("query_id=1"));
+        assert_eq!(credentials("Basic abc", "bearer"), None);
+        assert_eq!(credentials("Bearer", "bearer"), None);
+        assert_eq!(credentials("Bearerabc", "bearer"), None);
+    }
 
     /// The vector from the external-API reference (freshness not checked).
     const TOKEN: &str = "123456:TEST-token";

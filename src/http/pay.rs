@@ -2,7 +2,8 @@
 //!
 //! - `GET /pay/{order}?t=` — the order's payment page: amount, status, the enabled ways to pay.
 //! - `GET /pay/{order}/cryptopay?t=` — creates (once) the Crypto Pay invoice, redirects to it.
-//! - `GET /pay/dev/{order}`, `POST /pay/dev/{order}` — the dev provider (404 when disabled).
+//! - `GET /pay/dev/{order}?t=`, `POST /pay/dev/{order}?t=` — the dev provider (404 when
+//!   disabled or without the order's link token).
 //! - `POST /payments/cryptopay/webhook` — signature over the raw body first (401, nothing
 //!   changed), then the invoice is applied idempotently.
 
@@ -86,7 +87,8 @@ pub async fn pay_page(
         }
         if s.payments.dev_enabled() {
             body.push_str(&format!(
-                r#"<a class="btn" href="/pay/dev/{id}">Оплатить (демо) · Pay (demo)</a>"#
+                r#"<a class="btn" href="/pay/dev/{id}?t={}">Оплатить (демо) · Pay (demo)</a>"#,
+                esc(&q.t)
             ));
         }
         body.push_str(
@@ -108,17 +110,23 @@ pub async fn pay_cryptopay(
 }
 
 /// The dev provider's page: the order and a Pay button.
-pub async fn dev_page(State(s): State<AppState>, Path(id): Path<OrderId>) -> ApiResult<Response> {
+pub async fn dev_page(
+    State(s): State<AppState>,
+    Path(id): Path<OrderId>,
+    Query(q): Query<Token>,
+) -> ApiResult<Response> {
     if !s.payments.dev_enabled() {
         return Err(Error::not_found("dev payments").into());
     }
-    let o = s.store.order(id).await?;
+    // Like every payment page, it needs the order's link token: no order is shown to, or
+    // paid by, someone who merely counts order numbers.
+    let o = linked_order(&s, id, &q.t).await?;
     let mut body = format!(
         r#"<p class="muted">Демо-оплата: денег не списывается · demo payment, no money moves.</p>{}"#,
         summary(&o)
     );
     if o.status.is_pending_payment() {
-        body.push_str(&format!(r#"<form method="post" action="/pay/dev/{id}"><button type="submit">Оплатить · Pay {}</button></form>"#, Money::new(o.amount, o.currency)));
+        body.push_str(&format!(r#"<form method="post" action="/pay/dev/{id}?t={}"><button type="submit">Оплатить · Pay {}</button></form>"#, esc(&q.t), Money::new(o.amount, o.currency)));
     }
     Ok(page("Pay (demo)", &body, false).into_response())
 }
@@ -127,8 +135,13 @@ pub async fn dev_page(State(s): State<AppState>, Path(id): Path<OrderId>) -> Api
 pub async fn dev_pay(
     State(s): State<AppState>,
     Path(id): Path<OrderId>,
+    Query(q): Query<Token>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    if !s.payments.dev_enabled() {
+        return Err(Error::not_found("dev payments").into());
+    }
+    linked_order(&s, id, &q.t).await?;
     let r = s.payments.pay_dev(id).await?;
     let wants_json =
         headers.get("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"));

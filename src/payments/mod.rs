@@ -2,9 +2,9 @@
 //! [`crate::store::orders::apply_payment`], keyed by `(provider, external id)`: duplicates,
 //! late payments, wrong amounts and second payments are decided there, in one transaction.
 //!
-//! - **Dev**: `/pay/dev/{order}`, a page with a Pay button; only when no real provider
-//!   (Crypto Pay, or Stars with a bot) is configured, or `payments.dev_payments = true`
-//!   (404 otherwise).
+//! - **Dev**: `/pay/dev/{order}?t=<link token>`, a page with a Pay button; by default only
+//!   in a local demo (no real provider, no bot token, no public URL), else only with
+//!   `payments.dev_payments = true` (404 otherwise).
 //! - **Crypto Pay**: a fiat invoice per order (created when the customer opens the payment
 //!   link, reused after), a signed webhook, and a reconciliation loop that asks
 //!   `getInvoices` for invoices of unpaid orders — a lost webhook still completes the order.
@@ -98,7 +98,10 @@ impl Payments {
         // Stars are a real provider too: a Stars-only shop must not also let anyone mark an
         // order paid on the dev page.
         let stars = p.stars_per_unit > 0.0 && cfg.telegram().is_some();
-        let dev = p.dev_payments.unwrap_or(cryptopay.is_none() && !stars);
+        // A shop that faces the world (a bot or a public URL) never gives goods away by
+        // default: the dev provider needs `payments.dev_payments = true` there.
+        let public = cfg.telegram().is_some() || cfg.public_url.is_some();
+        let dev = p.dev_payments.unwrap_or(cryptopay.is_none() && !stars && !public);
         // Link tokens are keyed by a value derived from the admin token: stable across
         // restarts, unknown to customers.
         let mut mac = Hmac::<Sha256>::new_from_slice(admin_token.expose().as_bytes())

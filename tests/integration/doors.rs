@@ -262,3 +262,17 @@ async fn telegram_shows_typing_while_the_model_works() {
     assert!(texts(&app, ANNA).iter().any(|t| t.contains("<code>K")));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_shop_with_a_bot_gives_nothing_away_by_default() {
+    let app = spawn_tg(|_| {}).await;
+    seed(app.store(), SMALL).await;
+    assert!(!app.state.payments.dev_enabled(), "no real provider, but a bot: the dev provider stays off");
+    app.update(press(1, ANNA, "b:key")).await;
+    let o = app.last_order(ANNA).await;
+    let t = app.state.payments.token(o.id);
+    let r = app.client.post(format!("{}/pay/dev/{}?t={t}", app.base, o.id)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(app.store().order(o.id).await.unwrap().status, OrderStatus::Reserved);
+    app.stop().await;
+}

@@ -230,13 +230,25 @@ async fn the_dev_provider_pays_in_demo_mode_and_is_refused_otherwise() {
     seed(app.store(), SMALL).await;
     assert!(app.state.payments.dev_enabled());
     let id = reserve(&app, 11, "key").await;
-    let page = app.client.get(format!("{}/pay/dev/{id}", app.base)).send().await.unwrap();
+    // Without the order's link token the dev page shows and pays nothing.
+    let bare = app.client.get(format!("{}/pay/dev/{id}", app.base)).send().await.unwrap();
+    assert_eq!(bare.status(), 404);
+    let forged = app
+        .client
+        .post(format!("{}/pay/dev/{id}?t=0123456789abcdef01234567", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 404);
+    assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Reserved);
+    let t = app.state.payments.token(id);
+    let page = app.client.get(format!("{}/pay/dev/{id}?t={t}", app.base)).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("100.00 ₽"));
     for _ in 0..2 {
         let r = app
             .client
-            .post(format!("{}/pay/dev/{id}", app.base))
+            .post(format!("{}/pay/dev/{id}?t={t}", app.base))
             .header("accept", "application/json")
             .send()
             .await
@@ -421,7 +433,7 @@ async fn a_late_payment_for_a_sold_out_preorderable_product_offers_the_preorder(
     reserve(&app, 52, "both").await; // the last item goes to someone else
     let r = app
         .client
-        .post(format!("{}/pay/dev/{late}", app.base))
+        .post(format!("{}/pay/dev/{late}?t={}", app.base, app.state.payments.token(late)))
         .header("accept", "application/json")
         .send()
         .await

@@ -105,7 +105,8 @@ async fn mini_app_requests_need_valid_fresh_init_data() {
 
 #[tokio::test]
 async fn a_customer_sees_only_their_own_orders_and_the_goods_once_paid() {
-    let app = spawn_tg(|_| {}).await;
+    // A bot shop gives nothing away by default: the demo provider is switched on explicitly.
+    let app = spawn_tg(|c| c.payments.dev_payments = Some(true)).await;
     seed(app.store(), SMALL).await;
     let now = T0 / 1000;
     let anna = format!("tma {}", init_data(BOT_TOKEN, 5_551_234_567, now));
