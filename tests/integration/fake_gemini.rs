@@ -479,13 +479,9 @@ pub mod shape {
         Ok(())
     }
 
-    /// `models/{model}:generateContent`.
-    pub fn generate_request(body: &Value) -> Result<(), String> {
-        keys_in(body, REQUEST, "request")?;
-        let contents = body["contents"].as_array().filter(|c| !c.is_empty()).ok_or("contents is required")?;
-        for (i, c) in contents.iter().enumerate() {
-            content(c, &format!("contents[{i}]"), false)?;
-        }
+    /// The parts a generate request and a cache share: the system instruction, the tools and
+    /// their config.
+    fn instruction_and_tools(body: &Value) -> Result<(), String> {
         if let Some(s) = body.get("systemInstruction") {
             content(s, "systemInstruction", true)?;
         }
@@ -496,6 +492,17 @@ pub mod shape {
         if let Some(tc) = body.get("toolConfig") {
             tool_config(tc, &names)?;
         }
+        Ok(())
+    }
+
+    /// `models/{model}:generateContent`.
+    pub fn generate_request(body: &Value) -> Result<(), String> {
+        keys_in(body, REQUEST, "request")?;
+        let contents = body["contents"].as_array().filter(|c| !c.is_empty()).ok_or("contents is required")?;
+        for (i, c) in contents.iter().enumerate() {
+            content(c, &format!("contents[{i}]"), false)?;
+        }
+        instruction_and_tools(body)?;
         if let Some(g) = body.get("generationConfig") {
             generation(g)?;
         }
@@ -526,16 +533,7 @@ pub mod shape {
         if !body["model"].as_str().is_some_and(|m| m.starts_with("models/")) {
             return Err("model must be models/{model}".into());
         }
-        if let Some(s) = body.get("systemInstruction") {
-            content(s, "systemInstruction", true)?;
-        }
-        let names = match body.get("tools") {
-            Some(t) => tools(t)?,
-            None => Vec::new(),
-        };
-        if let Some(tc) = body.get("toolConfig") {
-            tool_config(tc, &names)?;
-        }
+        instruction_and_tools(body)?;
         if let Some(ttl) = body.get("ttl")
             && !ttl.as_str().is_some_and(|t| t.ends_with('s') && t[..t.len() - 1].parse::<f64>().is_ok())
         {
