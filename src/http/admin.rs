@@ -254,8 +254,7 @@ pub async fn confirm_payment(
         amount,
         currency: cur,
     };
-    let res = s.store.write(move |tx| ops::apply_payment(tx, id, &pay)).await?;
-    metrics::counter!("lavka_payments_total", "provider" => "manual", "outcome" => format!("{:?}", res.outcome)).increment(1);
+    let res = s.payments.apply(id, pay).await?;
     Ok(Json(json!({
         "order": res.order,
         "outcome": res.outcome,
