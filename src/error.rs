@@ -116,9 +116,6 @@ pub enum Conflict {
     /// Paying or cancelling an order that no longer awaits payment.
     #[error("order {order} is {}, not awaiting payment", status.as_str())]
     NotPending { order: crate::domain::OrderId, status: crate::domain::OrderStatus },
-    /// The customer holds as much unpaid stock as the shop allows.
-    #[error("{0}")]
-    Limit(String),
     /// Fulfilling a pre-order that was already fulfilled.
     #[error("order {0} is already fulfilled")]
     AlreadyFulfilled(crate::domain::OrderId),

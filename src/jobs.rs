@@ -58,9 +58,7 @@ impl ShopJobs {
 
     /// A customer's language: the one they chose with `/lang`, else Telegram's.
     async fn lang_of(&self, user: UserId) -> Result<Lang, JobError> {
-        let tu = self.store.telegram_user(user).await?;
-        let u = self.store.user(user).await?;
-        let code = tu.lang.or(u.and_then(|u| u.lang));
+        let code = self.store.lang_code(user).await?;
         Ok(Lang::pick(code.as_deref(), self.settings.default_lang))
     }
 
@@ -74,7 +72,7 @@ impl ShopJobs {
         match self.messenger.send(&Outgoing::with(user, text, buttons)).await {
             Ok(_) => Ok(()),
             Err(SendError::Unreachable) => {
-                self.store.write(move |tx| crate::store::ledger::set_unreachable(tx, user, true)).await?;
+                self.store.write(move |tx| crate::store::telegram::set_unreachable(tx, user, true)).await?;
                 Err(JobError::Unreachable(user))
             }
             Err(e) => Err(send_error(e)),
@@ -161,7 +159,7 @@ impl ShopJobs {
                     let key = format!("unreachable:{order_id}");
                     self.store
                         .write(move |tx| {
-                            crate::store::ledger::set_unreachable(tx, user, true)?;
+                            crate::store::telegram::set_unreachable(tx, user, true)?;
                             crate::store::jobs::enqueue(
                                 tx,
                                 JobKind::AlertAdmin { text: alert.clone() },

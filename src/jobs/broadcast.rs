@@ -26,7 +26,7 @@ pub async fn run(store: &Store, messenger: &dyn Messenger, id: u64, part: u32) -
         let sent = match messenger.send(&Outgoing::new(uid, b.text.clone())).await {
             Ok(_) | Err(SendError::Uncertain(_)) => true,
             Err(SendError::Unreachable) => {
-                store.write(move |tx| crate::store::ledger::set_unreachable(tx, uid, true)).await?;
+                store.write(move |tx| crate::store::telegram::set_unreachable(tx, uid, true)).await?;
                 false
             }
             Err(SendError::AlreadyDone) => true,

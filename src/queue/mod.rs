@@ -166,6 +166,7 @@ impl Queue {
                         error: why.clone(),
                     },
                     JobError::Fatal(why) => Setback::Fatal { error: why.clone() },
+                    // Ended as done above; kept for the match to be whole.
                     JobError::Unreachable(_) => Setback::Fatal { error: "unreachable".into() },
                 };
                 let st =

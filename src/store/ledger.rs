@@ -7,6 +7,30 @@ use crate::domain::{Currency, LedgerEntry, OrderId, OutboxMessage, User, UserId}
 use crate::error::{Error, Result};
 use redb::ReadableTable;
 
+/// A payment as a provider reports it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Payment {
+    pub provider: String,
+    pub external_id: String,
+    pub amount: i64,
+    pub currency: Currency,
+}
+
+impl Payment {
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.provider.is_empty() || self.provider.len() > 32 {
+            return Err(Error::bad("payment provider must be 1-32 characters"));
+        }
+        if self.external_id.is_empty() || self.external_id.len() > 256 {
+            return Err(Error::bad("payment id must be 1-256 characters"));
+        }
+        if self.amount <= 0 {
+            return Err(Error::bad("payment amount must be positive"));
+        }
+        Ok(())
+    }
+}
+
 /// Profile fields we learn from the channel (Telegram) about a customer.
 #[derive(Clone, Debug, Default)]
 pub struct UserInfo {
@@ -42,20 +66,6 @@ pub fn ensure_user(tx: &Tx, id: UserId, info: Option<&UserInfo>) -> Result<User>
         t.insert(id, encode(&user)?.as_slice())?;
     }
     Ok(user)
-}
-
-/// Marks a user as (un)reachable: they blocked or unblocked the bot. Reachable again, the
-/// paid goods that waited for them are sent (in the same transaction).
-pub fn set_unreachable(tx: &Tx, id: UserId, unreachable: bool) -> Result<()> {
-    let mut user = ensure_user(tx, id, None)?;
-    if user.unreachable != unreachable {
-        user.unreachable = unreachable;
-        tx.tx.open_table(USERS)?.insert(id, encode(&user)?.as_slice())?;
-        if !unreachable {
-            super::orders::redeliver_waiting(tx, id)?;
-        }
-    }
-    Ok(())
 }
 
 /// The currency of a user's balance: that of their first ledger entry (a balance holds one
@@ -141,7 +151,7 @@ pub struct TopupResult {
 }
 
 /// Credits a paid top-up to the user's balance, once per `(provider, external id)`.
-pub fn apply_topup(tx: &Tx, user: UserId, pay: &super::orders::Payment) -> Result<TopupResult> {
+pub fn apply_topup(tx: &Tx, user: UserId, pay: &Payment) -> Result<TopupResult> {
     if pay.amount <= 0 || pay.provider.is_empty() || pay.external_id.is_empty() || pay.external_id.len() > 256
     {
         return Err(Error::bad("a top-up needs a positive amount, a provider and a payment id"));

@@ -8,7 +8,7 @@ use super::products::{load_product, set_items_state, take_available};
 use super::schema::*;
 use super::{Store, Tx, decode, encode};
 use crate::domain::{
-    Currency, JobKind, Millis, Notice, Order, OrderId, OrderKind, OrderStatus, PaymentOutcome, PaymentRecord,
+    JobKind, Millis, Notice, Order, OrderId, OrderKind, OrderStatus, PaymentOutcome, PaymentRecord,
     PaymentRef, Product, ProductId, StockItem, StockState, UserId,
 };
 use crate::error::{Conflict, Error, Result};
@@ -23,29 +23,7 @@ pub const MAX_CONTENT: usize = 16_384;
 /// The provider name of payments from the internal balance.
 pub const BALANCE: &str = "balance";
 
-/// A payment as a provider reports it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Payment {
-    pub provider: String,
-    pub external_id: String,
-    pub amount: i64,
-    pub currency: Currency,
-}
-
-impl Payment {
-    fn validate(&self) -> Result<()> {
-        if self.provider.is_empty() || self.provider.len() > 32 {
-            return Err(Error::bad("payment provider must be 1-32 characters"));
-        }
-        if self.external_id.is_empty() || self.external_id.len() > 256 {
-            return Err(Error::bad("payment id must be 1-256 characters"));
-        }
-        if self.amount <= 0 {
-            return Err(Error::bad("payment amount must be positive"));
-        }
-        Ok(())
-    }
-}
+pub use super::ledger::Payment;
 
 /// What applying a payment did.
 #[derive(Clone, Debug, serde::Serialize)]

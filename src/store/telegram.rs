@@ -3,7 +3,7 @@
 //! bot's view of a user (chat id, chosen language), delivery marks and broadcasts.
 
 use super::jobs::{EnqueueOpts, enqueue};
-use super::ledger::{UserInfo, ensure_user, mark_update_processed, set_unreachable};
+use super::ledger::{UserInfo, ensure_user, mark_update_processed};
 use super::schema::*;
 use super::{Store, Tx, decode, encode};
 use crate::domain::{JobKind, Millis, OrderId, User, UserId};
@@ -72,6 +72,20 @@ fn tg_user(tx: &Tx, id: UserId) -> Result<TelegramUser> {
 
 fn save_tg_user(tx: &Tx, id: UserId, u: &TelegramUser) -> Result<()> {
     tx.tx.open_table(TELEGRAM_USERS)?.insert(id, encode(u)?.as_slice())?;
+    Ok(())
+}
+
+/// Marks a user as (un)reachable: they blocked or unblocked the bot. Reachable again, the
+/// paid goods that waited for them are sent (in the same transaction).
+pub fn set_unreachable(tx: &Tx, id: UserId, unreachable: bool) -> Result<()> {
+    let mut user = ensure_user(tx, id, None)?;
+    if user.unreachable != unreachable {
+        user.unreachable = unreachable;
+        tx.tx.open_table(USERS)?.insert(id, encode(&user)?.as_slice())?;
+        if !unreachable {
+            super::orders::redeliver_waiting(tx, id)?;
+        }
+    }
     Ok(())
 }
 
@@ -252,6 +266,20 @@ impl Store {
             let t = rtx.open_table(TELEGRAM_STATE)?;
             let v = t.get("poll_offset")?.and_then(|v| String::from_utf8_lossy(v.value()).parse().ok());
             Ok(v.unwrap_or(0))
+        })
+        .await
+    }
+
+    /// The language code a user reads: the one chosen with `/lang`, else Telegram's.
+    pub async fn lang_code(&self, id: UserId) -> Result<Option<String>> {
+        self.read(move |rtx, _| {
+            let tu: Option<TelegramUser> =
+                rtx.open_table(TELEGRAM_USERS)?.get(id)?.map(|v| decode(v.value())).transpose()?;
+            if let Some(l) = tu.and_then(|t| t.lang) {
+                return Ok(Some(l));
+            }
+            let u: Option<User> = rtx.open_table(USERS)?.get(id)?.map(|v| decode(v.value())).transpose()?;
+            Ok(u.and_then(|u| u.lang))
         })
         .await
     }

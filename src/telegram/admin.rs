@@ -167,9 +167,7 @@ impl Telegram {
     }
 
     pub(crate) async fn lang_of(&self, user: i64) -> crate::Result<crate::texts::Lang> {
-        let tu = self.store().telegram_user(user).await?;
-        let u = self.store().user(user).await?;
-        let code = tu.lang.or(u.and_then(|u| u.lang));
+        let code = self.store().lang_code(user).await?;
         Ok(crate::texts::Lang::pick(code.as_deref(), self.settings().default_lang))
     }
 

@@ -167,7 +167,9 @@ impl Telegram {
             Err(SendError::Unreachable) => {
                 let u = c.user_id;
                 if c.private {
-                    self.store().write(move |tx| crate::store::ledger::set_unreachable(tx, u, true)).await?;
+                    self.store()
+                        .write(move |tx| crate::store::telegram::set_unreachable(tx, u, true))
+                        .await?;
                 }
                 Err(JobError::Unreachable(u))
             }
@@ -238,7 +240,7 @@ impl Telegram {
         }
         let user = m.from.id.0 as i64;
         let gone = m.new_chat_member.kind.is_banned() || m.new_chat_member.kind.is_left();
-        self.store().write(move |tx| crate::store::ledger::set_unreachable(tx, user, gone)).await?;
+        self.store().write(move |tx| crate::store::telegram::set_unreachable(tx, user, gone)).await?;
         Ok(())
     }
 

@@ -962,7 +962,7 @@ async fn a_broadcast_reaches_every_reachable_customer_once_and_resumes_after_a_r
             .unwrap();
     }
     // 106 blocked the bot long ago; 103 hits a rate limit; 105 blocks it now.
-    app.store().write(|tx| lavka::store::ledger::set_unreachable(tx, 106, true)).await.unwrap();
+    app.store().write(|tx| lavka::store::telegram::set_unreachable(tx, 106, true)).await.unwrap();
     app.fake.fail(Some(103), Fail::RetryAfter(30));
     app.fake.fail(Some(105), Fail::Blocked);
     app.update(message(1, ADMIN, "en", "/broadcast Big sale today!")).await;
