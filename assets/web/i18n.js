@@ -25,6 +25,11 @@ const T = {
     demo: 'Демо-режим: оплата тестовая, деньги не списываются.',
     error: 'Ошибка: {m}', retry: 'Повторить', details: 'Подробнее',
     out_of_stock: 'Товар закончился. Обновите страницу.',
+    err_insufficient_balance: 'На балансе не хватает денег для этого заказа.',
+    err_conflict: 'Этот заказ уже нельзя оплатить или отменить. Обновите страницу.',
+    err_not_found: 'Не нашлось — возможно, заказ или товар уже недоступен.',
+    err_bad_input: 'Проверьте введённые данные.',
+    err_unavailable: 'Сервис временно недоступен, попробуйте ещё раз.',
   },
   en: {
     tab_shop: 'Catalogue', tab_chat: 'Consultant', tab_orders: 'My orders',
@@ -50,6 +55,11 @@ const T = {
     demo: 'Demo mode: payments are simulated, no money moves.',
     error: 'Error: {m}', retry: 'Retry', details: 'Details',
     out_of_stock: 'Sold out meanwhile. Reload the page.',
+    err_insufficient_balance: 'Your balance does not cover this order.',
+    err_conflict: 'This order can no longer be paid or cancelled. Reload the page.',
+    err_not_found: 'Not found — the order or product may no longer be available.',
+    err_bad_input: 'Please check what you entered.',
+    err_unavailable: 'Temporarily unavailable, please try again.',
   },
 };
 
@@ -72,6 +82,13 @@ export function setLang(l) {
 export function t(key, vars = {}) {
   const s = (T[lang] && T[lang][key]) || T.ru[key] || key;
   return s.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? String(vars[k]) : ''));
+}
+
+// What a customer reads for a failed request: the shop's own words for each error code
+// (the API's message is for developers), else the message itself.
+export function errorText(e) {
+  const key = 'err_' + (e && e.code);
+  return (T[lang] && T[lang][key]) || T.ru[key] || t('error', { m: e && e.message });
 }
 
 export function fmtDate(iso) {

@@ -2,7 +2,7 @@
 // (polled until the goods arrive), my orders and balance, and the consultant chat.
 // Inside Telegram it authenticates with initData and uses the theme, MainButton and
 // BackButton; in a plain browser (demo mode) the server keeps a session cookie.
-import { t, lang, pickLang, setLang, fmtDate } from '/assets/i18n.js';
+import { t, lang, pickLang, setLang, fmtDate, errorText } from '/assets/i18n.js';
 import { $, h } from '/assets/dom.js';
 
 const view = $('#view');
@@ -112,7 +112,7 @@ function render() {
 function show(...nodes) { view.replaceChildren(...nodes); }
 
 function failure(e) {
-  return h('div', { class: 'card error' }, t('error', { m: e.message }), ' ',
+  return h('div', { class: 'card error' }, errorText(e), ' ',
     h('button', { class: 'link', onclick: render }, t('retry')));
 }
 
@@ -196,7 +196,7 @@ async function productPage(id) {
       go(`/app/o/${r.order.id}`);
     } catch (e) {
       btn.disabled = false;
-      status.replaceChildren(h('p', { class: 'error' }, e.code === 'out_of_stock' ? t('out_of_stock') : t('error', { m: e.message })));
+      status.replaceChildren(h('p', { class: 'error' }, e.code === 'out_of_stock' ? t('out_of_stock') : errorText(e)));
     }
   };
   const btn = h('button', { class: 'btn primary', id: 'buy', onclick: buy, disabled: !canBuy || (!me && !tg) }, label);
@@ -240,7 +240,7 @@ async function payStars(o) {
   try {
     const inv = await api(`/orders/${o.id}/stars-invoice`, { method: 'POST' });
     tg.openInvoice(inv.url, (status) => { if (status === 'paid') render(); });
-  } catch (e) { alert(e.message); }
+  } catch (e) { alert(errorText(e)); }
 }
 
 // The body of an order (the order page; `compact` in chat offers, whose own buttons pay and
@@ -263,11 +263,11 @@ function orderBody(o, compact = false) {
     }
     if (me && me.balance >= o.amount) {
       parts.push(h('button', { class: 'btn', onclick: async () => {
-        try { await api(`/orders/${o.id}/pay-balance`, { method: 'POST' }); await refreshMe(); render(); } catch (e) { alert(e.message); }
+        try { await api(`/orders/${o.id}/pay-balance`, { method: 'POST' }); await refreshMe(); render(); } catch (e) { alert(errorText(e)); }
       } }, t('pay_balance', { b: me.balance_text })));
     }
     parts.push(h('button', { class: 'btn ghost', onclick: async () => {
-      try { await api(`/orders/${o.id}/cancel`, { method: 'POST' }); render(); } catch (e) { alert(e.message); }
+      try { await api(`/orders/${o.id}/cancel`, { method: 'POST' }); render(); } catch (e) { alert(errorText(e)); }
     } }, t('cancel')));
     parts.push(h('p', { class: 'small muted' }, t('waiting')));
   }
@@ -377,7 +377,7 @@ async function sendChat(body, shown, log) {
     saveChat();
     wait.replaceWith(bubble(chatLog.at(-1), log));
   } catch (e) {
-    wait.replaceWith(h('div', { class: 'msg bot error' }, e.status === 401 ? t('open_tg') : t('error', { m: e.message })));
+    wait.replaceWith(h('div', { class: 'msg bot error' }, e.status === 401 ? t('open_tg') : errorText(e)));
   }
   log.lastElementChild?.scrollIntoView({ block: 'end' });
 }
