@@ -113,6 +113,7 @@ impl App {
             handler,
             QueueOptions {
                 concurrency: config.workers,
+                urgent_workers: config.urgent_workers,
                 backoff_base: Duration::from_millis(config.job_backoff_base_ms),
                 backoff_cap: Duration::from_secs(config.job_backoff_cap_secs),
                 ..QueueOptions::default()

@@ -60,6 +60,9 @@ pub struct Config {
     pub reservation_ttl_secs: u64,
     /// Job workers running at once (0: none; jobs run only when asked, as in tests).
     pub workers: usize,
+    /// More workers that run only what Telegram times (pre-checkout and button answers), so
+    /// a burst of replies cannot make a payment time out (with `workers` > 0).
+    pub urgent_workers: usize,
     /// First retry delay of a failed job, milliseconds (doubles each attempt, with jitter).
     pub job_backoff_base_ms: u64,
     /// Longest retry delay of a failed job, seconds.
@@ -233,6 +236,7 @@ impl Default for Config {
             admin_ids: Vec::new(),
             reservation_ttl_secs: 15 * 60,
             workers: 4,
+            urgent_workers: 2,
             job_backoff_base_ms: 1000,
             job_backoff_cap_secs: 3600,
             done_job_retention_hours: 24 * 7,

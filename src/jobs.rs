@@ -16,6 +16,8 @@ use std::time::Duration;
 #[async_trait::async_trait]
 pub trait UpdateProcessor: Send + Sync {
     async fn process(&self, update: &serde_json::Value) -> Result<(), JobError>;
+    /// Takes the spinner off a pressed button.
+    async fn answer_callback(&self, query_id: &str) -> Result<(), JobError>;
 }
 
 /// Settings the handlers need.
@@ -291,6 +293,10 @@ impl Handler for ShopJobs {
             JobKind::PreorderRefunded { order_id } => self.preorder_refunded(*order_id).await,
             JobKind::ProcessUpdate { update, .. } => match &self.updates {
                 Some(p) => p.process(update).await,
+                None => Err(JobError::Fatal("no Telegram channel is configured".into())),
+            },
+            JobKind::AnswerCallback { query_id } => match &self.updates {
+                Some(p) => p.answer_callback(query_id).await,
                 None => Err(JobError::Fatal("no Telegram channel is configured".into())),
             },
             JobKind::ExpireReservations => {

@@ -28,7 +28,7 @@ impl Outgoing {
 }
 
 /// A message that was sent.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sent {
     pub message_id: i64,
 }

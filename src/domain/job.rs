@@ -55,6 +55,30 @@ pub enum JobKind {
     /// Send part `part` (a batch of recipients) of a broadcast; the next part is enqueued
     /// when this one is done.
     Broadcast { broadcast_id: u64, part: u32 },
+    /// Take the spinner off a pressed button (`answerCallbackQuery`); the press itself is a
+    /// `process_update` job of the normal lane.
+    AnswerCallback { query_id: String },
+}
+
+/// Which workers run a job. Telegram times a few answers — a pre-checkout query must be
+/// answered within 10 s or the payment fails, a pressed button spins until answered — so
+/// they have a lane of their own that ordinary replies, deliveries and broadcasts cannot
+/// fill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Lane {
+    Urgent,
+    Normal,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 2] = [Lane::Urgent, Lane::Normal];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Lane::Urgent => "urgent",
+            Lane::Normal => "normal",
+        }
+    }
 }
 
 impl JobKind {
@@ -73,6 +97,28 @@ impl JobKind {
             JobKind::Snapshot => "snapshot",
             JobKind::Noop { .. } => "noop",
             JobKind::Broadcast { .. } => "broadcast",
+            JobKind::AnswerCallback { .. } => "answer_callback",
+        }
+    }
+
+    /// The lane of this job (see [`Lane`]).
+    pub fn lane(&self) -> Lane {
+        match self {
+            JobKind::AnswerCallback { .. } => Lane::Urgent,
+            JobKind::ProcessUpdate { update, .. } if update.get("pre_checkout_query").is_some() => {
+                Lane::Urgent
+            }
+            _ => Lane::Normal,
+        }
+    }
+
+    /// How long after it was created running this job still makes sense; `None`: always.
+    /// Telegram refuses a pre-checkout answer after 10 s and a button answer after about
+    /// 15 s, so a backlog after an outage does not spend the lane on answers nobody waits for.
+    pub fn useful_for(&self) -> Option<std::time::Duration> {
+        match self.lane() {
+            Lane::Urgent => Some(std::time::Duration::from_secs(30)),
+            Lane::Normal => None,
         }
     }
 }

@@ -7,7 +7,7 @@ mod money;
 mod order;
 mod product;
 
-pub use job::{Dedupe, JobKind, JobRecord, JobState, Notice};
+pub use job::{Dedupe, JobKind, JobRecord, JobState, Lane, Notice};
 pub use money::{Currency, Money};
 pub use order::{
     LedgerEntry, Order, OrderKind, OrderStatus, OutboxMessage, PaymentOutcome, PaymentRecord, PaymentRef,

@@ -3,12 +3,18 @@
 //!
 //! At-least-once: a job is leased only in this process's memory, so after a crash it is
 //! simply `ready` again and runs again. Handlers must be idempotent.
+//!
+//! Two lanes (`crate::domain::Lane`): the urgent lane's own workers run only what Telegram
+//! times (pre-checkout answers, button answers), the other workers run urgent jobs first and
+//! then everything else. A job asked to wait (a chat's next send slot, a 429) is rescheduled
+//! for then, never slept on; [`memo`] keeps what its earlier runs already sent.
 
+pub mod memo;
 mod schedule;
 
 pub use schedule::{Schedules, schedules};
 
-use crate::domain::{JobKind, JobRecord, JobState, Millis};
+use crate::domain::{JobKind, JobRecord, JobState, Lane, Millis};
 use crate::error::Result;
 use crate::store::Store;
 use crate::store::jobs::{EnqueueOpts, Enqueued, Setback, enqueue};
@@ -61,6 +67,8 @@ pub enum RunOutcome {
 #[derive(Clone, Debug)]
 pub struct QueueOptions {
     pub concurrency: usize,
+    /// Workers of the urgent lane only, on top of `concurrency`.
+    pub urgent_workers: usize,
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
     /// Longest idle sleep before looking again (wake-ups normally come sooner).
@@ -71,6 +79,7 @@ impl Default for QueueOptions {
     fn default() -> Self {
         QueueOptions {
             concurrency: 4,
+            urgent_workers: 2,
             backoff_base: Duration::from_secs(1),
             backoff_cap: Duration::from_secs(3600),
             poll: Duration::from_secs(5),
@@ -84,8 +93,13 @@ pub struct Queue {
     store: Store,
     handler: Arc<dyn Handler>,
     leased: Arc<Mutex<HashSet<u64>>>,
+    memos: memo::Memos,
     opts: QueueOptions,
 }
+
+/// What a worker of each kind takes, in order.
+const ANY: &[Lane] = &[Lane::Urgent, Lane::Normal];
+const URGENT: &[Lane] = &[Lane::Urgent];
 
 /// Exponential backoff with jitter: `base · 2^(attempt-1)` capped, then scaled by a random
 /// factor in [0.5, 1).
@@ -97,7 +111,7 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
 
 impl Queue {
     pub fn new(store: Store, handler: Arc<dyn Handler>, opts: QueueOptions) -> Self {
-        Queue { store, handler, leased: Arc::default(), opts }
+        Queue { store, handler, leased: Arc::default(), memos: memo::Memos::default(), opts }
     }
 
     pub fn store(&self) -> &Store {
@@ -110,11 +124,20 @@ impl Queue {
         self.store.write(move |tx| enqueue(tx, kind.clone(), opts.clone())).await
     }
 
-    /// Leases the next due job, runs it and records the result.
+    /// Jobs whose earlier runs are remembered (ready again after a wait).
+    pub fn remembered(&self) -> usize {
+        self.memos.len()
+    }
+
+    /// Leases the next due job of any lane (urgent first), runs it and records the result.
     pub async fn run_once(&self) -> Result<RunOutcome> {
+        self.run_next(ANY).await
+    }
+
+    async fn run_next(&self, lanes: &'static [Lane]) -> Result<RunOutcome> {
         let (job, _lease) = loop {
             let skip = self.leased.lock().expect("lease lock").clone();
-            let (jobs, next) = self.store.due_jobs(skip, 1).await?;
+            let (jobs, next) = self.store.due_jobs(lanes, skip, 1).await?;
             let Some(job) = jobs.into_iter().next() else {
                 return Ok(next.map(RunOutcome::NotDue).unwrap_or(RunOutcome::Idle));
             };
@@ -133,11 +156,20 @@ impl Queue {
         };
         let kind = job.kind.name();
         let span = tracing::info_span!("job", job.id = job.id, job.kind = kind, attempt = job.attempts + 1);
-        let result = AssertUnwindSafe(self.handler.handle(&job))
-            .catch_unwind()
-            .instrument(span.clone())
-            .await
-            .unwrap_or_else(|_| Err(JobError::Retry("handler panicked".into())));
+        let stale =
+            job.kind.useful_for().is_some_and(|d| self.store.now() - job.created_at > d.as_millis() as i64);
+        let result = if stale {
+            span.in_scope(|| tracing::warn!("too late to be of use (Telegram no longer waits): skipped"));
+            metrics::counter!("lavka_jobs_too_late_total", "kind" => kind).increment(1);
+            Ok(())
+        } else {
+            let memo = self.memos.begin(job.id);
+            AssertUnwindSafe(memo::scope(memo, self.handler.handle(&job)))
+                .catch_unwind()
+                .instrument(span.clone())
+                .await
+                .unwrap_or_else(|_| Err(JobError::Retry("handler panicked".into())))
+        };
         let result = match result {
             Err(JobError::Unreachable(user)) => {
                 span.in_scope(|| tracing::info!(user, "the recipient cannot be reached; the job ends"));
@@ -149,6 +181,7 @@ impl Queue {
         let state = match result {
             Ok(()) => {
                 self.store.write(move |tx| crate::store::jobs::complete(tx, id)).await?;
+                self.memos.end(id);
                 metrics::counter!("lavka_jobs_done_total", "kind" => kind).increment(1);
                 JobState::Done
             }
@@ -157,7 +190,10 @@ impl Queue {
                 let setback = match &err {
                     JobError::RetryAfter(d, why) => {
                         metrics::counter!("lavka_jobs_throttled_total", "kind" => kind).increment(1);
-                        Setback::Throttled { until: now + d.as_millis() as i64, reason: why.clone() }
+                        // Rounded up: a run a fraction of a millisecond early would only be
+                        // told to wait again.
+                        let ms = d.as_micros().div_ceil(1000) as i64;
+                        Setback::Throttled { until: now + ms, reason: why.clone() }
                     }
                     JobError::Retry(why) => Setback::Failed {
                         until: now
@@ -171,7 +207,15 @@ impl Queue {
                 };
                 let st =
                     self.store.write(move |tx| crate::store::jobs::setback(tx, id, setback.clone())).await?;
+                if st != JobState::Ready {
+                    self.memos.end(id);
+                }
+                let throttled = matches!(err, JobError::RetryAfter(..));
                 span.in_scope(|| match st {
+                    // Waiting for a send slot or a 429's time is the normal course: not a failure.
+                    JobState::Ready if throttled => {
+                        tracing::debug!(error = ?err, "job rescheduled");
+                    }
                     JobState::Dead => {
                         metrics::counter!("lavka_jobs_dead_total", "kind" => kind).increment(1);
                         tracing::error!(error = ?err, "job failed for good: dead letter");
@@ -201,16 +245,19 @@ impl Queue {
         }
     }
 
-    /// Starts the worker pool; the workers stop when `cancel` fires (in-flight jobs finish).
+    /// Starts the worker pool — `concurrency` workers for every lane and `urgent_workers`
+    /// for the urgent lane only; the workers stop when `cancel` fires (in-flight jobs finish).
     pub fn spawn_workers(&self, tracker: &tokio_util::task::TaskTracker, cancel: CancellationToken) {
-        for n in 0..self.opts.concurrency.max(1) {
+        let general = (0..self.opts.concurrency.max(1)).map(|_| ANY);
+        let urgent = (0..self.opts.urgent_workers).map(|_| URGENT);
+        for (n, lanes) in general.chain(urgent).enumerate() {
             let q = self.clone();
             let cancel = cancel.clone();
-            tracker.spawn(async move { q.worker(n, cancel).await });
+            tracker.spawn(async move { q.worker(n, lanes, cancel).await });
         }
     }
 
-    async fn worker(self, n: usize, cancel: CancellationToken) {
+    async fn worker(self, n: usize, lanes: &'static [Lane], cancel: CancellationToken) {
         let signal = self.store.job_signal();
         loop {
             let notified = signal.notified();
@@ -219,7 +266,7 @@ impl Queue {
             if cancel.is_cancelled() {
                 return;
             }
-            let wait = match self.run_once().await {
+            let wait = match self.run_next(lanes).await {
                 Ok(RunOutcome::Ran { .. }) => continue,
                 Ok(RunOutcome::Idle) => self.opts.poll,
                 Ok(RunOutcome::NotDue(at)) => {

@@ -344,7 +344,6 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
 
     // Jobs: index agreement, and follow-up work for paid orders.
     let jobs_t = rtx.open_table(JOBS)?;
-    let due_t = rtx.open_table(JOBS_DUE)?;
     // Every job read once, in id order (a later job for an order decides). One this version
     // cannot read (a kind from a newer version) is a warning, not an error: the queue sets it
     // aside when it is due.
@@ -364,14 +363,18 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
         }
     }
     let mut due_ids = HashSet::new();
-    for row in due_t.iter()? {
-        let (k, _) = row?;
-        let (at, id) = k.value();
-        due_ids.insert(id);
-        match jobs.get(&id) {
-            Some(j) if j.state == JobState::Ready && j.run_at == at => {}
-            None if unreadable.contains(&id) => {}
-            _ => v.push(format!("due index entry ({at}, {id}) has no matching ready job")),
+    for lane in crate::domain::Lane::ALL {
+        for row in rtx.open_table(crate::store::jobs::due_index(lane))?.iter()? {
+            let (k, _) = row?;
+            let (at, id) = k.value();
+            due_ids.insert(id);
+            match jobs.get(&id) {
+                Some(j) if j.state == JobState::Ready && j.run_at == at && j.kind.lane() == lane => {}
+                None if unreadable.contains(&id) => {}
+                _ => {
+                    v.push(format!("{} due index entry ({at}, {id}) has no matching ready job", lane.name()))
+                }
+            }
         }
     }
     let mut delivery: HashMap<u64, JobState> = HashMap::new();

@@ -4,7 +4,7 @@
 
 use super::schema::*;
 use super::{Store, Tx, decode, encode};
-use crate::domain::{Dedupe, JobKind, JobRecord, JobState, Millis};
+use crate::domain::{Dedupe, JobKind, JobRecord, JobState, Lane, Millis};
 use crate::error::{Error, Result};
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 use std::collections::HashSet;
@@ -46,6 +46,18 @@ pub struct Enqueued {
     pub created: bool,
 }
 
+/// The due index of a lane.
+pub fn due_index(lane: Lane) -> redb::TableDefinition<'static, (i64, u64), ()> {
+    match lane {
+        Lane::Urgent => JOBS_DUE_URGENT,
+        Lane::Normal => JOBS_DUE,
+    }
+}
+
+fn due_of(rec: &JobRecord) -> redb::TableDefinition<'static, (i64, u64), ()> {
+    due_index(rec.kind.lane())
+}
+
 /// Adds a job in the caller's transaction.
 pub fn enqueue(tx: &Tx, kind: JobKind, opts: EnqueueOpts) -> Result<Enqueued> {
     if let Some(d) = &opts.dedupe {
@@ -70,7 +82,7 @@ pub fn enqueue(tx: &Tx, kind: JobKind, opts: EnqueueOpts) -> Result<Enqueued> {
         last_error: None,
     };
     tx.tx.open_table(JOBS)?.insert(id, encode(&rec)?.as_slice())?;
-    tx.tx.open_table(JOBS_DUE)?.insert((run_at, id), ())?;
+    tx.tx.open_table(due_of(&rec))?.insert((run_at, id), ())?;
     if let Some(d) = &opts.dedupe {
         tx.tx.open_table(JOBS_BY_DEDUPE)?.insert(d.key(), id)?;
     }
@@ -107,7 +119,7 @@ pub fn complete(tx: &Tx, id: u64) -> Result<bool> {
     if rec.state != JobState::Ready {
         return Ok(false);
     }
-    tx.tx.open_table(JOBS_DUE)?.remove((rec.run_at, id))?;
+    tx.tx.open_table(due_of(&rec))?.remove((rec.run_at, id))?;
     rec.state = JobState::Done;
     rec.finished_at = Some(tx.now);
     save(tx, &rec)?;
@@ -136,7 +148,7 @@ pub fn setback(tx: &Tx, id: u64, s: Setback) -> Result<JobState> {
     if rec.state != JobState::Ready {
         return Ok(rec.state);
     }
-    tx.tx.open_table(JOBS_DUE)?.remove((rec.run_at, id))?;
+    tx.tx.open_table(due_of(&rec))?.remove((rec.run_at, id))?;
     let (retry_at, dead) = match s {
         Setback::Throttled { until, reason } => {
             rec.throttled += 1;
@@ -161,7 +173,7 @@ pub fn setback(tx: &Tx, id: u64, s: Setback) -> Result<JobState> {
         release_pending_key(tx, &rec)?;
     } else {
         rec.run_at = retry_at;
-        tx.tx.open_table(JOBS_DUE)?.insert((retry_at, id), ())?;
+        tx.tx.open_table(due_of(&rec))?.insert((retry_at, id), ())?;
     }
     save(tx, &rec)?;
     Ok(rec.state)
@@ -191,7 +203,7 @@ pub fn redrive(tx: &Tx, id: u64) -> Result<JobRecord> {
     rec.throttled = 0;
     rec.run_at = tx.now;
     rec.finished_at = None;
-    tx.tx.open_table(JOBS_DUE)?.insert((rec.run_at, id), ())?;
+    tx.tx.open_table(due_of(&rec))?.insert((rec.run_at, id), ())?;
     save(tx, &rec)?;
     tx.enqueued.set(true);
     Ok(rec)
@@ -277,32 +289,36 @@ pub fn prune(
     Ok(out)
 }
 
-/// Ready jobs due at `now`, earliest first, skipping ids in `skip` (leased in memory).
-/// Records this binary cannot read go to `unreadable` as their due key instead of failing
-/// the whole read: one such record must not stop the queue.
+/// Ready jobs of `lanes` due at `now`, the first lane's first, each lane earliest first,
+/// skipping ids in `skip` (leased in memory). Records this binary cannot read go to
+/// `unreadable` with their lane and due key instead of failing the whole read: one such
+/// record must not stop the queue.
 pub fn due_jobs(
     rtx: &ReadTransaction,
     now: Millis,
+    lanes: &[Lane],
     skip: &HashSet<u64>,
     limit: usize,
-    unreadable: &mut Vec<(Millis, u64)>,
+    unreadable: &mut Vec<(Lane, Millis, u64)>,
 ) -> Result<Vec<JobRecord>> {
-    let due = rtx.open_table(JOBS_DUE)?;
     let jobs = rtx.open_table(JOBS)?;
     let mut out = Vec::new();
-    for r in due.range(..=(now, u64::MAX))? {
-        let (k, _) = r?;
-        let (at, id) = k.value();
-        if skip.contains(&id) {
-            continue;
-        }
-        if let Some(raw) = jobs.get(id)? {
-            match decode(raw.value()) {
-                Ok(rec) => out.push(rec),
-                Err(_) => unreadable.push((at, id)),
+    for &lane in lanes {
+        let due = rtx.open_table(due_index(lane))?;
+        for r in due.range(..=(now, u64::MAX))? {
+            let (k, _) = r?;
+            let (at, id) = k.value();
+            if skip.contains(&id) {
+                continue;
             }
-            if out.len() >= limit {
-                break;
+            if let Some(raw) = jobs.get(id)? {
+                match decode(raw.value()) {
+                    Ok(rec) => out.push(rec),
+                    Err(_) => unreadable.push((lane, at, id)),
+                }
+                if out.len() >= limit {
+                    return Ok(out);
+                }
             }
         }
     }
@@ -313,12 +329,13 @@ pub fn due_jobs(
 /// Lavka, before a downgrade: it leaves the due index and becomes dead with the reason, its
 /// stored payload untouched (only `state`, `finished_at` and `last_error` are set), so a
 /// binary that knows the kind can retry it. The admins are told.
-pub fn set_aside_unreadable(tx: &Tx, due_at: Millis, id: u64) -> Result<()> {
+pub fn set_aside_unreadable(tx: &Tx, lane: Lane, due_at: Millis, id: u64) -> Result<()> {
     let raw = match tx.tx.open_table(JOBS)?.get(id)? {
         Some(v) => v.value().to_vec(),
         None => return Ok(()),
     };
-    if decode::<JobRecord>(&raw).is_ok() || tx.tx.open_table(JOBS_DUE)?.remove((due_at, id))?.is_none() {
+    if decode::<JobRecord>(&raw).is_ok() || tx.tx.open_table(due_index(lane))?.remove((due_at, id))?.is_none()
+    {
         return Ok(()); // readable after all, or already set aside
     }
     let kind = match serde_json::from_slice::<serde_json::Value>(&raw) {
@@ -352,17 +369,21 @@ pub fn set_aside_unreadable(tx: &Tx, due_at: Millis, id: u64) -> Result<()> {
     Ok(())
 }
 
-/// The earliest `run_at` among ready jobs not in `skip`.
-pub fn next_run_at(rtx: &ReadTransaction, skip: &HashSet<u64>) -> Result<Option<Millis>> {
-    let due = rtx.open_table(JOBS_DUE)?;
-    for r in due.iter()? {
-        let (k, _) = r?;
-        let (at, id) = k.value();
-        if !skip.contains(&id) {
-            return Ok(Some(at));
+/// The earliest `run_at` among ready jobs of `lanes` not in `skip`.
+pub fn next_run_at(rtx: &ReadTransaction, lanes: &[Lane], skip: &HashSet<u64>) -> Result<Option<Millis>> {
+    let mut next: Option<Millis> = None;
+    for &lane in lanes {
+        let due = rtx.open_table(due_index(lane))?;
+        for r in due.iter()? {
+            let (k, _) = r?;
+            let (at, id) = k.value();
+            if !skip.contains(&id) {
+                next = Some(next.map_or(at, |n| n.min(at)));
+                break;
+            }
         }
     }
-    Ok(None)
+    Ok(next)
 }
 
 /// Counts of jobs by state plus the age of the oldest due job, for metrics and `/jobs`.
@@ -386,8 +407,15 @@ impl Store {
             let jobs = rtx.open_table(JOBS)?;
             let ids: Vec<u64> = match state {
                 JobState::Ready => {
-                    let t = rtx.open_table(JOBS_DUE)?;
-                    t.iter()?.take(limit).map(|r| r.map(|(k, _)| k.value().1)).collect::<Result<_, _>>()?
+                    let mut keys = Vec::new();
+                    for lane in Lane::ALL {
+                        let t = rtx.open_table(due_index(lane))?;
+                        for r in t.iter()?.take(limit) {
+                            keys.push(r?.0.value());
+                        }
+                    }
+                    keys.sort_unstable();
+                    keys.into_iter().take(limit).map(|(_, id)| id).collect()
                 }
                 JobState::Dead => {
                     let t = rtx.open_table(JOBS_DEAD)?;
@@ -423,28 +451,31 @@ impl Store {
 
     pub async fn queue_counts(&self) -> Result<QueueCounts> {
         self.read(|rtx, now| {
-            let due = rtx.open_table(JOBS_DUE)?;
             let mut c = QueueCounts {
-                ready: due.len()?,
                 dead: rtx.open_table(JOBS_DEAD)?.len()?,
                 done: rtx.open_table(JOBS_DONE)?.len()?,
                 ..Default::default()
             };
-            if let Some(first) = due.first()? {
-                let (at, _) = first.0.value();
-                if at <= now {
-                    c.oldest_due_ms = Some(now - at);
+            for lane in Lane::ALL {
+                let due = rtx.open_table(due_index(lane))?;
+                c.ready += due.len()?;
+                if let Some(first) = due.first()? {
+                    let (at, _) = first.0.value();
+                    if at <= now {
+                        c.oldest_due_ms = Some(c.oldest_due_ms.unwrap_or(0).max(now - at));
+                    }
                 }
+                c.due += due.range(..=(now, u64::MAX))?.count() as u64;
             }
-            c.due = due.range(..=(now, u64::MAX))?.count() as u64;
             Ok(c)
         })
         .await
     }
 
-    /// Ready jobs due now, skipping leased ids (for the worker).
+    /// Ready jobs of `lanes` due now, skipping leased ids (for the worker).
     pub async fn due_jobs(
         &self,
+        lanes: &'static [Lane],
         skip: HashSet<u64>,
         limit: usize,
     ) -> Result<(Vec<JobRecord>, Option<Millis>)> {
@@ -453,8 +484,8 @@ impl Store {
             let (jobs, next, unreadable) = self
                 .read(move |rtx, now| {
                     let mut unreadable = Vec::new();
-                    let jobs = due_jobs(rtx, now, &skip, limit, &mut unreadable)?;
-                    let next = if jobs.is_empty() { next_run_at(rtx, &skip)? } else { None };
+                    let jobs = due_jobs(rtx, now, lanes, &skip, limit, &mut unreadable)?;
+                    let next = if jobs.is_empty() { next_run_at(rtx, lanes, &skip)? } else { None };
                     Ok((jobs, next, unreadable))
                 })
                 .await?;
@@ -464,8 +495,8 @@ impl Store {
             tracing::error!(jobs = ?unreadable, "jobs this version cannot read are set aside");
             metrics::counter!("lavka_jobs_set_aside_total").increment(unreadable.len() as u64);
             self.write(move |tx| {
-                for &(at, id) in &unreadable {
-                    set_aside_unreadable(tx, at, id)?;
+                for &(lane, at, id) in &unreadable {
+                    set_aside_unreadable(tx, lane, at, id)?;
                 }
                 Ok(())
             })

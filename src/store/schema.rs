@@ -44,6 +44,8 @@ pub const PROCESSED_UPDATES: TableDefinition<i64, i64> = TableDefinition::new("p
 pub const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("jobs");
 /// (run_at, job id) for ready jobs only.
 pub const JOBS_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("jobs_due");
+/// The same for jobs of the urgent lane (`crate::domain::Lane`), which have their own workers.
+pub const JOBS_DUE_URGENT: TableDefinition<(i64, u64), ()> = TableDefinition::new("jobs_due_urgent");
 /// (finished_at, job id) for done jobs, for pruning.
 pub const JOBS_DONE: TableDefinition<(i64, u64), ()> = TableDefinition::new("jobs_done");
 /// job id of every dead job.
@@ -97,6 +99,7 @@ macro_rules! for_each_table {
         $m!($crate::store::schema::PROCESSED_UPDATES);
         $m!($crate::store::schema::JOBS);
         $m!($crate::store::schema::JOBS_DUE);
+        $m!($crate::store::schema::JOBS_DUE_URGENT);
         $m!($crate::store::schema::JOBS_DONE);
         $m!($crate::store::schema::JOBS_DEAD);
         $m!($crate::store::schema::JOBS_BY_DEDUPE);

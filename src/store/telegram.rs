@@ -13,9 +13,14 @@ use serde::{Deserialize, Serialize};
 
 /// Stores one update as a `process_update` job unless its `update_id` was seen before.
 /// Returns whether it was new. The caller acknowledges the update only after the commit.
+/// A pressed button also gets an `answer_callback` job of the urgent lane, so its spinner
+/// stops however long the queue of replies is (a pre-checkout query is urgent itself).
 pub fn accept_update(tx: &Tx, update_id: i64, update: &serde_json::Value) -> Result<bool> {
     if !mark_update_processed(tx, update_id)? {
         return Ok(false);
+    }
+    if let Some(id) = update.pointer("/callback_query/id").and_then(|v| v.as_str()) {
+        enqueue(tx, JobKind::AnswerCallback { query_id: id.to_string() }, EnqueueOpts::default())?;
     }
     enqueue(tx, JobKind::ProcessUpdate { update_id, update: update.clone() }, EnqueueOpts::default())?;
     Ok(true)

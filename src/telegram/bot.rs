@@ -102,6 +102,13 @@ impl UpdateProcessor for Telegram {
             _ => Ok(()),
         }
     }
+
+    async fn answer_callback(&self, query_id: &str) -> Result<(), JobError> {
+        self.sender().answer_callback(query_id, None).await.map_err(|e| match e {
+            SendError::RetryAfter(d) => JobError::RetryAfter(d, "Telegram rate limit".into()),
+            e => JobError::Retry(e.to_string()),
+        })
+    }
 }
 
 impl Telegram {
@@ -285,9 +292,9 @@ impl Telegram {
         }
     }
 
+    /// A pressed button (its spinner is taken off by the urgent lane's `answer_callback`
+    /// job, queued with this update).
     async fn on_callback(&self, update_id: i64, q: CallbackQuery) -> Result<(), JobError> {
-        // The spinner goes away first; the answer follows as a message.
-        self.sender().answer_callback(&q.id.0, None).await;
         let chat = q.message.as_ref().map(|m| m.chat().id.0).unwrap_or(q.from.id.0 as i64);
         let private = q.message.as_ref().map(|m| m.chat().is_private()).unwrap_or(true);
         let mut c = self.context(update_id, &q.from, chat, private).await?;

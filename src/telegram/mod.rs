@@ -104,7 +104,8 @@ impl Telegram {
             poll_timeout,
             api_url,
         };
-        let sender = Arc::new(TelegramSender::new(bot, api, Limits::from_config(config)));
+        let sender =
+            Arc::new(TelegramSender::new(bot, api, Limits::from_config(config), store.clock().clone()));
         Ok(Telegram {
             inner: Arc::new(Inner { store, sender, shop, settings, secret, local_base: OnceLock::new() }),
         })

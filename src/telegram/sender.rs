@@ -1,15 +1,25 @@
 //! The one sender of every outgoing Telegram message (replies, deliveries, notifications,
-//! broadcasts): Telegram's limits are kept in memory — about 30 messages per second overall,
-//! one per second to a private chat, 20 per minute to a group — by spacing sends. A send
-//! that would have to wait long is refused with `RetryAfter`, so the job is rescheduled
-//! instead of holding a worker; a 429 from Telegram becomes `RetryAfter` (the job runs again
-//! at `retry_after`); 403 (blocked) becomes `Unreachable`. Long texts are split.
+//! invoices, edits, broadcasts), at Telegram's own limits: about 30 messages per second
+//! overall, one per second to a private chat, 20 per minute to a group.
+//!
+//! No worker sleeps waiting for a slot. Inside a job, a send whose chat (or the whole bot)
+//! is not free yet books the next free slot and returns `RetryAfter` until then: the queue
+//! reschedules the job for exactly that moment, the worker takes other work, and the job's
+//! [`memo`](crate::queue::memo) keeps what it already sent, so the run that resumes sends
+//! only the rest. Before sending on a booked slot the sender checks what was actually sent
+//! (a job that came late must not crowd the next one). A 429 holds the chat for exactly its
+//! `retry_after` and the job comes back then; 403 (blocked) becomes `Unreachable`. Outside a
+//! job (tools, tests) a send waits for its slot inline. Long texts are split; button and
+//! pre-checkout answers are not messages and are not paced (they run in the urgent lane).
 
 use super::api::BotApi;
 use super::split::{MAX_MESSAGE, split};
 use crate::callback::{Button, ButtonAction};
+use crate::domain::Millis;
 use crate::messenger::{Messenger, Outgoing, SendError, Sent};
-use std::collections::HashMap;
+use crate::queue::memo::{self, Booked};
+use crate::store::Clock;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -19,74 +29,153 @@ use teloxide_core::prelude::*;
 use teloxide_core::types::{
     InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, MessageId, ParseMode, WebAppInfo,
 };
-use tokio::time::Instant;
 
-/// Spacing of sends.
+/// Telegram's limits as kept by the sender.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Between any two sends.
-    pub global: Duration,
+    /// Messages in any one second, overall.
+    pub per_sec: u32,
     /// Between two sends to one private chat.
     pub chat: Duration,
     /// Between two sends to one group chat.
     pub group: Duration,
-    /// Longest wait taken inline; a longer one is returned as `RetryAfter`.
-    pub max_wait: Duration,
 }
 
 impl Limits {
     pub fn from_config(c: &crate::config::Config) -> Limits {
-        let group = Duration::from_millis(60_000 / c.telegram_group_per_min.max(1) as u64);
-        let chat = Duration::from_millis(c.telegram_chat_interval_ms);
         Limits {
-            global: Duration::from_micros(1_000_000 / c.telegram_global_per_sec.max(1) as u64),
-            chat,
-            group,
-            max_wait: chat.max(group) + Duration::from_millis(500),
+            per_sec: c.telegram_global_per_sec.max(1),
+            chat: Duration::from_millis(c.telegram_chat_interval_ms),
+            group: Duration::from_millis(60_000 / c.telegram_group_per_min.max(1) as u64),
         }
+    }
+
+    /// Spacing of bookings overall (whole ms, rounded up, so a second never holds more
+    /// than `per_sec`; none above 1,000 a second).
+    fn spacing(&self) -> Millis {
+        let n = self.per_sec as i64;
+        if n >= 1000 { 0 } else { (1000 + n - 1) / n }
+    }
+
+    fn interval(&self, chat: i64) -> Millis {
+        // Private chats have positive ids; groups, supergroups and channels negative ones.
+        (if chat < 0 { self.group } else { self.chat }).as_millis() as Millis
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Chat {
+    /// The earliest time a new booking may take (after every slot booked so far).
+    next: Millis,
+    /// When the last message actually went out.
+    last: Option<Millis>,
+    /// Telegram asked for quiet until then (a 429).
+    held: Option<Millis>,
+}
+
+impl Chat {
+    fn new(now: Millis) -> Chat {
+        Chat { next: now, last: None, held: None }
     }
 }
 
 struct Slots {
-    global_next: Instant,
-    chats: HashMap<i64, Instant>,
+    /// The earliest time a new booking may take, overall.
+    next: Millis,
+    chats: HashMap<i64, Chat>,
+    /// When the messages of the last second actually went out, oldest first.
+    recent: VecDeque<Millis>,
 }
 
-/// Hands out send times that keep the limits.
+impl Slots {
+    /// The earliest moment from `now` on that what was actually sent allows a send to `chat`.
+    fn allowed(&mut self, l: &Limits, chat: i64, now: Millis) -> Millis {
+        while self.recent.front().is_some_and(|t| now - *t >= 1000) {
+            self.recent.pop_front();
+        }
+        let mut at = now;
+        if self.recent.len() >= l.per_sec as usize {
+            at = at.max(self.recent[self.recent.len() - l.per_sec as usize] + 1000);
+        }
+        if let Some(c) = self.chats.get(&chat) {
+            if let Some(last) = c.last {
+                at = at.max(last + l.interval(chat));
+            }
+            if let Some(held) = c.held {
+                at = at.max(held);
+            }
+        }
+        at
+    }
+
+    fn sent(&mut self, chat: i64, now: Millis, l: &Limits) {
+        self.recent.push_back(now);
+        let c = self.chats.entry(chat).or_insert(Chat::new(now));
+        c.last = Some(now);
+        c.next = c.next.max(now + l.interval(chat));
+        if self.chats.len() > 50_000 {
+            self.chats.retain(|_, c| c.next > now || c.held.is_some_and(|h| h > now));
+        }
+    }
+}
+
+/// Hands out send slots that keep the limits, on the store's clock (so tests that move
+/// the clock move the slots too).
 pub struct Limiter {
     limits: Limits,
+    clock: Clock,
     slots: Mutex<Slots>,
 }
 
 impl Limiter {
-    pub fn new(limits: Limits) -> Self {
-        Limiter { limits, slots: Mutex::new(Slots { global_next: Instant::now(), chats: HashMap::new() }) }
+    pub fn new(limits: Limits, clock: Clock) -> Self {
+        let now = clock.now();
+        Limiter {
+            limits,
+            clock,
+            slots: Mutex::new(Slots { next: now, chats: HashMap::new(), recent: VecDeque::new() }),
+        }
     }
 
-    fn interval(&self, chat: i64) -> Duration {
-        // Private chats have positive ids; groups, supergroups and channels negative ones.
-        if chat < 0 { self.limits.group } else { self.limits.chat }
-    }
-
-    /// Books the next send time to `chat`, or says how long the wait would be when it is
-    /// above `max_wait` (nothing is booked then).
-    pub fn book(&self, chat: i64, max_wait: Option<Duration>) -> Result<Instant, Duration> {
-        let now = Instant::now();
+    /// A send to `chat` now: `Ok` when it may go at once (it is counted as sent), else how
+    /// long until the slot booked for it in `booked`, which the caller brings back then.
+    pub fn acquire(&self, chat: i64, booked: &mut Option<Booked>) -> Result<(), Duration> {
+        let l = &self.limits;
+        let now = self.clock.now();
+        let wait = |at: Millis| Duration::from_millis((at - now) as u64);
         let mut s = self.slots.lock().expect("limiter lock");
-        let chat_next = s.chats.get(&chat).copied().unwrap_or(now);
-        let at = now.max(s.global_next).max(chat_next);
-        let wait = at - now;
-        if let Some(m) = max_wait
-            && wait > m
-        {
-            return Err(wait);
+        if let Some(b) = booked.take().filter(|b| b.chat == chat) {
+            if b.at > now {
+                *booked = Some(b);
+                return Err(wait(b.at));
+            }
+            // Our slot. Taken late, it may be too close to what went out meanwhile: then a
+            // new one is booked below.
+            if s.allowed(l, chat, now) <= now {
+                s.sent(chat, now, l);
+                return Ok(());
+            }
         }
-        s.global_next = at + self.limits.global;
-        s.chats.insert(chat, at + self.interval(chat));
-        if s.chats.len() > 50_000 {
-            s.chats.retain(|_, t| *t > now);
+        let chat_next = s.chats.get(&chat).map_or(now, |c| c.next);
+        let at = now.max(s.next).max(chat_next).max(s.allowed(l, chat, now));
+        s.next = at + l.spacing();
+        if at <= now {
+            s.sent(chat, now, l);
+            return Ok(());
         }
-        Ok(at)
+        let c = s.chats.entry(chat).or_insert(Chat::new(now));
+        c.next = at + l.interval(chat);
+        *booked = Some(Booked { chat, at });
+        Err(wait(at))
+    }
+
+    /// Telegram said to wait this long before writing to `chat` again (a 429).
+    pub fn hold(&self, chat: i64, wait: Duration) {
+        let until = self.clock.now() + wait.as_millis() as Millis;
+        let mut s = self.slots.lock().expect("limiter lock");
+        let c = s.chats.entry(chat).or_insert(Chat::new(until));
+        c.next = c.next.max(until);
+        c.held = Some(c.held.map_or(until, |h| h.max(until)));
     }
 }
 
@@ -144,8 +233,8 @@ pub fn keyboard(rows: &[Vec<Button>]) -> Option<InlineKeyboardMarkup> {
 }
 
 impl TelegramSender {
-    pub fn new(bot: Bot, api: BotApi, limits: Limits) -> Self {
-        TelegramSender { bot, api, limiter: Limiter::new(limits) }
+    pub fn new(bot: Bot, api: BotApi, limits: Limits, clock: Clock) -> Self {
+        TelegramSender { bot, api, limiter: Limiter::new(limits, clock) }
     }
 
     pub fn api(&self) -> &BotApi {
@@ -156,43 +245,66 @@ impl TelegramSender {
         &self.bot
     }
 
-    /// Waits for a send slot; `strict` refuses long waits with `RetryAfter`.
-    async fn slot(&self, chat: i64, strict: bool) -> Result<(), SendError> {
-        let max = strict.then_some(self.limiter.limits.max_wait);
-        let at = self.limiter.book(chat, max).map_err(SendError::RetryAfter)?;
-        tokio::time::sleep_until(at).await;
-        Ok(())
+    /// A send slot for `chat`: at once, or (in a job) `RetryAfter` until the booked one, or
+    /// (outside a job) after waiting for it.
+    async fn pace(&self, chat: i64) -> Result<(), SendError> {
+        {
+            let booked = memo::with(|m| self.limiter.acquire(chat, &mut m.booked));
+            match booked {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(wait)) => return Err(SendError::RetryAfter(wait)),
+                // Outside a job: the slot is booked for us; wait for it here.
+                None => {
+                    if let Err(wait) = self.limiter.acquire(chat, &mut None) {
+                        tokio::time::sleep(wait).await;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// One paced Bot API call that creates or changes a message in `chat`, as a step of the
+    /// current job (a later run of the job gets its result instead of calling again).
+    async fn paced<T>(
+        &self,
+        chat: i64,
+        what: &[&[u8]],
+        call: impl AsyncFnOnce() -> Result<T, SendError>,
+    ) -> Result<T, SendError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        memo::step(memo::fingerprint(what), || async {
+            self.pace(chat).await?;
+            call().await.map_err(|e| self.failed(chat, e))
+        })
+        .await
     }
 
     fn failed(&self, chat: i64, mapped: SendError) -> SendError {
-        // A 429 reschedules the job at `retry_after` (the queue's clock); the chat's own
-        // spacing keeps the retry from coming sooner than a second after this attempt.
-        if matches!(mapped, SendError::RetryAfter(_)) {
+        // A 429: the chat is held for exactly `retry_after`, and the job runs again then.
+        if let SendError::RetryAfter(wait) = mapped {
+            self.limiter.hold(chat, wait);
             metrics::counter!("lavka_telegram_429_total", "chat" => if chat < 0 { "group" } else { "private" })
                 .increment(1);
         }
         mapped
     }
 
-    async fn send_part(
-        &self,
-        msg: &Outgoing,
-        text: String,
-        last: bool,
-        strict: bool,
-    ) -> Result<Sent, SendError> {
-        self.slot(msg.chat_id, strict).await?;
-        let mut req = SendMessage::new(ChatId(msg.chat_id), text).parse_mode(ParseMode::Html);
+    async fn send_part(&self, msg: &Outgoing, text: String, last: bool) -> Result<Sent, SendError> {
+        let chat = msg.chat_id;
+        let mut req = SendMessage::new(ChatId(chat), text.clone()).parse_mode(ParseMode::Html);
         if last && let Some(kb) = keyboard(&msg.buttons) {
             req = req.reply_markup(kb);
         }
-        match self.api.call::<Message>("sendMessage", &req, true).await {
-            Ok(m) => {
-                metrics::counter!("lavka_telegram_sent_total").increment(1);
-                Ok(Sent { message_id: m.id.0 as i64 })
-            }
-            Err(e) => Err(self.failed(msg.chat_id, e)),
-        }
+        let body = serde_json::to_vec(&req).unwrap_or_default();
+        self.paced(chat, &[b"sendMessage", &body], async || {
+            let m = self.api.call::<Message>("sendMessage", &req, true).await?;
+            metrics::counter!("lavka_telegram_sent_total").increment(1);
+            Ok(Sent { message_id: m.id.0 as i64 })
+        })
+        .await
     }
 
     /// Replaces the text and buttons of one of the bot's messages (catalogue navigation).
@@ -202,66 +314,91 @@ impl TelegramSender {
         if msg.text.chars() > MAX_MESSAGE {
             return Ok(false);
         }
-        self.slot(msg.chat_id, true).await?;
-        let mut req =
-            EditMessageText::new(ChatId(msg.chat_id), MessageId(message_id as i32), msg.text.html())
-                .parse_mode(ParseMode::Html);
+        let chat = msg.chat_id;
+        let mut req = EditMessageText::new(ChatId(chat), MessageId(message_id as i32), msg.text.html())
+            .parse_mode(ParseMode::Html);
         if let Some(kb) = keyboard(&msg.buttons) {
             req = req.reply_markup(kb);
         }
-        match self.api.call::<serde_json::Value>("editMessageText", &req, true).await {
-            Ok(_) => {
-                metrics::counter!("lavka_telegram_edited_total").increment(1);
-                Ok(true)
+        let body = serde_json::to_vec(&req).unwrap_or_default();
+        self.paced(chat, &[b"editMessageText", &body], async || {
+            match self.api.call::<serde_json::Value>("editMessageText", &req, true).await {
+                Ok(_) => {
+                    metrics::counter!("lavka_telegram_edited_total").increment(1);
+                    Ok(true)
+                }
+                // Pressed twice: it already shows this.
+                Err(SendError::AlreadyDone) => Ok(true),
+                Err(SendError::Rejected(m)) => {
+                    tracing::debug!(error = %m, "message not editable; sending a new one");
+                    Ok(false)
+                }
+                Err(e) => Err(e),
             }
-            // Pressed twice: it already shows this.
-            Err(SendError::AlreadyDone) => Ok(true),
-            Err(SendError::Rejected(m)) => {
-                tracing::debug!(error = %m, "message not editable; sending a new one");
-                Ok(false)
-            }
-            Err(e) => Err(self.failed(msg.chat_id, e)),
-        }
+        })
+        .await
+    }
+
+    /// Sends a Stars invoice (`sendInvoice`; `body` has its `chat_id`).
+    pub async fn send_invoice(&self, chat: i64, body: &serde_json::Value) -> Result<(), SendError> {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        self.paced(chat, &[b"sendInvoice", &bytes], async || {
+            self.api.call::<serde_json::Value>("sendInvoice", body, true).await.map(|_| ())
+        })
+        .await
     }
 
     /// Sends a file to a chat (admin `/backup`).
     pub async fn send_document(&self, chat: i64, path: &Path, caption: &str) -> Result<Sent, SendError> {
-        self.slot(chat, true).await?;
-        let req = self.bot.send_document(ChatId(chat), InputFile::file(path.to_path_buf())).caption(caption);
-        match req.send().await {
-            Ok(m) => Ok(Sent { message_id: m.id.0 as i64 }),
-            Err(e) => Err(self.failed(chat, map_error(&e))),
-        }
+        let what = path.to_string_lossy();
+        self.paced(chat, &[b"sendDocument", what.as_bytes(), caption.as_bytes()], async || {
+            let req =
+                self.bot.send_document(ChatId(chat), InputFile::file(path.to_path_buf())).caption(caption);
+            match req.send().await {
+                Ok(m) => Ok(Sent { message_id: m.id.0 as i64 }),
+                Err(e) => Err(map_error(&e)),
+            }
+        })
+        .await
     }
 
-    /// Answers a button press (removes the spinner); failures only get logged — a late
-    /// answer is refused by Telegram and nothing can be done about it.
-    pub async fn answer_callback(&self, id: &str, text: Option<&str>) {
+    /// Answers a button press (removes the spinner). Not a message, so not paced. A late
+    /// answer is refused by Telegram and nothing can be done about it: only a failure that
+    /// surely sent nothing is worth a retry.
+    pub async fn answer_callback(&self, id: &str, text: Option<&str>) -> Result<(), SendError> {
         let mut req = AnswerCallbackQuery::new(id.to_string().into());
         if let Some(t) = text {
             req = req.text(t);
         }
-        if let Err(e) = self.api.call::<bool>("answerCallbackQuery", &req, true).await {
-            tracing::debug!(error = %e, "answerCallbackQuery failed");
+        match self.api.call::<bool>("answerCallbackQuery", &req, true).await {
+            Ok(_) => Ok(()),
+            Err(e @ (SendError::Transient(_) | SendError::RetryAfter(_))) => Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "answerCallbackQuery failed");
+                Ok(())
+            }
         }
     }
 }
 
 #[async_trait::async_trait]
 impl Messenger for TelegramSender {
-    /// Sends a message, split into parts when long (buttons go under the last part). The
-    /// first part's message id is returned. Once a part is out, the rest are sent whatever
-    /// the wait, and a failure is reported as `Uncertain` (the customer has part of it).
+    /// Sends a message, split into parts when long (buttons go under the last part); the
+    /// first part's message id is returned. In a job, each part is a step: a wait or a
+    /// failure after some parts went out resumes with the next part. Outside a job, once a
+    /// part is out the rest are sent whatever the wait, and a failure is reported as
+    /// `Uncertain` (the customer has part of it).
     async fn send(&self, msg: &Outgoing) -> Result<Sent, SendError> {
         let parts = split(&msg.text.html(), true, MAX_MESSAGE);
         let n = parts.len();
+        let resumable = memo::in_job();
         let mut first = None;
         for (i, text) in parts.into_iter().enumerate() {
-            match self.send_part(msg, text, i + 1 == n, i == 0).await {
+            match self.send_part(msg, text, i + 1 == n).await {
                 Ok(s) => {
                     first.get_or_insert(s);
                 }
-                Err(e) if i == 0 => return Err(e),
+                Err(e) if i == 0 || resumable => return Err(e),
                 Err(e) => return Err(SendError::Uncertain(format!("sent {i} of {n} parts, then: {e}"))),
             }
         }

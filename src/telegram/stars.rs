@@ -30,7 +30,7 @@ impl Telegram {
     pub(crate) async fn send_invoice(&self, c: &Ctx, i: &StarsInvoice) -> Result<(), JobError> {
         let mut body = invoice_body(i);
         body["chat_id"] = json!(c.chat_id);
-        match self.call("sendInvoice", body).await {
+        match self.sender().send_invoice(c.chat_id, &body).await {
             Ok(_) => {
                 metrics::counter!("lavka_payment_invoices_total", "provider" => PROVIDER).increment(1);
                 Ok(())
@@ -83,10 +83,16 @@ impl Telegram {
         }
         metrics::counter!("lavka_stars_pre_checkout_total", "ok" => refuse.is_none().to_string())
             .increment(1);
-        if let Err(e) = self.call("answerPreCheckoutQuery", body).await {
-            tracing::warn!(error = %e, "could not answer a pre-checkout query");
+        match self.call("answerPreCheckoutQuery", body).await {
+            Ok(_) => Ok(()),
+            // Nothing reached Telegram: another try fits in its 10 s.
+            Err(SendError::Transient(e)) => Err(JobError::Retry(e)),
+            Err(SendError::RetryAfter(d)) => Err(JobError::RetryAfter(d, "Telegram rate limit".into())),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not answer a pre-checkout query");
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// `successful_payment`: the payment is applied once; the customer reads what happened.

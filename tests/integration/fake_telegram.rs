@@ -23,6 +23,8 @@ pub struct Call {
     pub method: String,
     pub body: Value,
     pub at: Instant,
+    /// The shop's clock at the call (unix ms), when the fake was given it.
+    pub clock_ms: Option<i64>,
     /// What the fake answered (true = ok).
     pub ok: bool,
 }
@@ -50,6 +52,7 @@ struct FakeState {
     updates: Mutex<Vec<Value>>,
     updates_signal: Notify,
     files: Mutex<HashMap<String, Vec<u8>>>,
+    clock: Mutex<Option<lavka::store::Clock>>,
 }
 
 #[derive(Clone)]
@@ -69,6 +72,11 @@ impl FakeTelegram {
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         FakeTelegram { base, state }
+    }
+
+    /// Stamps every call with this clock too (the shop's, when tests move it by hand).
+    pub fn set_clock(&self, clock: lavka::store::Clock) {
+        *self.state.clock.lock().unwrap() = Some(clock);
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -168,6 +176,7 @@ async fn api(
         method: method.clone(),
         body: body_v.clone(),
         at: Instant::now(),
+        clock_ms: s.clock.lock().unwrap().as_ref().map(|c| c.now()),
         ok: failure.is_none() || matches!(failure, Some(Fail::SlowAnswer(_))),
     });
     if let Some(Fail::SlowAnswer(d)) = failure {
