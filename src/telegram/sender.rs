@@ -248,18 +248,15 @@ impl TelegramSender {
     /// A send slot for `chat`: at once, or (in a job) `RetryAfter` until the booked one, or
     /// (outside a job) after waiting for it.
     async fn pace(&self, chat: i64) -> Result<(), SendError> {
-        {
-            let booked = memo::with(|m| self.limiter.acquire(chat, &mut m.booked));
-            match booked {
-                Some(Ok(())) => return Ok(()),
-                Some(Err(wait)) => return Err(SendError::RetryAfter(wait)),
-                // Outside a job: the slot is booked for us; wait for it here.
-                None => {
-                    if let Err(wait) = self.limiter.acquire(chat, &mut None) {
-                        tokio::time::sleep(wait).await;
-                    }
-                    return Ok(());
+        match memo::with(|m| self.limiter.acquire(chat, &mut m.booked)) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(wait)) => Err(SendError::RetryAfter(wait)),
+            // Outside a job: the slot is booked for us; wait for it here.
+            None => {
+                if let Err(wait) = self.limiter.acquire(chat, &mut None) {
+                    tokio::time::sleep(wait).await;
                 }
+                Ok(())
             }
         }
     }
