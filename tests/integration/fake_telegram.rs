@@ -15,14 +15,13 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 #[derive(Clone, Debug)]
 pub struct Call {
     pub method: String,
     pub body: Value,
-    pub at: Instant,
     /// The shop's clock at the call (unix ms), when the fake was given it.
     pub clock_ms: Option<i64>,
     /// What the fake answered (true = ok).
@@ -175,7 +174,6 @@ async fn api(
     s.calls.lock().unwrap().push(Call {
         method: method.clone(),
         body: body_v.clone(),
-        at: Instant::now(),
         clock_ms: s.clock.lock().unwrap().as_ref().map(|c| c.now()),
         ok: failure.is_none() || matches!(failure, Some(Fail::SlowAnswer(_))),
     });
