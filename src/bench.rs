@@ -1,6 +1,11 @@
 //! `lavka bench`: built-in benchmarks on fresh temporary stores with durable commits. They
 //! print numbers; tests never assert on them.
 
+pub mod bot_api;
+mod telegram;
+
+pub use telegram::telegram;
+
 use crate::domain::{Currency, JobKind, JobRecord, Product, ProductId, StockItem, StockState};
 use crate::queue::{Handler, JobError, Queue, QueueOptions, RunOutcome};
 use crate::store::jobs::{EnqueueOpts, enqueue};

@@ -121,6 +121,18 @@ pub enum BenchKind {
         #[arg(long, default_value_t = Config::default().gather_us)]
         gather_us: u64,
     },
+    /// The real server (`lavka serve`, a child process, default settings) against a local
+    /// Bot API stand-in that enforces Telegram's limits: `--customers` chats each send
+    /// `--messages` commands at once while `--payers` pay with Stars. Time to the last reply
+    /// against the limits' floor, reply and pre-checkout latency, sends/s, limit violations.
+    Telegram {
+        #[arg(long, default_value_t = 20)]
+        customers: usize,
+        #[arg(long, default_value_t = 3)]
+        messages: usize,
+        #[arg(long, default_value_t = 1)]
+        payers: usize,
+    },
     /// Enqueue → run → ack of no-op jobs on a fresh temporary store, durable commits.
     Queue {
         #[arg(long, default_value_t = 50_000)]
@@ -304,6 +316,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     crate::bench::store(buyers, seconds, gather_us).await?
                 }
                 BenchKind::Queue { jobs, concurrency } => crate::bench::queue(jobs, concurrency).await?,
+                BenchKind::Telegram { customers, messages, payers } => {
+                    crate::bench::telegram(customers, messages, payers).await?
+                }
                 BenchKind::Payments { orders, concurrency } => {
                     crate::bench::payments(orders, concurrency).await?
                 }

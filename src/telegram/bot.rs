@@ -90,6 +90,15 @@ impl UpdateProcessor for Telegram {
             }
         };
         let update_id = u.id.0 as i64;
+        // The answer can go out only at the chat's next slot: wait for it before the work.
+        if let Some(chat) = u.chat().map(|c| c.id.0) {
+            self.sender().ready(chat).map_err(|e| match e {
+                SendError::RetryAfter(d) => {
+                    JobError::RetryAfter(d, "waiting for the chat's next send slot".into())
+                }
+                e => JobError::Retry(e.to_string()),
+            })?;
+        }
         match u.kind {
             UpdateKind::Message(m) => self.on_message(update_id, m).await,
             UpdateKind::CallbackQuery(q) => self.on_callback(update_id, q).await,

@@ -140,6 +140,17 @@ impl Limiter {
     /// A send to `chat` now: `Ok` when it may go at once (it is counted as sent), else how
     /// long until the slot booked for it in `booked`, which the caller brings back then.
     pub fn acquire(&self, chat: i64, booked: &mut Option<Booked>) -> Result<(), Duration> {
+        self.slot(chat, booked, true)
+    }
+
+    /// Like [`acquire`](Self::acquire) but nothing is sent yet: `Ok` when a send could go
+    /// now (a slot booked earlier stays booked for it). A job checks this before doing the
+    /// work whose answer it will send, so the work is done once, when its slot comes.
+    pub fn ready(&self, chat: i64, booked: &mut Option<Booked>) -> Result<(), Duration> {
+        self.slot(chat, booked, false)
+    }
+
+    fn slot(&self, chat: i64, booked: &mut Option<Booked>, send: bool) -> Result<(), Duration> {
         let l = &self.limits;
         let now = self.clock.now();
         let wait = |at: Millis| Duration::from_millis((at - now) as u64);
@@ -149,20 +160,33 @@ impl Limiter {
                 *booked = Some(b);
                 return Err(wait(b.at));
             }
-            // Our slot. Taken late, it may be too close to what went out meanwhile: then a
-            // new one is booked below.
-            if s.allowed(l, chat, now) <= now {
-                s.sent(chat, now, l);
+            // Our slot. Taken late, it may be too close to what went out meanwhile: then
+            // the earliest moment that allows is booked — not the end of the line, which a
+            // job late through no fault of its own does not deserve.
+            let allowed = s.allowed(l, chat, now);
+            if allowed <= now {
+                if send {
+                    s.sent(chat, now, l);
+                } else {
+                    *booked = Some(b);
+                }
                 return Ok(());
             }
+            let c = s.chats.entry(chat).or_insert(Chat::new(now));
+            c.next = c.next.max(allowed + l.interval(chat));
+            *booked = Some(Booked { chat, at: allowed });
+            return Err(wait(allowed));
         }
         let chat_next = s.chats.get(&chat).map_or(now, |c| c.next);
         let at = now.max(s.next).max(chat_next).max(s.allowed(l, chat, now));
-        s.next = at + l.spacing();
         if at <= now {
-            s.sent(chat, now, l);
+            if send {
+                s.next = at + l.spacing();
+                s.sent(chat, now, l);
+            }
             return Ok(());
         }
+        s.next = at + l.spacing();
         let c = s.chats.entry(chat).or_insert(Chat::new(now));
         c.next = at + l.interval(chat);
         *booked = Some(Booked { chat, at });
@@ -258,6 +282,15 @@ impl TelegramSender {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// In a job: `RetryAfter` until a message to `chat` could go out (its slot is booked
+    /// for the job's first send), so the job does its work when it can send the answer.
+    pub fn ready(&self, chat: i64) -> Result<(), SendError> {
+        match memo::with(|m| self.limiter.ready(chat, &mut m.booked)) {
+            Some(Err(wait)) => Err(SendError::RetryAfter(wait)),
+            _ => Ok(()),
         }
     }
 
