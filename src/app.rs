@@ -182,9 +182,8 @@ impl App {
         };
         tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "Lavka is listening on http://{addr}");
         let router = crate::http::router(state.clone());
-        let c = cancel.clone();
-        let served =
-            axum::serve(listener, router).with_graceful_shutdown(async move { c.cancelled().await }).await;
+        let limits = crate::http::serve::Limits::from_config(&state.config);
+        let served = crate::http::serve::serve(listener, router, limits, cancel.clone()).await;
         cancel.cancel();
         if let Some(s) = sched {
             s.shutdown().await;

@@ -80,8 +80,18 @@ pub struct Config {
     pub snapshot_cron: String,
     /// Snapshots kept in `<data_dir>/backups`.
     pub snapshots_keep: usize,
-    /// Largest request body accepted, bytes.
+    /// Largest request body accepted, bytes; a request announcing more (`Content-Length`)
+    /// is answered 413 before any of it is read.
     pub body_limit_bytes: usize,
+    /// A request head must arrive in full within this many seconds (also the longest a
+    /// kept-alive connection waits for its next request).
+    pub http_header_timeout_secs: u64,
+    /// A connection where no byte moves either way while none of its requests is being
+    /// handled is closed after this many seconds.
+    pub http_idle_timeout_secs: u64,
+    /// Most HTTP connections open at once (lowered to fit the open-file limit); one more is
+    /// answered 503 and closed.
+    pub http_max_connections: usize,
     /// Rank search results by meaning too (loads, and if needed fetches, the model).
     pub semantic_search: bool,
     /// Fetch the pinned model into `model_dir` when it is missing (needs network once).
@@ -246,6 +256,9 @@ impl Default for Config {
             snapshot_cron: "0 30 3 * * *".into(),
             snapshots_keep: 7,
             body_limit_bytes: 2 * 1024 * 1024,
+            http_header_timeout_secs: 10,
+            http_idle_timeout_secs: 30,
+            http_max_connections: 1024,
             semantic_search: true,
             model_fetch: true,
             model_dir: PathBuf::from("models"),
@@ -353,6 +366,14 @@ impl Config {
         }
         if self.max_batch == 0 {
             return Err(Error::bad("max_batch must be positive"));
+        }
+        if self.http_header_timeout_secs == 0
+            || self.http_idle_timeout_secs == 0
+            || self.http_max_connections == 0
+        {
+            return Err(Error::bad(
+                "http_header_timeout_secs, http_idle_timeout_secs and http_max_connections must be positive",
+            ));
         }
         let ai = &self.ai;
         if !ai.gemini_api_key.is_empty() {

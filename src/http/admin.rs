@@ -1,6 +1,6 @@
 //! The admin API under `/admin/api`, guarded by a bearer token compared in constant time.
 
-use super::error::{ApiError, ApiResult, JsonBody};
+use super::error::{ApiError, ApiResult, JsonBody, JsonRejections};
 use crate::catalog;
 use crate::domain::{Currency, JobState, OrderId, OrderKind, OrderStatus, Product, ProductId, UserId};
 use crate::error::Error;
@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
+use utoipa::{IntoParams, ToSchema};
 
 /// Lets the request through only with `Authorization: Bearer <admin token>`.
 pub async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
@@ -49,6 +50,8 @@ fn currency(s: &AppState) -> Currency {
     Currency::parse(&s.config.currency).unwrap_or(Currency::RUB)
 }
 
+#[utoipa::path(get, path = "/admin/api/products", tag = "admin",
+    responses((status = 200, description = "Every product with its availability", body = Object)))]
 pub async fn list_products(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let products = s.store.products().await?;
     let avail = s.store.available_stock_with_discounts().await?;
@@ -57,6 +60,9 @@ pub async fn list_products(State(s): State<AppState>) -> ApiResult<Json<Value>> 
     Ok(Json(json!({ "products": rows })))
 }
 
+#[utoipa::path(get, path = "/admin/api/products/{id}", tag = "admin", params(("id" = String, Path, description = "Product id", pattern = r"^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 200, description = "The product and its availability", body = Object),
+        (status = 404, description = "No such product")))]
 pub async fn get_product(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let id = pid(&id)?;
     let p = s.store.product(id.clone()).await?;
@@ -66,6 +72,11 @@ pub async fn get_product(State(s): State<AppState>, Path(id): Path<String>) -> A
 
 /// Body: one product in the catalogue format (price in major units unless
 /// `"price_units": "minor"` is given next to it).
+#[utoipa::path(put, path = "/admin/api/products/{id}", tag = "admin", params(("id" = String, Path, description = "Product id", pattern = r"^[A-Za-z0-9._-]{1,64}$")),
+    request_body(content = Object, description = "One product in the catalogue import format (price in major units \
+        unless `\"price_units\": \"minor\"`; `currency` optional)"),
+    responses((status = 200, description = "Updated", body = Object), (status = 201, description = "Created", body = Object),
+        (status = 400, description = "Not a valid product (or the id differs from the path's)"), JsonRejections))]
 pub async fn upsert_product(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -104,20 +115,38 @@ async fn set_active(s: AppState, id: String, active: bool) -> ApiResult<Json<Val
     Ok(Json(json!({ "product": p })))
 }
 
+#[utoipa::path(post, path = "/admin/api/products/{id}/activate", tag = "admin", params(("id" = String, Path, description = "Product id", pattern = r"^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 200, description = "On sale", body = Object), (status = 404, description = "No such product")))]
 pub async fn activate_product(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     set_active(s, id, true).await
 }
 
+#[utoipa::path(post, path = "/admin/api/products/{id}/deactivate", tag = "admin", params(("id" = String, Path, description = "Product id", pattern = r"^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 200, description = "Off sale", body = Object), (status = 404, description = "No such product")))]
 pub async fn deactivate_product(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     set_active(s, id, false).await
 }
 
+#[utoipa::path(get, path = "/admin/api/products/{id}/stock", tag = "admin", params(("id" = String, Path, description = "Product id", pattern = r"^[A-Za-z0-9._-]{1,64}$")),
+    responses((status = 200, description = "The product's stock items", body = Object), (status = 404, description = "No such product")))]
 pub async fn list_stock(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let items = s.store.stock_items(pid(&id)?).await?;
     Ok(Json(json!({ "items": items })))
 }
 
+/// Stock items to add, as JSON.
+#[derive(Deserialize, ToSchema)]
+pub struct StockItems {
+    /// Each item's content (a key, a link), at most 8 KiB.
+    items: Vec<String>,
+}
+
 /// Body: `{"items": ["...", ...]}` as JSON, or plain text with one item per line.
+#[utoipa::path(post, path = "/admin/api/products/{id}/stock", tag = "admin", params(("id" = String, Path, description = "Product id", pattern = r"^[A-Za-z0-9._-]{1,64}$")),
+    request_body(description = "`{\"items\": [...]}` as JSON, or plain text with one item per line", content(
+        (StockItems = "application/json"), (String = "text/plain"))),
+    responses((status = 200, description = "Added, and duplicates skipped", body = Object),
+        (status = 400, description = "No items, or not the items format"), (status = 404, description = "No such product")))]
 pub async fn add_stock(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -130,11 +159,7 @@ pub async fn add_stock(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     let items: Vec<String> = if is_json {
-        #[derive(Deserialize)]
-        struct Items {
-            items: Vec<String>,
-        }
-        serde_json::from_str::<Items>(&body).map_err(|e| Error::bad(format!("body: {e}")))?.items
+        serde_json::from_str::<StockItems>(&body).map_err(|e| Error::bad(format!("body: {e}")))?.items
     } else {
         body.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
     };
@@ -145,26 +170,44 @@ pub async fn add_stock(
     Ok(Json(json!(added)))
 }
 
+#[utoipa::path(delete, path = "/admin/api/stock/{item}", tag = "admin",
+    params(("item" = u64, Path, description = "Stock item id")),
+    responses((status = 200, description = "Removed", body = Object), (status = 404, description = "No such item"),
+        (status = 409, description = "The item is reserved or sold")))]
 pub async fn remove_stock(State(s): State<AppState>, Path(item): Path<u64>) -> ApiResult<Json<Value>> {
     let item = s.store.write(move |tx| pops::remove_stock_item(tx, item)).await?;
     Ok(Json(json!({ "removed": item.id, "product_id": item.product_id })))
 }
 
 /// Body: a catalogue in the JSON import format.
+#[utoipa::path(post, path = "/admin/api/import", tag = "admin",
+    request_body(content = Object, description = "A catalogue in the JSON import format", content_type = "application/json"),
+    responses((status = 200, description = "What was created, updated and added", body = Object),
+        (status = 400, description = "Not a valid catalogue (nothing was imported)")))]
 pub async fn import(State(s): State<AppState>, body: String) -> ApiResult<Json<Value>> {
     let cat = catalog::parse_json(&body, currency(&s))?;
     let sum = s.store.write(move |tx| catalog::apply(tx, &cat)).await?;
     Ok(Json(json!(sum)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrdersQuery {
+    /// Only orders in this status.
+    #[param(pattern = "^(|reserved|awaiting_payment|paid|prepaid|ready|delivered|expired|refunded)$")]
     status: Option<String>,
+    /// Only this customer's orders.
+    #[param(value_type = Option<i64>)]
     user: Option<UserId>,
+    /// Orders numbered below this (the next page).
+    #[param(value_type = Option<u64>)]
     before: Option<OrderId>,
+    /// Most orders.
     limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/admin/api/orders", tag = "admin", params(OrdersQuery),
+    responses((status = 200, description = "Orders, newest first", body = Object)))]
 pub async fn list_orders(State(s): State<AppState>, Query(q): Query<OrdersQuery>) -> ApiResult<Json<Value>> {
     let status = match q.status.as_deref() {
         None | Some("") => None,
@@ -175,23 +218,34 @@ pub async fn list_orders(State(s): State<AppState>, Query(q): Query<OrdersQuery>
     Ok(Json(json!({ "orders": orders })))
 }
 
+#[utoipa::path(get, path = "/admin/api/orders/{id}", tag = "admin", params(("id" = u64, Path, description = "Order number")),
+    responses((status = 200, body = Object), (status = 404, description = "No such order")))]
 pub async fn get_order(State(s): State<AppState>, Path(id): Path<OrderId>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "order": s.store.order(id).await? })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
+    #[schema(value_type = i64)]
     user_id: UserId,
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     product_id: String,
+    /// 1-10, default 1.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10)]
     quantity: Option<u32>,
     /// "instant" (default) or "prepaid".
     #[serde(default)]
+    #[schema(pattern = "^(instant|prepaid)$")]
     kind: Option<String>,
 }
 
 /// A manual sale: creates an order for a user (reserving stock, or a pre-order).
+#[utoipa::path(post, path = "/admin/api/orders", tag = "admin", request_body = NewOrder,
+    responses((status = 201, description = "Reserved (or a pre-order), with the payment link", body = Object),
+        (status = 400, description = "A bad quantity"), (status = 404, description = "No such product"),
+        (status = 409, description = "Out of stock, not on sale, or not pre-orderable"), JsonRejections))]
 pub async fn create_order(
     State(s): State<AppState>,
     JsonBody(b): JsonBody<NewOrder>,
@@ -217,7 +271,7 @@ pub async fn create_order(
     Ok((StatusCode::CREATED, Json(json!({ "order": o, "pay_url": pay_url }))))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Confirm {
     /// The owner's reference for the money (bank transfer id); default `order:<id>`.
@@ -231,6 +285,11 @@ pub struct Confirm {
 }
 
 /// A manual payment confirmation (bank transfer). Idempotent per reference.
+#[utoipa::path(post, path = "/admin/api/orders/{id}/confirm-payment", tag = "admin", params(("id" = u64, Path, description = "Order number")),
+    request_body(content = Option<Confirm>, description = "Optional; without it the order's own amount"),
+    responses((status = 200, description = "Applied (or a repeat of the same reference)", body = Object),
+        (status = 400, description = "A bad amount or currency"), (status = 404, description = "No such order"),
+        (status = 409, description = "The order cannot take a payment")))]
 pub async fn confirm_payment(
     State(s): State<AppState>,
     Path(id): Path<OrderId>,
@@ -263,12 +322,16 @@ pub async fn confirm_payment(
     })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 pub struct Reason {
     #[serde(default)]
     reason: Option<String>,
 }
 
+#[utoipa::path(post, path = "/admin/api/orders/{id}/refund", tag = "admin", params(("id" = u64, Path, description = "Order number")),
+    request_body(content = Option<Reason>, description = "Optional"),
+    responses((status = 200, description = "Refunded to the customer's balance", body = Object),
+        (status = 404, description = "No such order"), (status = 409, description = "Not paid, or already refunded")))]
 pub async fn refund(
     State(s): State<AppState>,
     Path(id): Path<OrderId>,
@@ -281,11 +344,16 @@ pub async fn refund(
     Ok(Json(json!(r)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Fulfil {
+    /// The goods to deliver (a key, a link).
+    #[schema(min_length = 1, max_length = 8192, pattern = r"\S")]
     content: String,
 }
 
+#[utoipa::path(post, path = "/admin/api/orders/{id}/fulfill", tag = "admin", params(("id" = u64, Path, description = "Order number")), request_body = Fulfil,
+    responses((status = 200, description = "The pre-order's goods, delivered", body = Object),
+        (status = 404, description = "No such order"), (status = 409, description = "Not a paid pre-order"), JsonRejections))]
 pub async fn fulfill(
     State(s): State<AppState>,
     Path(id): Path<OrderId>,
@@ -295,11 +363,16 @@ pub async fn fulfill(
     Ok(Json(json!({ "order": o })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct Extend {
+    /// Hours added to the deadline (from now, when it has passed).
+    #[schema(minimum = 1, maximum = 2160)]
     hours: u32,
 }
 
+#[utoipa::path(post, path = "/admin/api/orders/{id}/extend", tag = "admin", params(("id" = u64, Path, description = "Order number")), request_body = Extend,
+    responses((status = 200, description = "The pre-order's new deadline", body = Object),
+        (status = 404, description = "No such order"), (status = 409, description = "Not a pre-order awaiting its goods"), JsonRejections))]
 pub async fn extend(
     State(s): State<AppState>,
     Path(id): Path<OrderId>,
@@ -323,6 +396,8 @@ fn s_deadline(tx: &Tx, id: OrderId) -> crate::Result<i64> {
     Ok(o.deadline.unwrap_or(tx.now()).max(tx.now()))
 }
 
+#[utoipa::path(get, path = "/admin/api/users/{id}", tag = "admin", params(("id" = i64, Path, description = "User id")),
+    responses((status = 200, description = "The user, balance and ledger", body = Object), (status = 404, description = "No such user")))]
 pub async fn get_user(State(s): State<AppState>, Path(id): Path<UserId>) -> ApiResult<Json<Value>> {
     let user = s.store.user(id).await?.ok_or_else(|| Error::not_found(format!("user {id}")))?;
     let balance = s.store.balance(id).await?;
@@ -330,7 +405,7 @@ pub async fn get_user(State(s): State<AppState>, Path(id): Path<UserId>) -> ApiR
     Ok(Json(json!({ "user": user, "balance": balance, "ledger": ledger })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credit {
     /// Major units, e.g. "500" or "99.90".
@@ -339,6 +414,9 @@ pub struct Credit {
     reason: Option<String>,
 }
 
+#[utoipa::path(post, path = "/admin/api/users/{id}/credit", tag = "admin", params(("id" = i64, Path, description = "User id")),
+    request_body = Credit,
+    responses((status = 200, description = "The new balance", body = Object), (status = 400, description = "A bad amount"), JsonRejections))]
 pub async fn credit(
     State(s): State<AppState>,
     Path(id): Path<UserId>,
@@ -351,18 +429,42 @@ pub async fn credit(
     Ok(Json(json!({ "balance": balance })))
 }
 
-#[derive(Deserialize)]
-pub struct Limit {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PaymentsQuery {
+    /// Most rows (default 100, at most 1000).
     limit: Option<usize>,
-    state: Option<String>,
-    /// Payments: only this outcome (`applied`, `credited_to_balance`, `mismatch`).
+    /// Only this outcome.
+    #[param(pattern = "^(|applied|credited_to_balance|mismatch)$")]
     outcome: Option<String>,
-    /// Payments: only this provider.
+    /// Only this provider.
     provider: Option<String>,
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobsQuery {
+    /// Most jobs (default 100, at most 1000).
+    limit: Option<usize>,
+    /// Jobs in this state (default `dead`).
+    #[param(pattern = "^(|ready|done|dead)$")]
+    state: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LimitQuery {
+    /// Most rows (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
 /// Received payments, newest first; `?outcome=mismatch` lists the ones that need a look.
-pub async fn list_payments(State(s): State<AppState>, Query(q): Query<Limit>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/admin/api/payments", tag = "admin", params(PaymentsQuery),
+    responses((status = 200, description = "Payments and top-ups, newest first", body = Object)))]
+pub async fn list_payments(
+    State(s): State<AppState>,
+    Query(q): Query<PaymentsQuery>,
+) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(100).min(1000);
     let filtered = q.outcome.is_some() || q.provider.is_some();
     let mut payments = s.store.payments(if filtered { 100_000 } else { limit }).await?;
@@ -383,7 +485,9 @@ pub async fn list_payments(State(s): State<AppState>, Query(q): Query<Limit>) ->
     Ok(Json(json!({ "payments": payments, "topups": topups })))
 }
 
-pub async fn list_jobs(State(s): State<AppState>, Query(q): Query<Limit>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/admin/api/jobs", tag = "admin", params(JobsQuery),
+    responses((status = 200, description = "Jobs in that state, and the counts", body = Object)))]
+pub async fn list_jobs(State(s): State<AppState>, Query(q): Query<JobsQuery>) -> ApiResult<Json<Value>> {
     let state = match q.state.as_deref() {
         None | Some("") => JobState::Dead,
         Some(st) => JobState::parse(st)
@@ -394,15 +498,22 @@ pub async fn list_jobs(State(s): State<AppState>, Query(q): Query<Limit>) -> Api
     Ok(Json(json!({ "jobs": jobs, "counts": counts })))
 }
 
+#[utoipa::path(post, path = "/admin/api/jobs/{id}/retry", tag = "admin", params(("id" = u64, Path, description = "Job id")),
+    responses((status = 200, description = "Ready again", body = Object), (status = 404, description = "No such job"),
+        (status = 409, description = "Not dead")))]
 pub async fn retry_job(State(s): State<AppState>, Path(id): Path<u64>) -> ApiResult<Json<Value>> {
     let job = s.store.write(move |tx| crate::store::jobs::redrive(tx, id)).await?;
     Ok(Json(json!({ "job": job })))
 }
 
-pub async fn list_messages(State(s): State<AppState>, Query(q): Query<Limit>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/admin/api/messages", tag = "admin", params(LimitQuery),
+    responses((status = 200, description = "Sent messages (the outbox), newest first", body = Object)))]
+pub async fn list_messages(State(s): State<AppState>, Query(q): Query<LimitQuery>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "messages": s.store.outbox(q.limit.unwrap_or(100).min(1000)).await? })))
 }
 
+#[utoipa::path(get, path = "/admin/api/stats", tag = "admin",
+    responses((status = 200, description = "Orders by status and jobs by state", body = Object)))]
 pub async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let orders = s.store.order_status_counts().await?;
     let orders: serde_json::Map<String, Value> =
@@ -410,12 +521,16 @@ pub async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "orders": orders, "jobs": s.store.queue_counts().await? })))
 }
 
+#[utoipa::path(get, path = "/admin/api/check", tag = "admin",
+    responses((status = 200, description = "The store's invariants (`ok`, and the report)", body = Object)))]
 pub async fn check(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let r = s.store.check().await?;
     Ok(Json(json!({ "ok": r.ok(), "report": r })))
 }
 
 /// Streams a fresh consistent snapshot of the database.
+#[utoipa::path(get, path = "/admin/api/backup", tag = "admin",
+    responses((status = 200, description = "A consistent snapshot of the database", content_type = "application/octet-stream", body = Vec<u8>)))]
 pub async fn backup(State(s): State<AppState>) -> ApiResult<Response> {
     let snap = s.store.snapshot(s.config.backups_dir()).await?;
     let file = tokio::fs::File::open(&snap.path).await.map_err(Error::from)?;
@@ -434,8 +549,9 @@ pub async fn backup(State(s): State<AppState>) -> ApiResult<Response> {
 
 /// `POST /admin/api/chat {"user_id", "text"}` or `{"user_id", "button"}` (callback data):
 /// talks to the consultant as that customer (`lavka chat` against a running server).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ChatRequest {
+    #[schema(value_type = i64)]
     user_id: UserId,
     #[serde(default)]
     text: Option<String>,
@@ -445,7 +561,10 @@ pub struct ChatRequest {
     lang: Option<String>,
 }
 
-pub async fn chat(State(s): State<AppState>, Json(req): Json<ChatRequest>) -> ApiResult<Json<Value>> {
+#[utoipa::path(post, path = "/admin/api/chat", tag = "admin", request_body = ChatRequest,
+    responses((status = 200, description = "The consultant's reply to that customer", body = Object),
+        (status = 400, description = "Neither or both of text and button, or unknown button data"), JsonRejections))]
+pub async fn chat(State(s): State<AppState>, JsonBody(req): JsonBody<ChatRequest>) -> ApiResult<Json<Value>> {
     let lang = crate::texts::Lang::pick(req.lang.as_deref(), s.config.lang());
     let c = crate::shop::Customer::new(req.user_id, lang, crate::shop::Door::Terminal);
     let reply = match (req.text, req.button) {
@@ -458,6 +577,9 @@ pub async fn chat(State(s): State<AppState>, Json(req): Json<ChatRequest>) -> Ap
 
 /// `POST /admin/api/orders/{id}/refund-source`: refunds to the payment's source (Telegram
 /// Stars), not to the balance.
+#[utoipa::path(post, path = "/admin/api/orders/{id}/refund-source", tag = "admin", params(("id" = u64, Path, description = "Order number")),
+    responses((status = 200, description = "Refunded to the payment's source (Telegram Stars)", body = Object),
+        (status = 404, description = "No such order"), (status = 409, description = "Not paid with Stars, or not refundable")))]
 pub async fn refund_source(State(s): State<AppState>, Path(id): Path<OrderId>) -> ApiResult<Json<Value>> {
     let o = s.store.order(id).await?;
     let provider = o.payment.as_ref().map(|p| p.provider.clone()).unwrap_or_default();

@@ -79,16 +79,24 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
 }
 
 /// The shop page (`/`, `/app`, `/app/...`: the page routes in the browser).
+#[utoipa::path(get, path = "/", tag = "pages", responses((status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 304, description = "Not modified (`If-None-Match`)")))]
 pub async fn shop_page(headers: HeaderMap) -> Response {
     serve("index.html", &headers)
 }
 
 /// The admin page (`/admin`).
+#[utoipa::path(get, path = "/admin", tag = "pages", responses((status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 304, description = "Not modified (`If-None-Match`)")))]
 pub async fn admin_page(headers: HeaderMap) -> Response {
     serve("admin.html", &headers)
 }
 
 /// `/assets/{file}`.
+#[utoipa::path(get, path = "/assets/{file}", tag = "pages", params(("file" = String, Path, description = "File name")),
+    responses((status = 200, description = "A script or style sheet", content(
+            (String = "text/javascript"), (String = "text/css"))),
+        (status = 304, description = "Not modified (`If-None-Match`)"), (status = 404, description = "No such file")))]
 pub async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
     if name.ends_with(".html") {
         return super::error::ApiError(crate::Error::not_found("file")).into_response();

@@ -74,6 +74,9 @@ async fn linked_order(s: &AppState, id: OrderId, token: &str) -> Result<Order, E
 }
 
 /// The payment page of one order.
+#[utoipa::path(get, path = "/pay/{order}", tag = "payments", params(("order" = u64, Path, description = "Order number"), ("t" = Option<String>, Query, description = "The link token")),
+    responses((status = 200, description = "The payment page", content_type = "text/html", body = String),
+        (status = 404, description = "No such order, or a wrong token")))]
 pub async fn pay_page(
     State(s): State<AppState>,
     Path(id): Path<OrderId>,
@@ -99,6 +102,10 @@ pub async fn pay_page(
 }
 
 /// Creates (once) the order's Crypto Pay invoice and sends the customer there.
+#[utoipa::path(get, path = "/pay/{order}/cryptopay", tag = "payments", params(("order" = u64, Path, description = "Order number"), ("t" = Option<String>, Query, description = "The link token")),
+    responses((status = 303, description = "To the order's Crypto Pay invoice"),
+        (status = 404, description = "No such order, a wrong token, or Crypto Pay is off"),
+        (status = 409, description = "Not awaiting payment"), (status = 503, description = "Crypto Pay does not answer")))]
 pub async fn pay_cryptopay(
     State(s): State<AppState>,
     Path(id): Path<OrderId>,
@@ -110,6 +117,9 @@ pub async fn pay_cryptopay(
 }
 
 /// The dev provider's page: the order and a Pay button.
+#[utoipa::path(get, path = "/pay/dev/{order}", tag = "payments", params(("order" = u64, Path, description = "Order number"), ("t" = Option<String>, Query, description = "The link token")),
+    responses((status = 200, description = "The dev provider's page", content_type = "text/html", body = String),
+        (status = 404, description = "No such order, a wrong token, or dev payments are off")))]
 pub async fn dev_page(
     State(s): State<AppState>,
     Path(id): Path<OrderId>,
@@ -132,6 +142,11 @@ pub async fn dev_page(
 }
 
 /// The dev provider marks the order paid (idempotent).
+#[utoipa::path(post, path = "/pay/dev/{order}", tag = "payments", params(("order" = u64, Path, description = "Order number"), ("t" = Option<String>, Query, description = "The link token")),
+    responses((status = 200, description = "Paid (a page; JSON with `Accept: application/json`)", content(
+            (String = "text/html"), (Object = "application/json"))),
+        (status = 404, description = "No such order, a wrong token, or dev payments are off"),
+        (status = 409, description = "The order cannot take a payment")))]
 pub async fn dev_pay(
     State(s): State<AppState>,
     Path(id): Path<OrderId>,
@@ -155,6 +170,11 @@ pub async fn dev_pay(
 }
 
 /// Crypto Pay's webhook.
+#[utoipa::path(post, path = "/payments/cryptopay/webhook", tag = "payments", security(("cryptoPaySignature" = [])),
+    request_body(content = Object, description = "A Crypto Pay update", content_type = "application/json"),
+    responses((status = 200, description = "Applied (or a repeat, or not a payment)", body = Object),
+        (status = 400, description = "Not a Crypto Pay update"), (status = 401, description = "A bad signature"),
+        (status = 404, description = "Crypto Pay is off, or no such order"), (status = 409, description = "The order cannot take it")))]
 pub async fn cryptopay_webhook(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -209,6 +229,9 @@ fn check_topup(s: &AppState, p: &TopupPath, t: &str) -> Result<crate::domain::Cu
 }
 
 /// A top-up page: the amount and the enabled ways to pay it.
+#[utoipa::path(get, path = "/pay/topup/{user}/{amount}/{nonce}", tag = "payments", params(("user" = i64, Path, description = "User id"), ("amount" = i64, Path, description = "Amount, minor units"), ("nonce" = String, Path, description = "The link nonce"), ("t" = Option<String>, Query, description = "The link token")),
+    responses((status = 200, description = "The top-up page", content_type = "text/html", body = String),
+        (status = 404, description = "Not a valid top-up link")))]
 pub async fn topup_page(
     State(s): State<AppState>,
     Path(p): Path<TopupPath>,
@@ -232,6 +255,10 @@ pub async fn topup_page(
 }
 
 /// Creates (once per link) the Crypto Pay invoice of a top-up and redirects there.
+#[utoipa::path(get, path = "/pay/topup/{user}/{amount}/{nonce}/cryptopay", tag = "payments", params(("user" = i64, Path, description = "User id"), ("amount" = i64, Path, description = "Amount, minor units"), ("nonce" = String, Path, description = "The link nonce"), ("t" = Option<String>, Query, description = "The link token")),
+    responses((status = 303, description = "To the top-up's Crypto Pay invoice"),
+        (status = 404, description = "Not a valid top-up link, or Crypto Pay is off"),
+        (status = 503, description = "Crypto Pay does not answer")))]
 pub async fn topup_cryptopay(
     State(s): State<AppState>,
     Path(p): Path<TopupPath>,
@@ -243,6 +270,9 @@ pub async fn topup_cryptopay(
 }
 
 /// The dev provider's top-up (demo mode only; once per link).
+#[utoipa::path(post, path = "/pay/topup/{user}/{amount}/{nonce}/dev", tag = "payments", params(("user" = i64, Path, description = "User id"), ("amount" = i64, Path, description = "Amount, minor units"), ("nonce" = String, Path, description = "The link nonce"), ("t" = Option<String>, Query, description = "The link token")),
+    responses((status = 200, description = "Topped up (once per link)", content_type = "text/html", body = String),
+        (status = 404, description = "Not a valid top-up link, or dev payments are off")))]
 pub async fn topup_dev(
     State(s): State<AppState>,
     Path(p): Path<TopupPath>,

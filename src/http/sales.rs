@@ -11,8 +11,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Days {
+    /// Days back from today (default 30, clamped to 1-366).
     days: Option<u32>,
 }
 
@@ -25,6 +27,8 @@ struct Day {
     revenue: BTreeMap<String, i64>,
 }
 
+#[utoipa::path(get, path = "/admin/api/sales", tag = "admin", params(Days),
+    responses((status = 200, description = "Paid orders and revenue per UTC day", body = Object)))]
 pub async fn sales(State(s): State<AppState>, Query(q): Query<Days>) -> ApiResult<Json<Value>> {
     let days = q.days.unwrap_or(30).clamp(1, 366) as i64;
     let now = s.store.now();

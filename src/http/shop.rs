@@ -5,7 +5,7 @@
 //! A customer sees only their own orders (another's is 404) and, once paid, their goods.
 
 use super::auth::WebUser;
-use super::error::{ApiResult, JsonBody};
+use super::error::{ApiResult, JsonBody, JsonRejections};
 use crate::callback::{ButtonAction, Callback};
 use crate::domain::{Availability, Order, OrderKind, OrderStatus, Product, ProductId, fmt_time};
 use crate::error::Error;
@@ -103,7 +103,8 @@ pub async fn products(State(s): State<AppState>) -> ApiResult<Json<Catalogue>> {
 
 #[utoipa::path(get, path = "/api/products/{id}", tag = "catalogue",
     params(("id" = String, Path, description = "Product id")),
-    responses((status = 200, body = ProductView), (status = 404, description = "No such product on sale")))]
+    responses((status = 200, description = "The product", body = ProductView),
+        (status = 404, description = "No such product on sale")))]
 pub async fn product(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<ProductView>> {
     let id = ProductId::parse(&id).map_err(|_| Error::not_found("product"))?;
     let p = s.store.product(id.clone()).await?;
@@ -115,10 +116,11 @@ pub async fn product(State(s): State<AppState>, Path(id): Path<String>) -> ApiRe
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// What the customer typed.
+    /// What the customer typed (required).
     q: String,
-    /// Most results (default 10).
+    /// Most results (default 10, at most 100).
     limit: Option<usize>,
 }
 
@@ -142,7 +144,8 @@ pub struct SearchResults {
 }
 
 #[utoipa::path(get, path = "/api/search", tag = "catalogue", params(SearchQuery),
-    responses((status = 200, description = "Hybrid (keyword + meaning) search", body = SearchResults)))]
+    responses((status = 200, description = "Hybrid (keyword + meaning) search", body = SearchResults),
+        (status = 400, description = "No `q`, or a `limit` that is not a number")))]
 pub async fn search(
     State(s): State<AppState>,
     Query(q): Query<SearchQuery>,
@@ -250,6 +253,7 @@ pub struct NewOrder {
     pub product_id: String,
     /// 1-10 (the shop's one quantity rule), default 1.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10)]
     pub quantity: Option<u32>,
     /// Agree to a prepaid pre-order when the product is out of stock (default false: an
     /// out-of-stock product answers 409).
@@ -263,11 +267,9 @@ pub struct OrderCreated {
 }
 
 #[utoipa::path(post, path = "/api/orders", tag = "orders", request_body = NewOrder,
-    security(("initData" = []), ("session" = [])),
     responses((status = 201, description = "Stock reserved (or a pre-order created)", body = OrderCreated),
-        (status = 401, description = "No valid initData (or demo session)"),
         (status = 404, description = "No such product"),
-        (status = 409, description = "Out of stock or not on sale")))]
+        (status = 409, description = "Out of stock or not on sale"), JsonRejections))]
 pub async fn create_order(
     State(s): State<AppState>,
     Extension(user): Extension<WebUser>,
@@ -286,8 +288,8 @@ pub struct OrderList {
     pub orders: Vec<OrderView>,
 }
 
-#[utoipa::path(get, path = "/api/orders", tag = "orders", security(("initData" = []), ("session" = [])),
-    responses((status = 200, body = OrderList), (status = 401, description = "Not authenticated")))]
+#[utoipa::path(get, path = "/api/orders", tag = "orders",
+    responses((status = 200, description = "The customer's orders", body = OrderList)))]
 pub async fn orders(
     State(s): State<AppState>,
     Extension(user): Extension<WebUser>,
@@ -301,10 +303,10 @@ pub async fn orders(
     Ok(Json(OrderList { orders }))
 }
 
-#[utoipa::path(get, path = "/api/orders/{id}", tag = "orders", security(("initData" = []), ("session" = [])),
+#[utoipa::path(get, path = "/api/orders/{id}", tag = "orders",
     params(("id" = u64, Path, description = "Order number")),
     responses((status = 200, description = "The order, with the goods once paid", body = OrderView),
-        (status = 401, description = "Not authenticated"), (status = 404, description = "Not this customer's order")))]
+        (status = 404, description = "Not this customer's order")))]
 pub async fn order(
     State(s): State<AppState>,
     Extension(user): Extension<WebUser>,
@@ -315,9 +317,9 @@ pub async fn order(
     Ok(Json(order_view(&s, &o, c)))
 }
 
-#[utoipa::path(post, path = "/api/orders/{id}/pay-balance", tag = "orders", security(("initData" = []), ("session" = [])),
+#[utoipa::path(post, path = "/api/orders/{id}/pay-balance", tag = "orders",
     params(("id" = u64, Path, description = "Order number")),
-    responses((status = 200, body = OrderView), (status = 404, description = "Not this customer's order"),
+    responses((status = 200, description = "Paid", body = OrderView), (status = 404, description = "Not this customer's order"),
         (status = 409, description = "Not awaiting payment, or the balance is short")))]
 pub async fn pay_balance(
     State(s): State<AppState>,
@@ -336,9 +338,10 @@ pub struct StarsInvoice {
     pub stars: u32,
 }
 
-#[utoipa::path(post, path = "/api/orders/{id}/stars-invoice", tag = "orders", security(("initData" = [])),
+#[utoipa::path(post, path = "/api/orders/{id}/stars-invoice", tag = "orders",
     params(("id" = u64, Path, description = "Order number")),
-    responses((status = 200, body = StarsInvoice), (status = 404, description = "Not this customer's order"),
+    responses((status = 200, description = "The invoice to open", body = StarsInvoice),
+        (status = 404, description = "Not this customer's order"),
         (status = 409, description = "Not awaiting payment, or Stars are not taken here")))]
 pub async fn stars_invoice(
     State(s): State<AppState>,
@@ -356,7 +359,7 @@ pub async fn stars_invoice(
     Ok(Json(StarsInvoice { url, stars }))
 }
 
-#[utoipa::path(post, path = "/api/orders/{id}/cancel", tag = "orders", security(("initData" = []), ("session" = [])),
+#[utoipa::path(post, path = "/api/orders/{id}/cancel", tag = "orders",
     params(("id" = u64, Path, description = "Order number")),
     responses((status = 200, description = "Cancelled; reserved items are back on sale", body = OrderView),
         (status = 404, description = "Not this customer's order"), (status = 409, description = "Already paid")))]
@@ -386,8 +389,8 @@ pub struct Me {
     pub shop_name: String,
 }
 
-#[utoipa::path(get, path = "/api/me", tag = "orders", security(("initData" = []), ("session" = [])),
-    responses((status = 200, body = Me), (status = 401, description = "Not authenticated")))]
+#[utoipa::path(get, path = "/api/me", tag = "orders",
+    responses((status = 200, description = "Who is calling, and their balance", body = Me)))]
 pub async fn me(State(s): State<AppState>, Extension(user): Extension<WebUser>) -> ApiResult<Json<Me>> {
     let info = crate::store::ledger::UserInfo {
         name: user.first_name.clone().unwrap_or_default(),
@@ -505,10 +508,8 @@ fn chat_reply(l: &Loc, r: Reply) -> ChatReply {
 }
 
 #[utoipa::path(post, path = "/api/chat", tag = "consultant", request_body = ChatRequest,
-    security(("initData" = []), ("session" = [])),
     responses((status = 200, description = "The consultant's answer (the same consultant as the bot)", body = ChatReply),
-        (status = 400, description = "Neither or both of text and button, or unknown button data"),
-        (status = 401, description = "Not authenticated")))]
+        (status = 400, description = "Neither or both of text and button, or unknown button data"), JsonRejections))]
 pub async fn chat(
     State(s): State<AppState>,
     Extension(user): Extension<WebUser>,

@@ -5,6 +5,7 @@
 //! only then is 200 returned. A crash before the commit means no 200, so Telegram sends the
 //! update again; after it, the job survives the crash.
 
+use crate::http::error::JsonRejections;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -21,6 +22,12 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     answer(status, serde_json::json!({ "error": { "code": code, "message": message } }))
 }
 
+#[utoipa::path(post, path = "/telegram/webhook", tag = "telegram", security(("telegramSecret" = [])),
+    request_body(content = Object, description = "A Telegram update", content_type = "application/json"),
+    responses((status = 200, description = "Stored (or a repeat); handled in the background", body = Object),
+        (status = 400, description = "Not an update"), (status = 401, description = "Wrong or missing secret token"),
+        (status = 404, description = "Not in webhook mode (no bot, or no public URL)"),
+        (status = 503, description = "Not stored; Telegram sends it again")))]
 pub async fn receive(
     axum::extract::State(s): axum::extract::State<AppState>,
     headers: HeaderMap,
@@ -56,7 +63,7 @@ pub async fn receive(
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 pub struct NewBroadcast {
     text: String,
     /// Repeating a request with the same key returns the same broadcast.
@@ -65,6 +72,9 @@ pub struct NewBroadcast {
 }
 
 /// `POST /admin/api/broadcast` `{"text": "...", "key": "..."}`.
+#[utoipa::path(post, path = "/admin/api/broadcast", tag = "admin", request_body = NewBroadcast,
+    responses((status = 202, description = "Queued (or the one with the same key)", body = Object),
+        (status = 400, description = "An empty or too long text"), JsonRejections))]
 pub async fn broadcast_create(
     axum::extract::State(s): axum::extract::State<AppState>,
     crate::http::error::JsonBody(b): crate::http::error::JsonBody<NewBroadcast>,
@@ -77,6 +87,9 @@ pub async fn broadcast_create(
 }
 
 /// `GET /admin/api/broadcast/{id}`: progress.
+#[utoipa::path(get, path = "/admin/api/broadcast/{id}", tag = "admin",
+    params(("id" = u64, Path, description = "Broadcast id")),
+    responses((status = 200, description = "Its progress", body = Object), (status = 404, description = "No such broadcast")))]
 pub async fn broadcast_get(
     axum::extract::State(s): axum::extract::State<AppState>,
     axum::extract::Path(id): axum::extract::Path<u64>,

@@ -6,10 +6,12 @@ mod fuzz;
 mod helpers;
 
 mod admin_api;
+mod api_contract;
 mod binary;
 mod concurrency;
 mod consultant;
 mod doors;
+mod http_limits;
 mod import;
 mod orders;
 mod pacing;
