@@ -43,7 +43,7 @@ trap cleanup EXIT
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export LAVKA_ADMIN_TOKEN=schemathesis-admin-token-0123
 mkdir -p "$WORK/data"
-LAVKA_SEMANTIC_SEARCH=false LAVKA_SCHEDULER=false \
+NO_COLOR=1 LAVKA_SEMANTIC_SEARCH=false LAVKA_SCHEDULER=false \
   "$BIN" --data-dir "$WORK/data" serve --listen "127.0.0.1:$PORT" >"$WORK/lavka.log" 2>&1 &
 echo $! >"$WORK/lavka.pid"
 BASE="http://127.0.0.1:$PORT"
@@ -52,6 +52,12 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 curl -fsS "$BASE/healthz" >/dev/null || { echo "lavka did not start:"; cat "$WORK/lavka.log"; exit 1; }
+
+# One demo-mode customer for the whole run (a call without the cookie is a new customer, who
+# would not see the orders the run creates).
+LAVKA_SESSION=$(curl -fsS -D - -o /dev/null "$BASE/api/me" | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: lavka_session=\([^;]*\).*/\1/p')
+[ -n "$LAVKA_SESSION" ] || { echo "no demo session cookie from /api/me"; exit 1; }
+export LAVKA_SESSION
 
 echo "== schemathesis $SCHEMATHESIS_VERSION against $BASE (at most $MAX_EXAMPLES examples per operation, ${MAX_TIME}s)"
 status=0
@@ -65,6 +71,6 @@ status=0
   --generation-database none \
   --no-color) || status=$?
 if [ "$status" != 0 ]; then
-  echo "== server log (last lines)"; tail -n 40 "$WORK/lavka.log"
+  echo "== server log (warnings and errors)"; grep -E "WARN|ERROR" "$WORK/lavka.log" | tail -n 40 || true
 fi
 exit "$status"

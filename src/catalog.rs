@@ -160,6 +160,10 @@ fn line_of(text: &str, needle: &str) -> usize {
 
 /// Parses a JSON catalogue. `default_currency` applies when the file names none.
 pub fn parse_json(text: &str, default_currency: Currency) -> Result<Catalog> {
+    // serde would read the catalogue's fields from an array, one by one.
+    if !text.trim_start().starts_with('{') {
+        return Err(Error::bad("a catalogue in JSON is an object: {\"products\": [...], ...}"));
+    }
     let raw: RawCatalog = serde_json::from_str(text)
         .map_err(|e| Error::bad(format!("catalogue JSON, line {} column {}: {e}", e.line(), e.column())))?;
     let currency = match &raw.currency {

@@ -34,12 +34,29 @@ pub async fn require_token(State(s): State<AppState>, req: Request, next: Next) 
     next.run(req).await
 }
 
-/// Parses an optional JSON body (empty means none).
+/// Parses an optional JSON body (empty, or `null`, means none).
 fn optional_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<Option<T>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(body).map(Some).map_err(|e| Error::bad(format!("body: {e}")).into())
+    let bad = |e: serde_json::Error| ApiError::from(Error::bad(format!("body: {e}")));
+    match serde_json::from_slice::<Value>(body).map_err(bad)? {
+        Value::Null => Ok(None),
+        v @ Value::Object(_) => serde_json::from_value(v).map(Some).map_err(bad),
+        _ => Err(Error::bad("the body must be a JSON object").into()),
+    }
+}
+
+/// The most rows a list returns.
+const MAX_LIMIT: usize = 1000;
+
+/// A list's `limit`: 1-1000, default 100.
+fn limit(given: Option<usize>) -> ApiResult<usize> {
+    match given {
+        None => Ok(100),
+        Some(n @ 1..=MAX_LIMIT) => Ok(n),
+        Some(n) => Err(Error::bad(format!("limit must be 1-{MAX_LIMIT}, got {n}")).into()),
+    }
 }
 
 fn pid(id: &str) -> ApiResult<ProductId> {
@@ -137,14 +154,25 @@ pub async fn list_stock(State(s): State<AppState>, Path(id): Path<String>) -> Ap
 /// Stock items to add, as JSON.
 #[derive(Deserialize, ToSchema)]
 pub struct StockItems {
-    /// Each item's content (a key, a link), at most 8 KiB.
+    /// Each item's content (a key, a link): not blank, at most 8 KiB.
+    #[schema(min_items = 1, value_type = Vec<StockItem>)]
     items: Vec<String>,
 }
+
+/// One stock item's content (schema only).
+#[derive(ToSchema)]
+#[schema(pattern = r"\S")]
+pub struct StockItem(#[allow(dead_code)] String);
+
+/// Stock items as plain text, one per line, blank lines skipped (schema only).
+#[derive(ToSchema)]
+#[schema(pattern = r"\S")]
+pub struct StockLines(#[allow(dead_code)] String);
 
 /// Body: `{"items": ["...", ...]}` as JSON, or plain text with one item per line.
 #[utoipa::path(post, path = "/admin/api/products/{id}/stock", tag = "admin", params(("id" = String, Path, description = "Product id", pattern = r"^[A-Za-z0-9._-]{1,64}$")),
     request_body(description = "`{\"items\": [...]}` as JSON, or plain text with one item per line", content(
-        (StockItems = "application/json"), (String = "text/plain"))),
+        (StockItems = "application/json"), (StockLines = "text/plain"))),
     responses((status = 200, description = "Added, and duplicates skipped", body = Object),
         (status = 400, description = "No items, or not the items format"), (status = 404, description = "No such product")))]
 pub async fn add_stock(
@@ -201,20 +229,26 @@ pub struct OrdersQuery {
     user: Option<UserId>,
     /// Orders numbered below this (the next page).
     #[param(value_type = Option<u64>)]
-    before: Option<OrderId>,
-    /// Most orders.
+    before: Option<i64>,
+    /// Most orders (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
 #[utoipa::path(get, path = "/admin/api/orders", tag = "admin", params(OrdersQuery),
     responses((status = 200, description = "Orders, newest first", body = Object)))]
 pub async fn list_orders(State(s): State<AppState>, Query(q): Query<OrdersQuery>) -> ApiResult<Json<Value>> {
+    // Order numbers fit in an i64 (the document's int64).
+    let before = match q.before {
+        Some(b) if b < 0 => return Err(Error::bad("before must not be negative").into()),
+        b => b.map(|b| b as OrderId),
+    };
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(st) => Some(OrderStatus::parse(st).ok_or_else(|| Error::bad(format!("unknown status {st:?}")))?),
     };
     let orders =
-        s.store.orders(OrderFilter { status, user: q.user, before: q.before, limit: q.limit }).await?;
+        s.store.orders(OrderFilter { status, user: q.user, before, limit: Some(limit(q.limit)?) }).await?;
     Ok(Json(json!({ "orders": orders })))
 }
 
@@ -226,6 +260,7 @@ pub async fn get_order(State(s): State<AppState>, Path(id): Path<OrderId>) -> Ap
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AdminNewOrder)]
 pub struct NewOrder {
     #[schema(value_type = i64)]
     user_id: UserId,
@@ -274,13 +309,17 @@ pub async fn create_order(
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Confirm {
-    /// The owner's reference for the money (bank transfer id); default `order:<id>`.
+    /// The owner's reference for the money (bank transfer id); default `order:<id>:<amount>`.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256)]
     reference: Option<String>,
     /// Amount received in major units; default the order's amount.
     #[serde(default)]
+    #[schema(pattern = r"^([1-9][0-9]{0,11}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$")]
     amount: Option<String>,
+    /// Its currency (3 letters); default the order's.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     currency: Option<String>,
 }
 
@@ -408,7 +447,8 @@ pub async fn get_user(State(s): State<AppState>, Path(id): Path<UserId>) -> ApiR
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credit {
-    /// Major units, e.g. "500" or "99.90".
+    /// Major units, positive, e.g. "500" or "99.90".
+    #[schema(pattern = r"^([1-9][0-9]{0,11}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$")]
     amount: String,
     #[serde(default)]
     reason: Option<String>,
@@ -432,7 +472,8 @@ pub async fn credit(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PaymentsQuery {
-    /// Most rows (default 100, at most 1000).
+    /// Most rows (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Only this outcome.
     #[param(pattern = "^(|applied|credited_to_balance|mismatch)$")]
@@ -444,7 +485,8 @@ pub struct PaymentsQuery {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct JobsQuery {
-    /// Most jobs (default 100, at most 1000).
+    /// Most jobs (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Jobs in this state (default `dead`).
     #[param(pattern = "^(|ready|done|dead)$")]
@@ -454,7 +496,8 @@ pub struct JobsQuery {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LimitQuery {
-    /// Most rows (default 100, at most 1000).
+    /// Most rows (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -465,7 +508,7 @@ pub async fn list_payments(
     State(s): State<AppState>,
     Query(q): Query<PaymentsQuery>,
 ) -> ApiResult<Json<Value>> {
-    let limit = q.limit.unwrap_or(100).min(1000);
+    let limit = limit(q.limit)?;
     let filtered = q.outcome.is_some() || q.provider.is_some();
     let mut payments = s.store.payments(if filtered { 100_000 } else { limit }).await?;
     if let Some(o) = q.outcome.as_deref().filter(|o| !o.is_empty()) {
@@ -493,7 +536,7 @@ pub async fn list_jobs(State(s): State<AppState>, Query(q): Query<JobsQuery>) ->
         Some(st) => JobState::parse(st)
             .ok_or_else(|| Error::bad(format!("state must be ready, done or dead, got {st:?}")))?,
     };
-    let jobs = s.store.jobs_in_state(state, q.limit.unwrap_or(100).min(1000)).await?;
+    let jobs = s.store.jobs_in_state(state, limit(q.limit)?).await?;
     let counts = s.store.queue_counts().await?;
     Ok(Json(json!({ "jobs": jobs, "counts": counts })))
 }
@@ -509,7 +552,7 @@ pub async fn retry_job(State(s): State<AppState>, Path(id): Path<u64>) -> ApiRes
 #[utoipa::path(get, path = "/admin/api/messages", tag = "admin", params(LimitQuery),
     responses((status = 200, description = "Sent messages (the outbox), newest first", body = Object)))]
 pub async fn list_messages(State(s): State<AppState>, Query(q): Query<LimitQuery>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "messages": s.store.outbox(q.limit.unwrap_or(100).min(1000)).await? })))
+    Ok(Json(json!({ "messages": s.store.outbox(limit(q.limit)?).await? })))
 }
 
 #[utoipa::path(get, path = "/admin/api/stats", tag = "admin",
@@ -550,6 +593,7 @@ pub async fn backup(State(s): State<AppState>) -> ApiResult<Response> {
 /// `POST /admin/api/chat {"user_id", "text"}` or `{"user_id", "button"}` (callback data):
 /// talks to the consultant as that customer (`lavka chat` against a running server).
 #[derive(Deserialize, ToSchema)]
+#[schema(as = AdminChatRequest)]
 pub struct ChatRequest {
     #[schema(value_type = i64)]
     user_id: UserId,

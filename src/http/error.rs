@@ -90,8 +90,9 @@ impl IntoResponse for ApiError {
 /// The result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// A JSON body extractor whose rejections use our error shape, with axum's status: 400
-/// (not JSON), 413 (too large), 415 (not `application/json`), 422 (the wrong shape).
+/// A JSON body extractor whose rejections use our error shape, with axum's statuses: 400
+/// (not JSON), 413 (too large), 415 (not `application/json`), 422 (not an object, or the
+/// wrong shape, named by its path). JSON has one number type: `7.0` is read as the integer 7.
 pub struct JsonBody<T>(pub T);
 
 impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
@@ -102,13 +103,39 @@ where
     type Rejection = Response;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(JsonBody(v)),
-            Err(rej) => {
-                let status = rej.status();
-                Err(error_response(status, code_for(status), &user_message(status, &rej.body_text())))
+        let Json(mut v) = Json::<serde_json::Value>::from_request(req, state).await.map_err(|rej| {
+            let status = rej.status();
+            error_response(status, code_for(status), &user_message(status, &rej.body_text()))
+        })?;
+        let unprocessable = |m: &str| error_response(StatusCode::UNPROCESSABLE_ENTITY, "bad_input", m);
+        // serde would read a struct from an array, field by field: every body here is an object.
+        if !v.is_object() {
+            return Err(unprocessable("the body must be a JSON object"));
+        }
+        integral_numbers(&mut v);
+        serde_path_to_error::deserialize(v).map(JsonBody).map_err(|e| {
+            let at = e.path().to_string();
+            unprocessable(&if at == "." { e.inner().to_string() } else { format!("{at}: {}", e.inner()) })
+        })
+    }
+}
+
+/// Whole numbers written with a fraction (`7.0`, `1e3`) become integers, so integer fields
+/// take them, as JSON Schema's `integer` does.
+fn integral_numbers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                *v = Value::from(f as i64);
+            } else if f.fract() == 0.0 && f >= 0.0 && f < u64::MAX as f64 {
+                *v = Value::from(f as u64);
             }
         }
+        Value::Array(a) => a.iter_mut().for_each(integral_numbers),
+        Value::Object(o) => o.values_mut().for_each(integral_numbers),
+        _ => {}
     }
 }
 
@@ -166,6 +193,13 @@ pub async fn json_errors(resp: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_numbers_with_a_fraction_are_integers() {
+        let mut v = serde_json::json!({"a": 7.0, "b": [1e3, 2.5, -0.0], "c": "7.0", "d": 1e300});
+        integral_numbers(&mut v);
+        assert_eq!(v, serde_json::json!({"a": 7, "b": [1000, 2.5, 0], "c": "7.0", "d": 1e300}));
+    }
 
     #[test]
     fn every_code_a_status_maps_to_is_listed() {

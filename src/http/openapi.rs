@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use utoipa::OpenApi;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn, PathItem};
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Type};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
@@ -60,9 +60,33 @@ pub fn doc_path(route: &str) -> String {
     route.replace("{*", "{")
 }
 
-/// The document of a server with these routes; `demo`: customers may call without
-/// credentials (a session is created).
-pub fn document(routes: &[Route], demo: bool) -> utoipa::openapi::OpenApi {
+/// What differs between servers: who may call, which webhooks are on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mode {
+    /// Customers may call without credentials (a demo session is created).
+    pub demo: bool,
+    /// Telegram sends updates to `/telegram/webhook` (else it answers 404).
+    pub telegram_webhook: bool,
+    /// Crypto Pay is on (else its webhook answers 404).
+    pub cryptopay: bool,
+}
+
+impl Mode {
+    pub fn of(s: &AppState) -> Mode {
+        Mode {
+            demo: super::auth::demo_mode(s),
+            telegram_webhook: s.telegram.as_ref().is_some_and(|t| t.webhook_mode()),
+            cryptopay: s.payments.cryptopay().is_some(),
+        }
+    }
+}
+
+/// Bodies that take exactly one of two fields (the consultant's `text` or `button`).
+const EXACTLY_ONE: &[(&str, [&str; 2])] =
+    &[("ChatRequest", ["text", "button"]), ("AdminChatRequest", ["text", "button"])];
+
+/// The document of a server with these routes, in this mode.
+pub fn document(routes: &[Route], mode: Mode) -> utoipa::openapi::OpenApi {
     let mut api = ApiDoc::openapi();
     if let Some(page) = api.paths.paths.get("/").cloned() {
         for alias in PAGE_ALIASES {
@@ -86,6 +110,12 @@ pub fn document(routes: &[Route], demo: bool) -> utoipa::openapi::OpenApi {
     let components = api.components.get_or_insert_with(Default::default);
     add_security_schemes(components);
     components.schemas.insert("ErrorBody".into(), error_schema());
+    for (name, fields) in EXACTLY_ONE {
+        if let Some(schema) = components.schemas.remove(*name) {
+            components.schemas.insert((*name).to_string(), exactly_one_of(schema, fields));
+        }
+    }
+    let off = [("telegramSecret", mode.telegram_webhook), ("cryptoPaySignature", mode.cryptopay)];
     for (path, item) in api.paths.paths.iter_mut() {
         let guard = routes.iter().find(|r| doc_path(r.path) == *path).map(|r| r.guard);
         for op in operations(item) {
@@ -98,18 +128,46 @@ pub fn document(routes: &[Route], demo: bool) -> utoipa::openapi::OpenApi {
                         SecurityRequirement::new("initData", [""; 0]),
                         SecurityRequirement::new("session", [""; 0]),
                     ];
-                    if demo {
+                    if mode.demo {
                         // A demo-mode call without a session gets one (Set-Cookie).
                         any.push(SecurityRequirement::default());
                     }
                     op.security = Some(any);
                 }
-                _ => {}
+                _ => {
+                    // A webhook that is off checks no signature: it answers 404.
+                    let scheme =
+                        op.security.as_ref().and_then(|s| serde_json::to_value(s).ok()).unwrap_or_default();
+                    if off.iter().any(|(name, on)| !on && scheme.to_string().contains(name)) {
+                        op.security = None;
+                        let d = op.description.get_or_insert_with(String::new);
+                        d.push_str("Off on this server: every call is answered 404.");
+                    }
+                }
             }
+            integer_path_params_as_digits(op);
             add_common_responses(op, guard.is_some_and(|g| g != Guard::Public));
         }
     }
     api
+}
+
+/// An integer in a path is written in decimal digits (JSON Schema would also call `7.0` an
+/// integer, which no URL here takes): the parameter is documented as such a string.
+fn integer_path_params_as_digits(op: &mut Operation) {
+    for p in op.parameters.iter_mut().flatten().filter(|p| p.parameter_in == ParameterIn::Path) {
+        let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut() else { continue };
+        if !matches!(o.schema_type, utoipa::openapi::schema::SchemaType::Type(Type::Integer)) {
+            continue;
+        }
+        let unsigned = o.minimum.as_ref().is_some_and(|m| !matches!(m, utoipa::Number::Int(i) if *i < 0));
+        o.schema_type = Type::String.into();
+        o.format = None;
+        o.minimum = None;
+        o.pattern = Some(if unsigned { r"^\+?[0-9]{1,19}$" } else { r"^[+-]?[0-9]{1,18}$" }.into());
+        let d = p.description.get_or_insert_with(String::new);
+        d.push_str(if unsigned { " (decimal digits)" } else { " (decimal digits, optionally signed)" });
+    }
 }
 
 fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
@@ -177,6 +235,17 @@ fn error_schema() -> RefOr<Schema> {
     ObjectBuilder::new().property("error", error).required("error").into()
 }
 
+/// `schema`, and exactly one of `fields` present (and a string).
+fn exactly_one_of(schema: RefOr<Schema>, fields: &[&str; 2]) -> RefOr<Schema> {
+    let mut one = OneOfBuilder::new();
+    for f in fields {
+        one = one.item(
+            ObjectBuilder::new().property(*f, ObjectBuilder::new().schema_type(Type::String)).required(*f),
+        );
+    }
+    AllOfBuilder::new().item(schema).item(one).into()
+}
+
 fn error_response(description: &str) -> RefOr<Response> {
     let mut r = Response::new(description);
     r.content.insert("application/json".into(), Content::new(Some(Ref::from_schema_name("ErrorBody"))));
@@ -215,5 +284,5 @@ fn add_common_responses(op: &mut Operation, guarded: bool) {
 #[utoipa::path(get, path = "/api/openapi.json", tag = "ops",
     responses((status = 200, description = "This document", body = Object)))]
 pub async fn openapi_json(State(s): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
-    Json(document(&super::routes(&s), super::auth::demo_mode(&s)))
+    Json(document(&super::routes(&s), Mode::of(&s)))
 }

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Days {
-    /// Days back from today (default 30, clamped to 1-366).
+    /// Days back from today, 1-366 (default 30).
+    #[param(minimum = 1, maximum = 366)]
     days: Option<u32>,
 }
 
@@ -30,7 +31,10 @@ struct Day {
 #[utoipa::path(get, path = "/admin/api/sales", tag = "admin", params(Days),
     responses((status = 200, description = "Paid orders and revenue per UTC day", body = Object)))]
 pub async fn sales(State(s): State<AppState>, Query(q): Query<Days>) -> ApiResult<Json<Value>> {
-    let days = q.days.unwrap_or(30).clamp(1, 366) as i64;
+    let days = match q.days.unwrap_or(30) {
+        d @ 1..=366 => d as i64,
+        d => return Err(crate::Error::bad(format!("days must be 1-366, got {d}")).into()),
+    };
     let now = s.store.now();
     let today = now.div_euclid(DAY_MS);
     let first = today - days + 1;

@@ -120,7 +120,8 @@ pub async fn product(State(s): State<AppState>, Path(id): Path<String>) -> ApiRe
 pub struct SearchQuery {
     /// What the customer typed (required).
     q: String,
-    /// Most results (default 10, at most 100).
+    /// Most results, 1-100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
 }
 
@@ -145,12 +146,16 @@ pub struct SearchResults {
 
 #[utoipa::path(get, path = "/api/search", tag = "catalogue", params(SearchQuery),
     responses((status = 200, description = "Hybrid (keyword + meaning) search", body = SearchResults),
-        (status = 400, description = "No `q`, or a `limit` that is not a number")))]
+        (status = 400, description = "No `q`, or a `limit` that is not 1-100")))]
 pub async fn search(
     State(s): State<AppState>,
     Query(q): Query<SearchQuery>,
 ) -> ApiResult<Json<SearchResults>> {
-    let hits = s.search.search(&q.q, q.limit.unwrap_or(10).min(100)).await?;
+    let limit = match q.limit.unwrap_or(10) {
+        n @ 1..=100 => n,
+        n => return Err(Error::bad(format!("limit must be 1-100, got {n}")).into()),
+    };
+    let hits = s.search.search(&q.q, limit).await?;
     let all = live_products(&s).await?;
     let products = hits.iter().filter_map(|h| all.iter().find(|p| p.id == h.id.as_str())).cloned().collect();
     let results = hits

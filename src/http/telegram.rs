@@ -65,6 +65,8 @@ pub async fn receive(
 
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 pub struct NewBroadcast {
+    /// The message (not blank, at most 4000 characters).
+    #[schema(pattern = r"\S", max_length = 4000)]
     text: String,
     /// Repeating a request with the same key returns the same broadcast.
     #[serde(default)]
