@@ -184,6 +184,10 @@ pub enum BenchKind {
         /// Labelled queries: `{"queries":[{"q","lang","kind","relevant":[ids]}]}`.
         #[arg(long)]
         queries: Option<PathBuf>,
+        /// Also write each query's raw keyword and vector lists (JSON lines) here, for
+        /// calibrating the fusion.
+        #[arg(long)]
+        dump: Option<PathBuf>,
     },
 }
 
@@ -331,8 +335,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 BenchKind::Search { products, queries } => {
                     crate::bench::search(products, queries, &cfg).await?
                 }
-                BenchKind::SearchQuality { catalog, queries } => {
-                    crate::bench::search_quality(catalog.as_deref(), queries.as_deref(), &cfg).await?
+                BenchKind::SearchQuality { catalog, queries, dump } => {
+                    crate::bench::search_quality(
+                        catalog.as_deref(),
+                        queries.as_deref(),
+                        dump.as_deref(),
+                        &cfg,
+                    )
+                    .await?
                 }
             };
             println!("{}", serde_json::to_string(&out)?);

@@ -92,7 +92,12 @@ where
     let mut not_first = Vec::new();
     for q in queries {
         let hits = run(q.q.clone()).await?;
-        let rank = hits.iter().position(|h| q.relevant.iter().any(|r| r == h.id.as_str())).map(|i| i + 1);
+        // A query the shop has nothing for is answered well by "nothing found".
+        let rank = if q.relevant.is_empty() {
+            hits.is_empty().then_some(1)
+        } else {
+            hits.iter().position(|h| q.relevant.iter().any(|r| r == h.id.as_str())).map(|i| i + 1)
+        };
         all.add(rank);
         kinds.entry(q.kind.clone()).or_default().add(rank);
         langs.entry(q.lang.clone()).or_default().add(rank);

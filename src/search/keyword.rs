@@ -17,9 +17,13 @@ use tantivy::tokenizer::{Language, LowerCaser, RemoveLongFilter, SimpleTokenizer
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term, doc};
 
 /// Bumped whenever the schema or the analysis changes: an index of another version is rebuilt.
-const INDEX_VERSION: &str = "lavka-keyword-1";
+const INDEX_VERSION: &str = "lavka-keyword-2";
 const VERSION_FILE: &str = "lavka-index-version";
 const ANALYZER: &str = "lavka_ru_en";
+/// The sounds field holds precomputed keys ([`super::sound::key`]), split on spaces only.
+const KEYS: &str = "lavka_keys";
+/// A query word found only by its sound counts this much (a title word counts 3).
+const SOUND_WEIGHT: f32 = 2.0;
 
 /// Field weights: a word in the title counts more than one in the description.
 const WEIGHTS: [(&str, f32); 4] = [("title", 3.0), ("tags", 2.0), ("category", 1.5), ("description", 1.0)];
@@ -45,6 +49,20 @@ fn tantivy_err(e: impl std::fmt::Display) -> Error {
 struct Fields {
     id: Field,
     text: Vec<(Field, f32)>,
+    sounds: Field,
+}
+
+/// The sound keys of a product's title and tags, as indexed.
+fn sound_keys(p: &Product) -> String {
+    let mut keys: Vec<String> = p
+        .title
+        .split(|c: char| !c.is_alphanumeric())
+        .chain(p.tags.iter().flat_map(|t| t.split(|c: char| !c.is_alphanumeric())))
+        .filter_map(super::sound::key)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys.join(" ")
 }
 
 /// The tantivy index and its single writer.
@@ -87,11 +105,16 @@ impl KeywordIndex {
 
     fn from_index(index: Index, dir: &Path) -> Result<KeywordIndex> {
         index.tokenizers().register(ANALYZER, analyzer());
+        index.tokenizers().register(
+            KEYS,
+            TextAnalyzer::builder(tantivy::tokenizer::WhitespaceTokenizer::default()).build(),
+        );
         let schema = index.schema();
         let field = |name: &str| schema.get_field(name).map_err(tantivy_err);
         let fields = Fields {
             id: field("id")?,
             text: WEIGHTS.iter().map(|(n, w)| Ok((field(n)?, *w))).collect::<Result<_>>()?,
+            sounds: field("sounds")?,
         };
         let writer = index.writer_with_num_threads(1, 30_000_000).map_err(tantivy_err)?;
         let reader =
@@ -118,6 +141,7 @@ impl KeywordIndex {
                 tags => fold(&p.tags.join(" ")),
                 category => fold(&p.category),
                 description => fold(&p.description),
+                self.fields.sounds => sound_keys(p),
             ))
             .map_err(tantivy_err)?;
         }
@@ -163,18 +187,17 @@ impl KeywordIndex {
     }
 
     /// The same, with each hit's share of the query it matches ([`KeywordHit::coverage`]).
+    /// Numbers are left out when the query has words besides them: they pick among the
+    /// variants the words found ([`super::rank::variants`]), they do not find products.
     pub fn search_scored(&self, query: &str, limit: usize) -> Result<Vec<KeywordHit>> {
-        let mut terms = Self::terms(query);
-        terms.sort();
-        terms.dedup();
+        let searcher = self.reader.searcher();
+        let (terms, per_term) = self.prepare(&searcher, query)?;
         if terms.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let per_term: Vec<BooleanQuery> = terms.iter().map(|t| self.term_query(t)).collect();
         let q = BooleanQuery::new(
             per_term.iter().map(|q| (Occur::Should, Box::new(q.clone()) as Box<dyn Query>)).collect(),
         );
-        let searcher = self.reader.searcher();
         let top = searcher.search(&q, &TopDocs::with_limit(limit).order_by_score()).map_err(tantivy_err)?;
         let coverage = self.coverage(&searcher, &terms, &per_term, &top)?;
         let mut out = Vec::with_capacity(top.len());
@@ -187,9 +210,69 @@ impl KeywordIndex {
         Ok(out)
     }
 
+    /// The coverage of the query ([`KeywordHit::coverage`]) for products found otherwise
+    /// (the vector list), so that equally good matches beyond the keyword list's length get
+    /// the same credit. 0 for products not indexed.
+    pub fn coverage_of(&self, query: &str, ids: &[ProductId]) -> Result<Vec<f32>> {
+        let searcher = self.reader.searcher();
+        let (terms, per_term) = self.prepare(&searcher, query)?;
+        if terms.is_empty() {
+            return Ok(vec![0.0; ids.len()]);
+        }
+        let mut found: Vec<(usize, tantivy::DocAddress)> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let q =
+                TermQuery::new(Term::from_field_text(self.fields.id, id.as_str()), IndexRecordOption::Basic);
+            if let Some((_, addr)) =
+                searcher.search(&q, &TopDocs::with_limit(1).order_by_score()).map_err(tantivy_err)?.first()
+            {
+                found.push((i, *addr));
+            }
+        }
+        let top: Vec<(f32, tantivy::DocAddress)> = found.iter().map(|(_, a)| (0.0, *a)).collect();
+        let cov = self.coverage(&searcher, &terms, &per_term, &top)?;
+        let mut out = vec![0.0; ids.len()];
+        for ((i, _), c) in found.into_iter().zip(cov) {
+            out[i] = c;
+        }
+        Ok(out)
+    }
+
+    /// The query's words (numbers and their unit words aside, unless there is nothing
+    /// else) as analysed terms, each with its query: the stem in every field, and the sound
+    /// for a word the catalogue does not have.
+    fn prepare(&self, searcher: &tantivy::Searcher, query: &str) -> Result<(Vec<String>, Vec<BooleanQuery>)> {
+        let parsed = super::query::parse(query);
+        let text =
+            if parsed.words.chars().any(char::is_alphabetic) { parsed.words } else { query.to_string() };
+        let mut words: Vec<(String, Option<String>)> = Vec::new();
+        for raw in fold(&text).split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+            let Some(term) = Self::terms(raw).into_iter().next() else { continue };
+            if words.iter().any(|(t, _)| *t == term) {
+                continue;
+            }
+            // A word the catalogue does not have may be a brand typed in the other script
+            // (or misspelt): then its sound is looked up too.
+            let known = self.doc_freq(searcher, &term)? > 0;
+            let sound = if known { None } else { super::sound::key(raw) };
+            words.push((term, sound));
+        }
+        let per_term = words.iter().map(|(t, s)| self.term_query(t, s.as_deref())).collect();
+        Ok((words.into_iter().map(|(t, _)| t).collect(), per_term))
+    }
+
+    /// In how many products the analysed term occurs, in its most common field.
+    fn doc_freq(&self, searcher: &tantivy::Searcher, t: &str) -> Result<u64> {
+        let mut df = 0u64;
+        for &(field, _) in &self.fields.text {
+            df = df.max(searcher.doc_freq(&Term::from_field_text(field, t)).map_err(tantivy_err)?);
+        }
+        Ok(df)
+    }
+
     /// One analysed term in any field: exact (weighted by field) or, for 5+ letters, one
-    /// edit away at a third of the weight.
-    fn term_query(&self, t: &str) -> BooleanQuery {
+    /// edit away at a third of the weight; and, for a word the catalogue lacks, its sound.
+    fn term_query(&self, t: &str, sound: Option<&str>) -> BooleanQuery {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for &(field, weight) in &self.fields.text {
             let term = Term::from_field_text(field, t);
@@ -199,6 +282,15 @@ impl KeywordIndex {
                 let fuzzy = FuzzyTermQuery::new(term, 1, true);
                 clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(fuzzy), weight * 0.3))));
             }
+        }
+        if let Some(k) = sound {
+            let term = Term::from_field_text(self.fields.sounds, k);
+            let q: Box<dyn Query> = if k.chars().count() >= 4 {
+                Box::new(FuzzyTermQuery::new(term, 1, true))
+            } else {
+                Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs))
+            };
+            clauses.push((Occur::Should, Box::new(BoostQuery::new(q, SOUND_WEIGHT))));
         }
         BooleanQuery::new(clauses)
     }
@@ -217,10 +309,7 @@ impl KeywordIndex {
         let n = searcher.num_docs().max(1) as f32;
         let mut idf = Vec::with_capacity(terms.len());
         for t in terms {
-            let mut df = 0u64;
-            for &(field, _) in &self.fields.text {
-                df = df.max(searcher.doc_freq(&Term::from_field_text(field, t)).map_err(tantivy_err)?);
-            }
+            let df = self.doc_freq(searcher, t)?;
             idf.push((1.0 + (n - df as f32 + 0.5) / (df as f32 + 0.5)).ln().max(0.05));
         }
         let total: f32 = idf.iter().sum();
@@ -271,6 +360,12 @@ fn schema() -> Schema {
     for (name, _) in WEIGHTS {
         sb.add_text_field(name, text.clone());
     }
+    sb.add_text_field(
+        "sounds",
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default().set_tokenizer(KEYS).set_index_option(IndexRecordOption::WithFreqs),
+        ),
+    );
     sb.build()
 }
 

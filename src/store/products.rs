@@ -286,6 +286,15 @@ impl Store {
         .await
     }
 
+    /// Items in stock for each of `ids`, in order (0 for an unknown product).
+    pub async fn stock_counts(&self, ids: Vec<ProductId>) -> Result<Vec<u64>> {
+        self.read(move |rtx, _| {
+            let t = rtx.open_table(STOCK_COUNTS)?;
+            ids.iter().map(|id| Ok(t.get(id.as_str())?.map(|v| v.value()).unwrap_or(0))).collect()
+        })
+        .await
+    }
+
     /// Stock items of a product (every state), oldest first.
     pub async fn stock_items(&self, id: ProductId) -> Result<Vec<StockItem>> {
         self.read(move |rtx, _| {
