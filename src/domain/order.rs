@@ -201,4 +201,7 @@ pub struct OutboxMessage {
     pub chat_id: i64,
     pub text: String,
     pub at: Millis,
+    /// The order whose goods this message carried (a delivery in outbox mode).
+    #[serde(default)]
+    pub order_id: Option<OrderId>,
 }

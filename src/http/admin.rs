@@ -411,7 +411,7 @@ pub async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
 }
 
 pub async fn check(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let r = s.store.check().await?;
+    let r = s.store.check_with(crate::store::check::CheckOptions { outbox: s.outbox_mode }).await?;
     Ok(Json(json!({ "ok": r.ok(), "report": r })))
 }
 

@@ -12,6 +12,7 @@ mod consultant;
 mod doors;
 mod import;
 mod orders;
+mod outbox;
 mod pacing;
 mod payments;
 mod properties;
