@@ -463,8 +463,9 @@ pub fn check_with(rtx: &ReadTransaction, opts: CheckOptions) -> Result<Report> {
     Ok(r)
 }
 
-/// An outbox message that names an order is that order's delivery message; in outbox mode,
-/// every delivered order has its message there (unless pruned as old).
+/// An outbox message that names an order is that order's delivery message, and an order
+/// delivered to the outbox has its message there (unless pruned as old); in outbox mode, an
+/// order delivered with no message at all is reported too.
 fn check_outbox(
     rtx: &ReadTransaction,
     orders: &HashMap<u64, Order>,
@@ -486,25 +487,26 @@ fn check_outbox(
         }
         outbox.insert(m.id, m);
     }
-    if !opts.outbox {
-        return Ok(());
-    }
     let oldest_kept = outbox.keys().min().copied().unwrap_or(u64::MAX);
     let mut delivered: Vec<&Order> = orders.values().filter(|o| o.status == OrderStatus::Delivered).collect();
     delivered.sort_by_key(|o| o.id);
     for o in delivered {
         match o.delivery_message_id {
-            Some(m) if (m as u64) < oldest_kept => {} // pruned with the old messages
-            Some(m) => {
-                let ok = outbox
+            // Through the outbox: its message is there (unless pruned with the old ones).
+            Some(m) if o.delivered_to_outbox => {
+                let kept = (m as u64) >= oldest_kept;
+                let there = outbox
                     .get(&(m as u64))
-                    .is_some_and(|msg| msg.chat_id == o.user_id && msg.order_id.is_none_or(|id| id == o.id));
-                if !ok {
+                    .is_some_and(|msg| msg.chat_id == o.user_id && msg.order_id == Some(o.id));
+                if kept && !there {
                     v.push(format!("order {} is delivered but its outbox message {m} is not there", o.id));
                 }
             }
+            // A chat message (delivered through a channel, maybe before the shop ran without one).
+            Some(_) => {}
+            None if !opts.outbox => {}
             // A delivery of unknown outcome from a version that sent outside the delivery's
-            // transaction: the admins were alerted then.
+            // transaction (or through a channel): the admins were alerted then.
             None if dedupe_t.get(format!("uncertain:{}", o.id).as_str())?.is_some() => warnings.push(format!(
                 "order {} is delivered with no outbox message (unknown outcome, admins alerted; /redeliver {} sends it)",
                 o.id, o.id

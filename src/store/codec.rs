@@ -127,6 +127,7 @@ mod tests {
             payment: Some(PaymentRef { provider: "dev".into(), external_id: "x1".into() }),
             refunded_at: None,
             note: None,
+            delivered_to_outbox: false,
         }
     }
 

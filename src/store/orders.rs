@@ -131,6 +131,7 @@ fn new_order(tx: &Tx, user: UserId, p: &Product, qty: u32, kind: OrderKind, ttl_
         payment: None,
         refunded_at: None,
         note: None,
+        delivered_to_outbox: false,
     })
 }
 
@@ -637,6 +638,16 @@ pub fn extend_deadline(tx: &Tx, order_id: OrderId, deadline: Millis) -> Result<O
 
 /// Records that the goods reached the customer. False if already recorded (or refunded).
 pub fn mark_delivered(tx: &Tx, order_id: OrderId, message_id: Option<i64>) -> Result<bool> {
+    mark_delivered_to(tx, order_id, message_id, false)
+}
+
+/// [`mark_delivered`], saying whether the message is in the outbox (`to_outbox`).
+pub fn mark_delivered_to(
+    tx: &Tx,
+    order_id: OrderId,
+    message_id: Option<i64>,
+    to_outbox: bool,
+) -> Result<bool> {
     let before = get_order(tx, order_id)?;
     if !matches!(before.status, OrderStatus::Paid | OrderStatus::Ready) {
         return Ok(false);
@@ -645,6 +656,7 @@ pub fn mark_delivered(tx: &Tx, order_id: OrderId, message_id: Option<i64>) -> Re
     o.status = OrderStatus::Delivered;
     o.delivered_at = Some(tx.now);
     o.delivery_message_id = message_id;
+    o.delivered_to_outbox = to_outbox;
     save_order(tx, Some(&before), &o)?;
     Ok(true)
 }

@@ -167,7 +167,7 @@ pub fn deliver_to_outbox(tx: &Tx, order_id: OrderId, chat_id: i64, text: &str) -
         return Ok(OutboxDelivery::Uncertain(at));
     }
     let id = super::ledger::record_outbox_for(tx, chat_id, text, Some(order_id))?;
-    super::orders::mark_delivered(tx, order_id, Some(id as i64))?;
+    super::orders::mark_delivered_to(tx, order_id, Some(id as i64), true)?;
     Ok(OutboxDelivery::Delivered(id))
 }
 

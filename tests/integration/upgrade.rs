@@ -1,9 +1,9 @@
 //! Upgrades: a data directory written by an older Lavka opens in this one and keeps working.
 //! Each fixture under `tests/fixtures/upgrade/` was written by the binary of the commit it is
 //! named after (`scripts/make-upgrade-fixture.sh`), with orders in every state that binary
-//! could leave them. Records are JSON, so the risks are a field this version requires that an
-//! old record lacks, a renamed enum value, or a table whose key type changed; any of them
-//! fails here.
+//! could leave them. Its records are JSON (this version writes the hot ones in a binary form
+//! and reads both), so the risks are a field this version requires that an old record lacks,
+//! a renamed enum value, or a table whose key type changed; any of them fails here.
 
 use crate::helpers::*;
 use lavka::domain::{JobKind, OrderStatus};
