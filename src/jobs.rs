@@ -188,12 +188,19 @@ impl ShopJobs {
         let (order_id, chat) = (d.order.id, d.order.user_id);
         match self.store.write(move |tx| deliver_to_outbox(tx, order_id, chat, &text)).await? {
             OutboxDelivery::Delivered(id) => {
-                tracing::info!(order.id = order_id, outbox.id = id, "delivered to the outbox (no channel configured)");
+                tracing::info!(
+                    order.id = order_id,
+                    outbox.id = id,
+                    "delivered to the outbox (no channel configured)"
+                );
                 metrics::counter!("lavka_orders_delivered_total").increment(1);
             }
             OutboxDelivery::Nothing => {}
             OutboxDelivery::Uncertain(at) => {
-                tracing::error!(order.id = order_id, "a delivery of unknown outcome: not sent again, admins alerted");
+                tracing::error!(
+                    order.id = order_id,
+                    "a delivery of unknown outcome: not sent again, admins alerted"
+                );
                 self.store.write(move |tx| settle_uncertain_delivery(tx, order_id, at)).await?;
             }
         }

@@ -72,8 +72,9 @@ pub fn encode<T: Record>(v: &T) -> Result<Vec<u8>> {
 /// Decodes a record in whichever form it was written.
 pub fn decode<T: Record>(b: &[u8]) -> Result<T> {
     match b.first() {
-        Some(&BINARY_V1) => postcard::from_bytes(&b[1..])
-            .map_err(|e| Error::storage(format!("corrupt binary record: {e}"))),
+        Some(&BINARY_V1) => {
+            postcard::from_bytes(&b[1..]).map_err(|e| Error::storage(format!("corrupt binary record: {e}")))
+        }
         _ => decode_json(b),
     }
 }
@@ -206,8 +207,14 @@ mod tests {
             order_id: Some(7),
             at: 1,
         };
-        let user =
-            User { id: 1001, name: "A".into(), username: Some("a".into()), lang: None, unreachable: true, created_at: 1 };
+        let user = User {
+            id: 1001,
+            name: "A".into(),
+            username: Some("a".into()),
+            lang: None,
+            unreachable: true,
+            created_at: 1,
+        };
         let m = OutboxMessage { id: 1, chat_id: 1001, text: "hi".into(), at: 1, order_id: Some(7) };
         let got = [
             hex::encode(encode(&order()).unwrap()),

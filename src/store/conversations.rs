@@ -2,8 +2,8 @@
 //! small pieces of state that make follow-ups work ("да" after a pre-order offer, "ещё"
 //! after a search). Also named JSON values in `meta` (the Gemini context cache's name).
 
-use super::schema::*;
 use super::codec::{decode_json, encode_json};
+use super::schema::*;
 use super::{Store, Tx, decode, encode};
 use crate::domain::{Millis, ProductId, UserId};
 use crate::error::Result;

@@ -54,7 +54,6 @@ pub fn due_index(lane: Lane) -> redb::TableDefinition<'static, (i64, u64), ()> {
     }
 }
 
-
 /// Adds a job in the caller's transaction.
 pub fn enqueue(tx: &Tx, kind: JobKind, opts: EnqueueOpts) -> Result<Enqueued> {
     if let Some(d) = &opts.dedupe {
@@ -331,8 +330,7 @@ pub fn set_aside_unreadable(tx: &Tx, lane: Lane, due_at: Millis, id: u64) -> Res
         Some(v) => v.value().to_vec(),
         None => return Ok(()),
     };
-    if decode::<JobRecord>(&raw).is_ok() || tx.due(lane)?.remove((due_at, id))?.is_none()
-    {
+    if decode::<JobRecord>(&raw).is_ok() || tx.due(lane)?.remove((due_at, id))?.is_none() {
         return Ok(()); // readable after all, or already set aside
     }
     let kind = match serde_json::from_slice::<serde_json::Value>(&raw) {

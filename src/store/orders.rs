@@ -263,11 +263,15 @@ pub fn apply_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<Paymen
 }
 
 /// [`apply_payment`] with the order already read (`loaded`), so it is not decoded twice.
-fn apply_payment_to(tx: &Tx, order_id: OrderId, pay: &Payment, loaded: Option<Order>) -> Result<PaymentResult> {
+fn apply_payment_to(
+    tx: &Tx,
+    order_id: OrderId,
+    pay: &Payment,
+    loaded: Option<Order>,
+) -> Result<PaymentResult> {
     pay.validate()?;
     let key = (pay.provider.as_str(), pay.external_id.as_str());
-    let prior: Option<PaymentRecord> =
-        tx.payments()?.get(key)?.map(|v| decode(v.value())).transpose()?;
+    let prior: Option<PaymentRecord> = tx.payments()?.get(key)?.map(|v| decode(v.value())).transpose()?;
     if let Some(rec) = prior {
         let order = get_order(tx, rec.order_id)?;
         let contents = if rec.outcome == PaymentOutcome::Applied && order.kind == OrderKind::Instant {

@@ -365,7 +365,9 @@ async fn a_server_killed_in_outbox_mode_never_leaves_a_delivered_order_without_i
         .filter(|w| w.as_str().unwrap_or_default().contains("outbox"))
         .collect();
     assert!(strays.is_empty(), "every delivered order has its message: {strays:?}");
-    eprintln!("outbox crash suite: {cycles} kills, {paid} payments, {delivered} orders delivered, each with its message");
+    eprintln!(
+        "outbox crash suite: {cycles} kills, {paid} payments, {delivered} orders delivered, each with its message"
+    );
 }
 
 fn stop(mut s: Server) {

@@ -94,7 +94,9 @@ async fn check_in_outbox_mode_reports_a_delivered_order_without_its_message() {
         .unwrap();
 
     let r = app.store().check_with(OUTBOX).await.unwrap();
-    let has = |id: u64, what: &str| r.violations.iter().any(|v| v.contains(&format!("order {id} ")) && v.contains(what));
+    let has = |id: u64, what: &str| {
+        r.violations.iter().any(|v| v.contains(&format!("order {id} ")) && v.contains(what))
+    };
     assert!(has(silent, "no outbox message"), "{r}");
     assert!(has(missing, "outbox message 99 is not there"), "{r}");
     assert_eq!(r.violations.len(), 2, "{r}");
