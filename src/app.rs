@@ -91,6 +91,7 @@ impl App {
             Some(tg) => tg.messenger(),
             None => Arc::new(LogMessenger::new(store.clone())),
         });
+        let outbox_mode = messenger.is_outbox();
         let updates = parts
             .updates
             .or_else(|| telegram.as_ref().map(|tg| Arc::new(tg.clone()) as Arc<dyn UpdateProcessor>));
@@ -129,6 +130,7 @@ impl App {
                 shop,
                 payments,
                 telegram,
+                outbox_mode,
             },
         })
     }

@@ -87,6 +87,8 @@ pub async fn store(buyers: usize, seconds: u64, gather_us: u64) -> anyhow::Resul
         let p = pid.clone();
         store.write(move |tx| add_stock(tx, &p, &chunk)).await?;
     }
+    let stats = store.writer_stats();
+    let before = WriterSnapshot::of(&stats);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -121,6 +123,7 @@ pub async fn store(buyers: usize, seconds: u64, gather_us: u64) -> anyhow::Resul
         lat.extend(t.await??);
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let run = WriterSnapshot::of(&stats).minus(&before);
     lat.sort_by(|a, b| a.total_cmp(b));
     let report = store.check().await?;
     let p = pid.clone();
@@ -128,10 +131,8 @@ pub async fn store(buyers: usize, seconds: u64, gather_us: u64) -> anyhow::Resul
     let sold = sold_items.iter().filter(|i| i.state == StockState::Sold).count();
     let oversold =
         sold.saturating_sub(lat.len()) + report.violations.iter().filter(|v| v.contains("several")).count();
-    let stats = store.writer_stats();
-    let commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
-    let ops = stats.ops.load(std::sync::atomic::Ordering::Relaxed);
     let fsync_after = fsync_ms(dir.path());
+    let (ops, commits) = (run.ops.max(1) as f64, run.commits.max(1) as f64);
     Ok(json!({
         "buyers": buyers,
         "gather_us": gather_us,
@@ -142,10 +143,52 @@ pub async fn store(buyers: usize, seconds: u64, gather_us: u64) -> anyhow::Resul
         "p99_ms": round2(percentile(&lat, 0.99)),
         "oversold": oversold,
         "invariants": if report.ok() { "ok".to_string() } else { format!("{} violations", report.violations.len()) },
-        "ops_per_commit": round2(ops as f64 / commits.max(1) as f64),
+        "ops": run.ops,
+        "commits": run.commits,
+        "ops_per_commit": round2(ops / commits),
+        // The writer's bound: its thread CPU per operation (a purchase is two), and how
+        // long a commit waits for the disk's flush.
+        "writer_cpu_us_per_op": round2(run.cpu_ns as f64 / ops / 1000.0),
+        "writer_busy_pct": round2(run.cpu_ns as f64 / 1e9 / elapsed * 100.0),
+        "commit_ms_avg": round2(run.commit_ns as f64 / commits / 1e6),
+        "commit_cpu_ms_avg": round2(run.commit_cpu_ns as f64 / commits / 1e6),
+        "commit_flush_wait_ms_avg": round2(run.commit_ns.saturating_sub(run.commit_cpu_ns) as f64 / commits / 1e6),
         "fsync_ms_before": round2(fsync_before),
         "fsync_ms_after": round2(fsync_after),
     }))
+}
+
+/// The writer's counters at one moment.
+#[derive(Clone, Copy, Debug, Default)]
+struct WriterSnapshot {
+    ops: u64,
+    commits: u64,
+    cpu_ns: u64,
+    commit_ns: u64,
+    commit_cpu_ns: u64,
+}
+
+impl WriterSnapshot {
+    fn of(s: &crate::store::WriterStats) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        WriterSnapshot {
+            ops: s.ops.load(Relaxed),
+            commits: s.commits.load(Relaxed),
+            cpu_ns: s.cpu_ns.load(Relaxed),
+            commit_ns: s.commit_ns.load(Relaxed),
+            commit_cpu_ns: s.commit_cpu_ns.load(Relaxed),
+        }
+    }
+
+    fn minus(&self, o: &Self) -> Self {
+        WriterSnapshot {
+            ops: self.ops - o.ops,
+            commits: self.commits - o.commits,
+            cpu_ns: self.cpu_ns - o.cpu_ns,
+            commit_ns: self.commit_ns - o.commit_ns,
+            commit_cpu_ns: self.commit_cpu_ns - o.commit_cpu_ns,
+        }
+    }
 }
 
 struct Stamp {

@@ -300,7 +300,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     tokio::task::spawn_blocking(move || crate::store::backup::check_file(&f)).await??
                 }
                 None => match open_local(&cfg).await? {
-                    Some(store) => store.check().await?,
+                    Some(store) => {
+                        // Without a bot token the shop delivers into its outbox.
+                        let opts = crate::store::check::CheckOptions { outbox: cfg.telegram().is_none() };
+                        store.check_with(opts).await?
+                    }
                     None => {
                         let v = server_call(&cfg, reqwest::Method::GET, "/admin/api/check", None).await?;
                         serde_json::from_value(v["report"].clone()).context("server answer")?

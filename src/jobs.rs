@@ -125,6 +125,9 @@ impl ShopJobs {
                 return Ok(());
             }
         }
+        if self.messenger.is_outbox() {
+            return self.deliver_to_outbox(&d).await;
+        }
         match self.store.write(move |tx| begin_delivery(tx, order_id)).await? {
             DeliveryStart::Go => {}
             DeliveryStart::Done => return Ok(()),
@@ -175,6 +178,33 @@ impl ShopJobs {
                 Err(send_error(e))
             }
         }
+    }
+
+    /// [`ShopJobs::deliver`] in outbox mode: the message and the delivery in one commit.
+    async fn deliver_to_outbox(&self, d: &crate::store::orders::Deliverable) -> Result<(), JobError> {
+        use crate::store::telegram::{OutboxDelivery, deliver_to_outbox, settle_uncertain_delivery};
+        let lang = self.lang_of(d.order.user_id).await?;
+        let text = t::delivery(&self.loc(lang), &d.order, &d.contents).plain();
+        let (order_id, chat) = (d.order.id, d.order.user_id);
+        match self.store.write(move |tx| deliver_to_outbox(tx, order_id, chat, &text)).await? {
+            OutboxDelivery::Delivered(id) => {
+                tracing::info!(
+                    order.id = order_id,
+                    outbox.id = id,
+                    "delivered to the outbox (no channel configured)"
+                );
+                metrics::counter!("lavka_orders_delivered_total").increment(1);
+            }
+            OutboxDelivery::Nothing => {}
+            OutboxDelivery::Uncertain(at) => {
+                tracing::error!(
+                    order.id = order_id,
+                    "a delivery of unknown outcome: not sent again, admins alerted"
+                );
+                self.store.write(move |tx| settle_uncertain_delivery(tx, order_id, at)).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The chat and language of the supplier of an order's product, when it has one.

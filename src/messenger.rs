@@ -1,6 +1,7 @@
 //! The seam to the customer-facing channel. Telegram implements [`Messenger`]
-//! (`crate::telegram::sender`); when no bot token is configured, [`LogMessenger`] logs each message and records it in the
-//! store's outbox, where the admin API shows it.
+//! (`crate::telegram::sender`); when no bot token is configured, [`LogMessenger`] logs each
+//! message and records it in the store's outbox, where the admin API shows it ("outbox mode":
+//! a delivery's message and its mark are then one commit).
 
 use crate::callback::Button;
 use crate::store::Store;
@@ -62,6 +63,13 @@ pub enum SendError {
 #[async_trait::async_trait]
 pub trait Messenger: Send + Sync {
     async fn send(&self, msg: &Outgoing) -> Result<Sent, SendError>;
+
+    /// This messenger only writes the store's outbox (no channel is configured). A delivery
+    /// then records its message and the order's delivery in one transaction instead of
+    /// sending (`crate::store::telegram::deliver_to_outbox`): nothing is left in between.
+    fn is_outbox(&self) -> bool {
+        false
+    }
 }
 
 /// Logs messages and records them in the outbox (no channel configured).
@@ -91,5 +99,9 @@ impl Messenger for LogMessenger {
             "message recorded (no channel configured)"
         );
         Ok(Sent { message_id: id as i64 })
+    }
+
+    fn is_outbox(&self) -> bool {
+        true
     }
 }

@@ -17,4 +17,6 @@ pub struct AppState {
     pub payments: crate::payments::Payments,
     /// The Telegram channel, when a bot token is configured.
     pub telegram: Option<crate::telegram::Telegram>,
+    /// Messages go to the store's outbox (no channel configured).
+    pub outbox_mode: bool,
 }

@@ -128,6 +128,10 @@ pub struct Order {
     /// Why the order ended where it is, for people (e.g. refund reason).
     #[serde(default)]
     pub note: Option<String>,
+    /// The goods went to the shop's outbox (no channel configured): `delivery_message_id`
+    /// is the outbox message's id, written in the same commit.
+    #[serde(default)]
+    pub delivered_to_outbox: bool,
 }
 
 impl Order {
@@ -201,4 +205,7 @@ pub struct OutboxMessage {
     pub chat_id: i64,
     pub text: String,
     pub at: Millis,
+    /// The order whose goods this message carried (a delivery in outbox mode).
+    #[serde(default)]
+    pub order_id: Option<OrderId>,
 }

@@ -567,7 +567,7 @@ pub async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
 #[utoipa::path(get, path = "/admin/api/check", tag = "admin",
     responses((status = 200, description = "The store's invariants (`ok`, and the report)", body = Object)))]
 pub async fn check(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let r = s.store.check().await?;
+    let r = s.store.check_with(crate::store::check::CheckOptions { outbox: s.outbox_mode }).await?;
     Ok(Json(json!({ "ok": r.ok(), "report": r })))
 }
 

@@ -7,13 +7,15 @@
 //! - no payment is applied twice, and every applied payment's order names it;
 //! - every paid instant order and every ready pre-order is delivered or has a live delivery
 //!   job; every paid pre-order has had its supplier notified;
-//! - the job due index and the job records agree.
+//! - the job due index and the job records agree;
+//! - an outbox message naming an order is that order's delivery message, and in outbox mode
+//!   (no channel) every delivered order has its message in the outbox.
 
 use super::schema::*;
 use super::{Store, decode};
 use crate::domain::{
-    Dedupe, JobKind, JobRecord, JobState, LedgerEntry, Order, OrderKind, OrderStatus, PaymentOutcome,
-    PaymentRecord, StockItem, StockState,
+    Dedupe, JobKind, JobRecord, JobState, LedgerEntry, Order, OrderKind, OrderStatus, OutboxMessage,
+    PaymentOutcome, PaymentRecord, StockItem, StockState,
 };
 use crate::error::Result;
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
@@ -62,15 +64,32 @@ impl std::fmt::Display for Report {
     }
 }
 
+/// What the check is told about how the shop runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CheckOptions {
+    /// Outbox mode (no channel configured): every delivered order's message is in the outbox.
+    pub outbox: bool,
+}
+
 impl Store {
     /// Verifies every invariant on a snapshot.
     pub async fn check(&self) -> Result<Report> {
-        self.read(|rtx, _| check(rtx)).await
+        self.check_with(CheckOptions::default()).await
+    }
+
+    /// The same, with the rules of how the shop runs.
+    pub async fn check_with(&self, opts: CheckOptions) -> Result<Report> {
+        self.read(move |rtx, _| check_with(rtx, opts)).await
     }
 }
 
 /// Verifies every invariant inside a read transaction.
 pub fn check(rtx: &ReadTransaction) -> Result<Report> {
+    check_with(rtx, CheckOptions::default())
+}
+
+/// Verifies every invariant inside a read transaction, with the rules of how the shop runs.
+pub fn check_with(rtx: &ReadTransaction, opts: CheckOptions) -> Result<Report> {
     let mut r = Report::default();
     let mut v: Vec<String> = Vec::new();
 
@@ -439,8 +458,63 @@ pub fn check(rtx: &ReadTransaction) -> Result<Report> {
             }
         }
     }
+    check_outbox(rtx, &orders, opts, &dedupe_t, &mut v, &mut r.warnings)?;
     r.violations = v;
     Ok(r)
+}
+
+/// An outbox message that names an order is that order's delivery message, and an order
+/// delivered to the outbox has its message there (unless pruned as old); in outbox mode, an
+/// order delivered with no message at all is reported too.
+fn check_outbox(
+    rtx: &ReadTransaction,
+    orders: &HashMap<u64, Order>,
+    opts: CheckOptions,
+    dedupe_t: &redb::ReadOnlyTable<&'static str, u64>,
+    v: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let outbox_t = rtx.open_table(OUTBOX)?;
+    let mut outbox: HashMap<u64, OutboxMessage> = HashMap::new();
+    for row in outbox_t.iter()? {
+        let (_, val) = row?;
+        let m: OutboxMessage = decode(val.value())?;
+        if let Some(oid) = m.order_id {
+            let names_it = orders.get(&oid).is_some_and(|o| o.delivery_message_id == Some(m.id as i64));
+            if !names_it {
+                v.push(format!("outbox message {} carries order {oid}, which does not name it", m.id));
+            }
+        }
+        outbox.insert(m.id, m);
+    }
+    let oldest_kept = outbox.keys().min().copied().unwrap_or(u64::MAX);
+    let mut delivered: Vec<&Order> = orders.values().filter(|o| o.status == OrderStatus::Delivered).collect();
+    delivered.sort_by_key(|o| o.id);
+    for o in delivered {
+        match o.delivery_message_id {
+            // Through the outbox: its message is there (unless pruned with the old ones).
+            Some(m) if o.delivered_to_outbox => {
+                let kept = (m as u64) >= oldest_kept;
+                let there = outbox
+                    .get(&(m as u64))
+                    .is_some_and(|msg| msg.chat_id == o.user_id && msg.order_id == Some(o.id));
+                if kept && !there {
+                    v.push(format!("order {} is delivered but its outbox message {m} is not there", o.id));
+                }
+            }
+            // A chat message (delivered through a channel, maybe before the shop ran without one).
+            Some(_) => {}
+            None if !opts.outbox => {}
+            // A delivery of unknown outcome from a version that sent outside the delivery's
+            // transaction (or through a channel): the admins were alerted then.
+            None if dedupe_t.get(format!("uncertain:{}", o.id).as_str())?.is_some() => warnings.push(format!(
+                "order {} is delivered with no outbox message (unknown outcome, admins alerted; /redeliver {} sends it)",
+                o.id, o.id
+            )),
+            None => v.push(format!("order {} is delivered with no outbox message", o.id)),
+        }
+    }
+    Ok(())
 }
 
 /// Whether a user blocked the bot (their paid goods wait for them to come back).

@@ -2,6 +2,7 @@
 //! small pieces of state that make follow-ups work ("да" after a pre-order offer, "ещё"
 //! after a search). Also named JSON values in `meta` (the Gemini context cache's name).
 
+use super::codec::{decode_json, encode_json};
 use super::schema::*;
 use super::{Store, Tx, decode, encode};
 use crate::domain::{Millis, ProductId, UserId};
@@ -45,7 +46,7 @@ pub struct Conversation {
 pub const MAX_TURN_CHARS: usize = 2000;
 
 pub fn get_conversation(tx: &Tx, user: UserId) -> Result<Conversation> {
-    let t = tx.tx.open_table(CONVERSATIONS)?;
+    let t = tx.conversations()?;
     Ok(t.get(user)?.map(|v| decode(v.value())).transpose()?.unwrap_or_default())
 }
 
@@ -60,23 +61,23 @@ pub fn put_conversation(tx: &Tx, user: UserId, mut c: Conversation, keep: usize)
         }
     }
     c.shown.truncate(200);
-    tx.tx.open_table(CONVERSATIONS)?.insert(user, encode(&c)?.as_slice())?;
+    tx.conversations()?.insert(user, encode(&c)?.as_slice())?;
     Ok(())
 }
 
 /// Forgets a customer's conversation.
 pub fn clear_conversation(tx: &Tx, user: UserId) -> Result<bool> {
-    Ok(tx.tx.open_table(CONVERSATIONS)?.remove(user)?.is_some())
+    Ok(tx.conversations()?.remove(user)?.is_some())
 }
 
 /// A JSON value stored with [`put_meta`], inside a write transaction.
 pub fn get_meta<T: serde::de::DeserializeOwned>(tx: &Tx, key: &str) -> Result<Option<T>> {
-    tx.tx.open_table(META)?.get(key)?.map(|v| decode(v.value())).transpose()
+    tx.meta()?.get(key)?.map(|v| decode_json(v.value())).transpose()
 }
 
 /// Stores a JSON value under `key` in `meta`.
 pub fn put_meta<T: Serialize>(tx: &Tx, key: &str, v: &T) -> Result<()> {
-    tx.tx.open_table(META)?.insert(key, encode(v)?.as_slice())?;
+    tx.meta()?.insert(key, encode_json(v)?.as_slice())?;
     Ok(())
 }
 
@@ -100,7 +101,7 @@ impl Store {
     ) -> Result<Option<T>> {
         let key = key.to_string();
         self.read(move |rtx, _| {
-            rtx.open_table(META)?.get(key.as_str())?.map(|v| decode(v.value())).transpose()
+            rtx.open_table(META)?.get(key.as_str())?.map(|v| decode_json(v.value())).transpose()
         })
         .await
     }

@@ -36,7 +36,7 @@ fn decode(product: &str, raw: &[u8]) -> Result<StoredVector> {
 
 /// Stores (replaces) vectors computed by `model`.
 pub fn put(tx: &Tx, model: &str, rows: &[StoredVector]) -> Result<()> {
-    let mut t = tx.tx.open_table(EMBEDDINGS)?;
+    let mut t = tx.embeddings()?;
     for r in rows {
         t.insert((r.product.as_str(), model), encode(&r.text_hash, &r.vector).as_slice())?;
     }

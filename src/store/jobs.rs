@@ -54,14 +54,10 @@ pub fn due_index(lane: Lane) -> redb::TableDefinition<'static, (i64, u64), ()> {
     }
 }
 
-fn due_of(rec: &JobRecord) -> redb::TableDefinition<'static, (i64, u64), ()> {
-    due_index(rec.kind.lane())
-}
-
 /// Adds a job in the caller's transaction.
 pub fn enqueue(tx: &Tx, kind: JobKind, opts: EnqueueOpts) -> Result<Enqueued> {
     if let Some(d) = &opts.dedupe {
-        let dd = tx.tx.open_table(JOBS_BY_DEDUPE)?;
+        let dd = tx.jobs_by_dedupe()?;
         if let Some(id) = dd.get(d.key())?.map(|v| v.value()) {
             return Ok(Enqueued { id, created: false });
         }
@@ -81,30 +77,30 @@ pub fn enqueue(tx: &Tx, kind: JobKind, opts: EnqueueOpts) -> Result<Enqueued> {
         finished_at: None,
         last_error: None,
     };
-    tx.tx.open_table(JOBS)?.insert(id, encode(&rec)?.as_slice())?;
-    tx.tx.open_table(due_of(&rec))?.insert((run_at, id), ())?;
+    tx.jobs()?.insert(id, encode(&rec)?.as_slice())?;
+    tx.due(rec.kind.lane())?.insert((run_at, id), ())?;
     if let Some(d) = &opts.dedupe {
-        tx.tx.open_table(JOBS_BY_DEDUPE)?.insert(d.key(), id)?;
+        tx.jobs_by_dedupe()?.insert(d.key(), id)?;
     }
     tx.enqueued.set(true);
     Ok(Enqueued { id, created: true })
 }
 
 fn load(tx: &Tx, id: u64) -> Result<JobRecord> {
-    match tx.tx.open_table(JOBS)?.get(id)? {
+    match tx.jobs()?.get(id)? {
         Some(v) => decode(v.value()),
         None => Err(Error::not_found(format!("job {id}"))),
     }
 }
 
 fn save(tx: &Tx, rec: &JobRecord) -> Result<()> {
-    tx.tx.open_table(JOBS)?.insert(rec.id, encode(rec)?.as_slice())?;
+    tx.jobs()?.insert(rec.id, encode(rec)?.as_slice())?;
     Ok(())
 }
 
 fn release_pending_key(tx: &Tx, rec: &JobRecord) -> Result<()> {
     if let Some(Dedupe::WhilePending(k)) = &rec.dedupe {
-        let mut dd = tx.tx.open_table(JOBS_BY_DEDUPE)?;
+        let mut dd = tx.jobs_by_dedupe()?;
         if dd.get(k.as_str())?.map(|v| v.value()) == Some(rec.id) {
             dd.remove(k.as_str())?;
         }
@@ -119,11 +115,11 @@ pub fn complete(tx: &Tx, id: u64) -> Result<bool> {
     if rec.state != JobState::Ready {
         return Ok(false);
     }
-    tx.tx.open_table(due_of(&rec))?.remove((rec.run_at, id))?;
+    tx.due(rec.kind.lane())?.remove((rec.run_at, id))?;
     rec.state = JobState::Done;
     rec.finished_at = Some(tx.now);
     save(tx, &rec)?;
-    tx.tx.open_table(JOBS_DONE)?.insert((tx.now, id), ())?;
+    tx.jobs_done()?.insert((tx.now, id), ())?;
     release_pending_key(tx, &rec)?;
     Ok(true)
 }
@@ -148,7 +144,7 @@ pub fn setback(tx: &Tx, id: u64, s: Setback) -> Result<JobState> {
     if rec.state != JobState::Ready {
         return Ok(rec.state);
     }
-    tx.tx.open_table(due_of(&rec))?.remove((rec.run_at, id))?;
+    tx.due(rec.kind.lane())?.remove((rec.run_at, id))?;
     let (retry_at, dead) = match s {
         Setback::Throttled { until, reason } => {
             rec.throttled += 1;
@@ -169,11 +165,11 @@ pub fn setback(tx: &Tx, id: u64, s: Setback) -> Result<JobState> {
     if dead {
         rec.state = JobState::Dead;
         rec.finished_at = Some(tx.now);
-        tx.tx.open_table(JOBS_DEAD)?.insert(id, ())?;
+        tx.jobs_dead()?.insert(id, ())?;
         release_pending_key(tx, &rec)?;
     } else {
         rec.run_at = retry_at;
-        tx.tx.open_table(due_of(&rec))?.insert((retry_at, id), ())?;
+        tx.due(rec.kind.lane())?.insert((retry_at, id), ())?;
     }
     save(tx, &rec)?;
     Ok(rec.state)
@@ -191,19 +187,19 @@ pub fn redrive(tx: &Tx, id: u64) -> Result<JobRecord> {
         return Err(Error::conflict(format!("job {id} is not dead")));
     }
     if let Some(Dedupe::WhilePending(k)) = &rec.dedupe {
-        let mut dd = tx.tx.open_table(JOBS_BY_DEDUPE)?;
+        let mut dd = tx.jobs_by_dedupe()?;
         if dd.get(k.as_str())?.is_some() {
             return Err(Error::conflict(format!("another job with key {k:?} is already pending")));
         }
         dd.insert(k.as_str(), id)?;
     }
-    tx.tx.open_table(JOBS_DEAD)?.remove(id)?;
+    tx.jobs_dead()?.remove(id)?;
     rec.state = JobState::Ready;
     rec.attempts = 0;
     rec.throttled = 0;
     rec.run_at = tx.now;
     rec.finished_at = None;
-    tx.tx.open_table(due_of(&rec))?.insert((rec.run_at, id), ())?;
+    tx.due(rec.kind.lane())?.insert((rec.run_at, id), ())?;
     save(tx, &rec)?;
     tx.enqueued.set(true);
     Ok(rec)
@@ -229,7 +225,7 @@ pub fn prune(
 ) -> Result<Pruned> {
     let mut out = Pruned::default();
     let victims: Vec<(Millis, u64)> = {
-        let done = tx.tx.open_table(JOBS_DONE)?;
+        let done = tx.jobs_done()?;
         let mut v = Vec::new();
         for r in done.range(..(before, 0))? {
             let (k, _) = r?;
@@ -241,9 +237,9 @@ pub fn prune(
         v
     };
     {
-        let mut done = tx.tx.open_table(JOBS_DONE)?;
-        let mut jobs = tx.tx.open_table(JOBS)?;
-        let mut dd = tx.tx.open_table(JOBS_BY_DEDUPE)?;
+        let mut done = tx.jobs_done()?;
+        let mut jobs = tx.jobs()?;
+        let mut dd = tx.jobs_by_dedupe()?;
         for (at, id) in victims {
             done.remove((at, id))?;
             if let Some(raw) = jobs.remove(id)? {
@@ -260,7 +256,7 @@ pub fn prune(
         }
     }
     {
-        let mut ups = tx.tx.open_table(PROCESSED_UPDATES)?;
+        let mut ups = tx.processed_updates()?;
         let old: Vec<i64> = ups
             .iter()?
             .filter_map(|r| r.ok())
@@ -274,7 +270,7 @@ pub fn prune(
         }
     }
     {
-        let mut ob = tx.tx.open_table(OUTBOX)?;
+        let mut ob = tx.outbox()?;
         let len = ob.len()?;
         if len > keep_outbox {
             let cut = (len - keep_outbox).min(limit as u64);
@@ -330,12 +326,11 @@ pub fn due_jobs(
 /// stored payload untouched (only `state`, `finished_at` and `last_error` are set), so a
 /// binary that knows the kind can retry it. The admins are told.
 pub fn set_aside_unreadable(tx: &Tx, lane: Lane, due_at: Millis, id: u64) -> Result<()> {
-    let raw = match tx.tx.open_table(JOBS)?.get(id)? {
+    let raw = match tx.jobs()?.get(id)? {
         Some(v) => v.value().to_vec(),
         None => return Ok(()),
     };
-    if decode::<JobRecord>(&raw).is_ok() || tx.tx.open_table(due_index(lane))?.remove((due_at, id))?.is_none()
-    {
+    if decode::<JobRecord>(&raw).is_ok() || tx.due(lane)?.remove((due_at, id))?.is_none() {
         return Ok(()); // readable after all, or already set aside
     }
     let kind = match serde_json::from_slice::<serde_json::Value>(&raw) {
@@ -349,18 +344,18 @@ pub fn set_aside_unreadable(tx: &Tx, lane: Lane, due_at: Millis, id: u64) -> Res
             if let Some(Ok(Dedupe::WhilePending(k))) =
                 m.get("dedupe").map(|d| serde_json::from_value::<Dedupe>(d.clone()))
             {
-                let mut dd = tx.tx.open_table(JOBS_BY_DEDUPE)?;
+                let mut dd = tx.jobs_by_dedupe()?;
                 if dd.get(k.as_str())?.map(|v| v.value()) == Some(id) {
                     dd.remove(k.as_str())?;
                 }
             }
             let patched = serde_json::to_vec(&m)?;
-            tx.tx.open_table(JOBS)?.insert(id, patched.as_slice())?;
+            tx.jobs()?.insert(id, patched.as_slice())?;
             kind
         }
         _ => "unreadable".to_string(),
     };
-    tx.tx.open_table(JOBS_DEAD)?.insert(id, ())?;
+    tx.jobs_dead()?.insert(id, ())?;
     let text = format!(
         "Job {id} ({kind}) was set aside: this version of Lavka cannot read it (was a newer version \
          running here?). Everything else goes on; a version that knows it can retry it."

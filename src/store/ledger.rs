@@ -41,7 +41,7 @@ pub struct UserInfo {
 
 /// Creates the user if new, refreshes name/username/lang if given; returns the record.
 pub fn ensure_user(tx: &Tx, id: UserId, info: Option<&UserInfo>) -> Result<User> {
-    let mut t = tx.tx.open_table(USERS)?;
+    let mut t = tx.users()?;
     let existing: Option<User> = t.get(id)?.map(|v| decode(v.value())).transpose()?;
     let mut user = existing.clone().unwrap_or(User {
         id,
@@ -71,7 +71,7 @@ pub fn ensure_user(tx: &Tx, id: UserId, info: Option<&UserInfo>) -> Result<User>
 /// The currency of a user's balance: that of their first ledger entry (a balance holds one
 /// currency; entries in another are refused).
 pub(crate) fn balance_currency(tx: &Tx, user: UserId) -> Result<Option<Currency>> {
-    let t = tx.tx.open_table(LEDGER)?;
+    let t = tx.ledger()?;
     let first = t.range((user, 0)..=(user, u64::MAX))?.next();
     match first {
         Some(r) => Ok(Some(decode::<LedgerEntry>(r?.1.value())?.currency)),
@@ -80,7 +80,7 @@ pub(crate) fn balance_currency(tx: &Tx, user: UserId) -> Result<Option<Currency>
 }
 
 pub(crate) fn balance_in(tx: &Tx, user: UserId) -> Result<i64> {
-    Ok(tx.tx.open_table(BALANCES)?.get(user)?.map(|v| v.value()).unwrap_or(0))
+    Ok(tx.balances()?.get(user)?.map(|v| v.value()).unwrap_or(0))
 }
 
 /// Appends a ledger entry and updates the cached balance. A debit that would make the
@@ -117,8 +117,8 @@ pub fn post_entry(
         order_id,
         at: tx.now,
     };
-    tx.tx.open_table(LEDGER)?.insert((user, seq), encode(&entry)?.as_slice())?;
-    tx.tx.open_table(BALANCES)?.insert(user, next)?;
+    tx.ledger()?.insert((user, seq), encode(&entry)?.as_slice())?;
+    tx.balances()?.insert(user, next)?;
     Ok(next)
 }
 
@@ -157,7 +157,7 @@ pub fn apply_topup(tx: &Tx, user: UserId, pay: &Payment) -> Result<TopupResult> 
         return Err(Error::bad("a top-up needs a positive amount, a provider and a payment id"));
     }
     let key = (pay.provider.as_str(), pay.external_id.as_str());
-    let mut t = tx.tx.open_table(TOPUPS)?;
+    let mut t = tx.topups()?;
     if let Some(prior) = t.get(key)?.map(|v| decode::<Topup>(v.value())).transpose()? {
         let balance = balance_in(tx, prior.user_id)?;
         return Ok(TopupResult { topup: prior, balance, duplicate: true });
@@ -178,15 +178,20 @@ pub fn apply_topup(tx: &Tx, user: UserId, pay: &Payment) -> Result<TopupResult> 
 
 /// Records a message the shop sent (or would have sent) for the admin to see.
 pub fn record_outbox(tx: &Tx, chat_id: i64, text: &str) -> Result<u64> {
+    record_outbox_for(tx, chat_id, text, None)
+}
+
+/// The same, naming the order whose goods the message carries.
+pub(crate) fn record_outbox_for(tx: &Tx, chat_id: i64, text: &str, order_id: Option<OrderId>) -> Result<u64> {
     let id = tx.next_id("outbox")?;
-    let m = OutboxMessage { id, chat_id, text: text.to_string(), at: tx.now };
-    tx.tx.open_table(OUTBOX)?.insert(id, encode(&m)?.as_slice())?;
+    let m = OutboxMessage { id, chat_id, text: text.to_string(), at: tx.now, order_id };
+    tx.outbox()?.insert(id, encode(&m)?.as_slice())?;
     Ok(id)
 }
 
 /// Marks a Telegram update as accepted; false if it was seen before.
 pub fn mark_update_processed(tx: &Tx, update_id: i64) -> Result<bool> {
-    let mut t = tx.tx.open_table(PROCESSED_UPDATES)?;
+    let mut t = tx.processed_updates()?;
     if t.get(update_id)?.is_some() {
         return Ok(false);
     }

@@ -9,7 +9,7 @@
 
 pub mod backup;
 pub mod check;
-mod codec;
+pub mod codec;
 pub mod conversations;
 pub mod embeddings;
 pub mod jobs;
@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod orders;
 pub mod products;
 pub mod schema;
+mod tables;
 pub mod telegram;
 
 use crate::domain::{Millis, now_millis};
@@ -84,6 +85,8 @@ pub struct Tx<'a> {
     pub(crate) now: Millis,
     pub(crate) enqueued: Cell<bool>,
     pub(crate) products_changed: Cell<bool>,
+    /// The batch's open tables (see `tables`).
+    tables: tables::Tables<'a>,
 }
 
 impl<'a> Tx<'a> {
@@ -93,7 +96,7 @@ impl<'a> Tx<'a> {
 
     /// Takes the next value of a named sequence (starting at 1).
     pub(crate) fn next_id(&self, name: &str) -> Result<u64> {
-        let mut t = self.tx.open_table(schema::COUNTERS)?;
+        let mut t = self.counters()?;
         let next = t.get(name)?.map(|v| v.value()).unwrap_or(0) + 1;
         t.insert(name, next)?;
         Ok(next)
@@ -114,6 +117,24 @@ pub struct WriterStats {
     pub commits: AtomicU64,
     pub ops: AtomicU64,
     pub reruns: AtomicU64,
+    /// CPU time of the writer thread running batches (operations and commits), ns.
+    pub cpu_ns: AtomicU64,
+    /// Wall time spent in commits, flush included, ns.
+    pub commit_ns: AtomicU64,
+    /// CPU time of the writer thread in commits, ns (`commit_ns` minus this is the wait for
+    /// the disk's flush).
+    pub commit_cpu_ns: AtomicU64,
+}
+
+/// CPU time of the calling thread, ns.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel knows.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 struct Inner {
@@ -316,7 +337,9 @@ fn writer_loop(inner: std::sync::Weak<Inner>, rx: mpsc::Receiver<Pending>, opts:
         }
         last_len = batch.len();
         let Some(inner) = inner.upgrade() else { return };
+        let cpu = thread_cpu_ns();
         run_batch(&inner, batch);
+        inner.stats.cpu_ns.fetch_add(thread_cpu_ns().saturating_sub(cpu), Ordering::Relaxed);
     }
 }
 
@@ -334,7 +357,13 @@ fn run_batch(inner: &Inner, batch: Vec<Pending>) {
                 return;
             }
         };
-        let tx = Tx { tx: &wtx, now, enqueued: Cell::new(false), products_changed: Cell::new(false) };
+        let tx = Tx {
+            tx: &wtx,
+            now,
+            enqueued: Cell::new(false),
+            products_changed: Cell::new(false),
+            tables: Default::default(),
+        };
         let mut results: Vec<(usize, AnyBox)> = Vec::with_capacity(live.len());
         let mut failed: Vec<(usize, Error)> = Vec::new();
         for (i, slot) in live.iter_mut().enumerate() {
@@ -348,6 +377,8 @@ fn run_batch(inner: &Inner, batch: Vec<Pending>) {
         }
         let enqueued = tx.enqueued.get();
         let products_changed = tx.products_changed.get();
+        // Closes the batch's tables (their new roots go to the transaction) before it ends.
+        drop(tx);
 
         if !failed.is_empty() {
             // A failed operation may have written part of its change before it failed, so
@@ -369,7 +400,10 @@ fn run_batch(inner: &Inner, batch: Vec<Pending>) {
             }
             continue;
         }
+        let (wall, cpu) = (Instant::now(), thread_cpu_ns());
         let committed = wtx.commit();
+        inner.stats.commit_cpu_ns.fetch_add(thread_cpu_ns().saturating_sub(cpu), Ordering::Relaxed);
+        inner.stats.commit_ns.fetch_add(wall.elapsed().as_nanos() as u64, Ordering::Relaxed);
         inner.stats.commits.fetch_add(1, Ordering::Relaxed);
         inner.stats.ops.fetch_add(results.len() as u64, Ordering::Relaxed);
         match committed {

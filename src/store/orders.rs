@@ -66,7 +66,7 @@ pub(crate) fn load_order<T: ReadableTable<u64, &'static [u8]>>(t: &T, id: OrderI
 }
 
 fn get_order(tx: &Tx, id: OrderId) -> Result<Order> {
-    load_order(&tx.tx.open_table(ORDERS)?, id)
+    load_order(&*tx.orders()?, id)
 }
 
 /// Writes an order, keeping the due-time index in step with its status.
@@ -74,7 +74,7 @@ fn save_order(tx: &Tx, before: Option<&Order>, o: &Order) -> Result<()> {
     let old = before.and_then(due_key);
     let new = due_key(o);
     if old != new {
-        let mut idx = tx.tx.open_table(ORDERS_BY_STATUS_DEADLINE)?;
+        let mut idx = tx.orders_by_status_deadline()?;
         if let Some(k) = old {
             idx.remove(k)?;
         }
@@ -82,16 +82,16 @@ fn save_order(tx: &Tx, before: Option<&Order>, o: &Order) -> Result<()> {
             idx.insert(k, ())?;
         }
     }
-    tx.tx.open_table(ORDERS)?.insert(o.id, encode(o)?.as_slice())?;
+    tx.orders()?.insert(o.id, encode(o)?.as_slice())?;
     Ok(())
 }
 
 fn product_in(tx: &Tx, id: &ProductId) -> Result<Product> {
-    load_product(&tx.tx.open_table(PRODUCTS)?, id)
+    load_product(&*tx.products()?, id)
 }
 
 fn available_in(tx: &Tx, id: &ProductId) -> Result<u64> {
-    Ok(tx.tx.open_table(STOCK_COUNTS)?.get(id.as_str())?.map(|v| v.value()).unwrap_or(0))
+    Ok(tx.stock_counts()?.get(id.as_str())?.map(|v| v.value()).unwrap_or(0))
 }
 
 fn check_quantity(q: u32) -> Result<()> {
@@ -131,12 +131,13 @@ fn new_order(tx: &Tx, user: UserId, p: &Product, qty: u32, kind: OrderKind, ttl_
         payment: None,
         refunded_at: None,
         note: None,
+        delivered_to_outbox: false,
     })
 }
 
 fn index_user_order(tx: &Tx, o: &Order) -> Result<()> {
     ensure_user(tx, o.user_id, None)?;
-    tx.tx.open_table(ORDERS_BY_USER)?.insert((o.user_id, o.id), ())?;
+    tx.orders_by_user()?.insert((o.user_id, o.id), ())?;
     Ok(())
 }
 
@@ -198,7 +199,7 @@ pub fn create_order_with_availability_check(
 }
 
 fn items_content(tx: &Tx, ids: &[u64]) -> Result<Vec<String>> {
-    let t = tx.tx.open_table(STOCK_ITEMS)?;
+    let t = tx.stock_items()?;
     ids.iter()
         .map(|id| match t.get(*id)? {
             Some(v) => Ok(decode::<StockItem>(v.value())?.content),
@@ -211,7 +212,7 @@ fn items_content(tx: &Tx, ids: &[u64]) -> Result<Vec<String>> {
 /// again after blocking the bot). A delivery already queued is not queued twice.
 pub fn redeliver_waiting(tx: &Tx, user: UserId) -> Result<usize> {
     let ids: Vec<OrderId> = {
-        let idx = tx.tx.open_table(ORDERS_BY_USER)?;
+        let idx = tx.orders_by_user()?;
         let mut ids = Vec::new();
         for r in idx.range((user, 0)..=(user, u64::MAX))? {
             ids.push(r?.0.value().1);
@@ -258,10 +259,19 @@ fn credit_payment(tx: &Tx, o: &Order, pay: &Payment, reason: &str, notice: Notic
 ///
 /// The customer is told whenever money went to the balance.
 pub fn apply_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<PaymentResult> {
+    apply_payment_to(tx, order_id, pay, None)
+}
+
+/// [`apply_payment`] with the order already read (`loaded`), so it is not decoded twice.
+fn apply_payment_to(
+    tx: &Tx,
+    order_id: OrderId,
+    pay: &Payment,
+    loaded: Option<Order>,
+) -> Result<PaymentResult> {
     pay.validate()?;
     let key = (pay.provider.as_str(), pay.external_id.as_str());
-    let prior: Option<PaymentRecord> =
-        tx.tx.open_table(PAYMENTS)?.get(key)?.map(|v| decode(v.value())).transpose()?;
+    let prior: Option<PaymentRecord> = tx.payments()?.get(key)?.map(|v| decode(v.value())).transpose()?;
     if let Some(rec) = prior {
         let order = get_order(tx, rec.order_id)?;
         let contents = if rec.outcome == PaymentOutcome::Applied && order.kind == OrderKind::Instant {
@@ -271,7 +281,10 @@ pub fn apply_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<Paymen
         };
         return Ok(PaymentResult { order, outcome: rec.outcome, duplicate: true, contents, balance: None });
     }
-    let before = get_order(tx, order_id)?;
+    let before = match loaded {
+        Some(o) => o,
+        None => get_order(tx, order_id)?,
+    };
     let mut o = before.clone();
     let now = tx.now;
     let mut outcome = PaymentOutcome::Applied;
@@ -387,25 +400,27 @@ pub fn apply_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<Paymen
         outcome: outcome.clone(),
         at: now,
     };
-    tx.tx.open_table(PAYMENTS)?.insert(key, encode(&rec)?.as_slice())?;
+    tx.payments()?.insert(key, encode(&rec)?.as_slice())?;
     Ok(PaymentResult { order: o, outcome, duplicate: false, contents, balance })
 }
 
 /// Completes an instant purchase with a payment: idempotent, returns the items' contents,
 /// enqueues the delivery in the same transaction.
 pub fn complete_purchase(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<PaymentResult> {
-    if get_order(tx, order_id)?.kind != OrderKind::Instant {
+    let o = get_order(tx, order_id)?;
+    if o.kind != OrderKind::Instant {
         return Err(Error::conflict(format!("order {order_id} is a pre-order")));
     }
-    apply_payment(tx, order_id, pay)
+    apply_payment_to(tx, order_id, pay, Some(o))
 }
 
 /// Records the payment of a pre-order and notifies its supplier (same transaction).
 pub fn process_prepaid_payment(tx: &Tx, order_id: OrderId, pay: &Payment) -> Result<PaymentResult> {
-    if get_order(tx, order_id)?.kind != OrderKind::Prepaid {
+    let o = get_order(tx, order_id)?;
+    if o.kind != OrderKind::Prepaid {
         return Err(Error::conflict(format!("order {order_id} is not a pre-order")));
     }
-    apply_payment(tx, order_id, pay)
+    apply_payment_to(tx, order_id, pay, Some(o))
 }
 
 /// Pays a pending order from the customer's balance: debit + completion + follow-up jobs in
@@ -427,7 +442,7 @@ pub fn pay_from_balance(tx: &Tx, order_id: OrderId, user: UserId) -> Result<Paym
         amount: o.amount,
         currency: o.currency,
     };
-    let mut res = apply_payment(tx, order_id, &pay)?;
+    let mut res = apply_payment_to(tx, order_id, &pay, Some(o))?;
     if res.outcome != PaymentOutcome::Applied || res.duplicate {
         return Err(Error::internal(format!("balance payment for order {order_id} did not apply")));
     }
@@ -515,7 +530,7 @@ fn refund(tx: &Tx, order_id: OrderId, reason: &str, late: bool) -> Result<Refund
 fn due_orders(tx: &Tx, status: OrderStatus, limit: usize) -> Result<Vec<Order>> {
     let c = status.code();
     let keys: Vec<(u8, i64, u64)> = {
-        let idx = tx.tx.open_table(ORDERS_BY_STATUS_DEADLINE)?;
+        let idx = tx.orders_by_status_deadline()?;
         let mut keys = Vec::new();
         for r in idx.range((c, i64::MIN, 0)..(c, tx.now, 0))? {
             keys.push(r?.0.value());
@@ -532,7 +547,7 @@ fn due_orders(tx: &Tx, status: OrderStatus, limit: usize) -> Result<Vec<Order>> 
             Ok(o) if due_key(&o) == Some(key) => out.push(o),
             other => {
                 tracing::error!(order.id = key.2, status = ?other.map(|o| o.status), "stale due-index entry removed");
-                tx.tx.open_table(ORDERS_BY_STATUS_DEADLINE)?.remove(key)?;
+                tx.orders_by_status_deadline()?.remove(key)?;
             }
         }
     }
@@ -627,6 +642,16 @@ pub fn extend_deadline(tx: &Tx, order_id: OrderId, deadline: Millis) -> Result<O
 
 /// Records that the goods reached the customer. False if already recorded (or refunded).
 pub fn mark_delivered(tx: &Tx, order_id: OrderId, message_id: Option<i64>) -> Result<bool> {
+    mark_delivered_to(tx, order_id, message_id, false)
+}
+
+/// [`mark_delivered`], saying whether the message is in the outbox (`to_outbox`).
+pub fn mark_delivered_to(
+    tx: &Tx,
+    order_id: OrderId,
+    message_id: Option<i64>,
+    to_outbox: bool,
+) -> Result<bool> {
     let before = get_order(tx, order_id)?;
     if !matches!(before.status, OrderStatus::Paid | OrderStatus::Ready) {
         return Ok(false);
@@ -635,6 +660,7 @@ pub fn mark_delivered(tx: &Tx, order_id: OrderId, message_id: Option<i64>) -> Re
     o.status = OrderStatus::Delivered;
     o.delivered_at = Some(tx.now);
     o.delivery_message_id = message_id;
+    o.delivered_to_outbox = to_outbox;
     save_order(tx, Some(&before), &o)?;
     Ok(true)
 }
@@ -691,14 +717,10 @@ impl Store {
     /// How many orders are in each status (a scan; for metrics and stats).
     pub async fn order_status_counts(&self) -> Result<std::collections::HashMap<OrderStatus, u64>> {
         self.read(|rtx, _| {
-            #[derive(serde::Deserialize)]
-            struct S {
-                status: OrderStatus,
-            }
             let mut m = std::collections::HashMap::new();
             for r in rtx.open_table(ORDERS)?.iter()? {
-                let s: S = decode(r?.1.value())?;
-                *m.entry(s.status).or_insert(0) += 1;
+                let o: Order = decode(r?.1.value())?;
+                *m.entry(o.status).or_insert(0) += 1;
             }
             Ok(m)
         })

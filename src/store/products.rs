@@ -27,17 +27,17 @@ fn content_key(content: &str) -> [u8; 16] {
 pub fn upsert_product(tx: &Tx, mut p: Product) -> Result<bool> {
     p.validate()?;
     if let Some(s) = &p.supplier {
-        let sup = tx.tx.open_table(SUPPLIERS)?;
+        let sup = tx.suppliers()?;
         if sup.get(s.as_str())?.is_none() {
             return Err(Error::bad(format!("product {}: unknown supplier {s:?}", p.id)));
         }
     }
     p.updated_at = tx.now;
     tx.products_changed.set(true);
-    let mut t = tx.tx.open_table(PRODUCTS)?;
+    let mut t = tx.products()?;
     let existed = t.get(p.id.as_str())?.is_some();
     t.insert(p.id.as_str(), encode(&p)?.as_slice())?;
-    let mut counts = tx.tx.open_table(STOCK_COUNTS)?;
+    let mut counts = tx.stock_counts()?;
     if counts.get(p.id.as_str())?.is_none() {
         counts.insert(p.id.as_str(), 0)?;
     }
@@ -46,7 +46,7 @@ pub fn upsert_product(tx: &Tx, mut p: Product) -> Result<bool> {
 
 /// Turns a product on or off for sale. Its stock stays.
 pub fn set_product_active(tx: &Tx, id: &ProductId, active: bool) -> Result<Product> {
-    let mut t = tx.tx.open_table(PRODUCTS)?;
+    let mut t = tx.products()?;
     let mut p: Product = match t.get(id.as_str())? {
         Some(v) => decode(v.value())?,
         None => return Err(Error::not_found(format!("product {id}"))),
@@ -60,14 +60,14 @@ pub fn set_product_active(tx: &Tx, id: &ProductId, active: bool) -> Result<Produ
 
 pub fn upsert_supplier(tx: &Tx, s: &Supplier) -> Result<()> {
     s.validate()?;
-    let mut t = tx.tx.open_table(SUPPLIERS)?;
+    let mut t = tx.suppliers()?;
     t.insert(s.id.as_str(), encode(s)?.as_slice())?;
     Ok(())
 }
 
 /// Adds stock lines to a product; blank lines are refused, duplicates skipped.
 pub fn add_stock(tx: &Tx, product: &ProductId, items: &[String]) -> Result<StockAdded> {
-    if tx.tx.open_table(PRODUCTS)?.get(product.as_str())?.is_none() {
+    if tx.products()?.get(product.as_str())?.is_none() {
         return Err(Error::not_found(format!("product {product}")));
     }
     for (i, c) in items.iter().enumerate() {
@@ -78,10 +78,10 @@ pub fn add_stock(tx: &Tx, product: &ProductId, items: &[String]) -> Result<Stock
             return Err(Error::bad(format!("stock item {} for {product} is longer than 8192 bytes", i + 1)));
         }
     }
-    let mut by_content = tx.tx.open_table(STOCK_BY_CONTENT)?;
-    let mut items_t = tx.tx.open_table(STOCK_ITEMS)?;
-    let mut by_product = tx.tx.open_table(STOCK_BY_PRODUCT)?;
-    let mut avail = tx.tx.open_table(STOCK_AVAILABLE)?;
+    let mut by_content = tx.stock_by_content()?;
+    let mut items_t = tx.stock_items()?;
+    let mut by_product = tx.stock_by_product()?;
+    let mut avail = tx.stock_available()?;
     let mut out = StockAdded::default();
     let mut ids = Vec::new();
     for c in items {
@@ -114,7 +114,7 @@ pub fn add_stock(tx: &Tx, product: &ProductId, items: &[String]) -> Result<Stock
 
 /// Withdraws an available stock item (it was entered by mistake, or leaked).
 pub fn remove_stock_item(tx: &Tx, item_id: u64) -> Result<StockItem> {
-    let mut items_t = tx.tx.open_table(STOCK_ITEMS)?;
+    let mut items_t = tx.stock_items()?;
     let mut item: StockItem = match items_t.get(item_id)? {
         Some(v) => decode(v.value())?,
         None => return Err(Error::not_found(format!("stock item {item_id}"))),
@@ -127,7 +127,7 @@ pub fn remove_stock_item(tx: &Tx, item_id: u64) -> Result<StockItem> {
     }
     item.state = StockState::Removed;
     items_t.insert(item_id, encode(&item)?.as_slice())?;
-    tx.tx.open_table(STOCK_AVAILABLE)?.remove((item.product_id.as_str(), item_id))?;
+    tx.stock_available()?.remove((item.product_id.as_str(), item_id))?;
     drop(items_t);
     adjust_count(tx, &item.product_id, -1)?;
     Ok(item)
@@ -137,7 +137,7 @@ pub(crate) fn adjust_count(tx: &Tx, product: &ProductId, delta: i64) -> Result<(
     if delta == 0 {
         return Ok(());
     }
-    let mut counts = tx.tx.open_table(STOCK_COUNTS)?;
+    let mut counts = tx.stock_counts()?;
     let cur = counts.get(product.as_str())?.map(|v| v.value()).unwrap_or(0) as i64;
     let next = cur + delta;
     if next < 0 {
@@ -150,7 +150,7 @@ pub(crate) fn adjust_count(tx: &Tx, product: &ProductId, delta: i64) -> Result<(
 /// Takes `n` available items of a product (lowest ids first) and marks them reserved for
 /// `order_id`. Fails without writing if fewer than `n` are available.
 pub(crate) fn take_available(tx: &Tx, product: &ProductId, n: u32, order_id: u64) -> Result<Vec<u64>> {
-    let mut avail = tx.tx.open_table(STOCK_AVAILABLE)?;
+    let mut avail = tx.stock_available()?;
     let mut ids = Vec::with_capacity(n as usize);
     for v in avail.range((product.as_str(), 0)..=(product.as_str(), u64::MAX))? {
         ids.push(v?.0.value().1);
@@ -163,7 +163,7 @@ pub(crate) fn take_available(tx: &Tx, product: &ProductId, n: u32, order_id: u64
         // shortage to report to a customer.
         return Err(Error::internal(format!("stock index of {product} is shorter than its count")));
     }
-    let mut items_t = tx.tx.open_table(STOCK_ITEMS)?;
+    let mut items_t = tx.stock_items()?;
     for &id in &ids {
         avail.remove((product.as_str(), id))?;
         let mut item: StockItem = match items_t.get(id)? {
@@ -183,7 +183,7 @@ pub(crate) fn take_available(tx: &Tx, product: &ProductId, n: u32, order_id: u64
 
 /// Sets the state of held items (reserved → sold, or back to available).
 pub(crate) fn set_items_state(tx: &Tx, ids: &[u64], state: StockState, order: u64) -> Result<Vec<StockItem>> {
-    let mut items_t = tx.tx.open_table(STOCK_ITEMS)?;
+    let mut items_t = tx.stock_items()?;
     let mut out = Vec::with_capacity(ids.len());
     let mut back_to_stock = Vec::new();
     for &id in ids {
@@ -209,7 +209,7 @@ pub(crate) fn set_items_state(tx: &Tx, ids: &[u64], state: StockState, order: u6
     }
     drop(items_t);
     for (p, id) in &back_to_stock {
-        if tx.tx.open_table(STOCK_AVAILABLE)?.insert((p.as_str(), *id), ())?.is_some() {
+        if tx.stock_available()?.insert((p.as_str(), *id), ())?.is_some() {
             return Err(Error::internal(format!("stock item {id} was already in the available index")));
         }
         adjust_count(tx, p, 1)?;
@@ -330,9 +330,9 @@ pub(crate) fn availability_all(rtx: &ReadTransaction, now: Millis) -> Result<Vec
 }
 
 pub(crate) fn product_exists(tx: &Tx, id: &ProductId) -> Result<bool> {
-    Ok(tx.tx.open_table(PRODUCTS)?.get(id.as_str())?.is_some())
+    Ok(tx.products()?.get(id.as_str())?.is_some())
 }
 
 pub(crate) fn supplier_exists(tx: &Tx, id: &str) -> Result<bool> {
-    Ok(tx.tx.open_table(SUPPLIERS)?.get(id)?.is_some())
+    Ok(tx.suppliers()?.get(id)?.is_some())
 }

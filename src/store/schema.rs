@@ -1,5 +1,6 @@
-//! Every redb table in one place. Values are JSON-encoded records (`&[u8]`) so adding a
-//! field never needs a migration; keys are integers, strings or tuples so ranges sort.
+//! Every redb table in one place. Values are records encoded by `codec` (`&[u8]`: binary
+//! for the money path, JSON for the rest, both readable); keys are integers, strings or
+//! tuples so ranges sort.
 
 use redb::TableDefinition;
 

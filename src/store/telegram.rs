@@ -40,12 +40,12 @@ pub fn accept_polled(tx: &Tx, updates: &[(i64, serde_json::Value)], next_offset:
 }
 
 fn put_state(tx: &Tx, key: &str, value: &[u8]) -> Result<()> {
-    tx.tx.open_table(TELEGRAM_STATE)?.insert(key, value)?;
+    tx.telegram_state()?.insert(key, value)?;
     Ok(())
 }
 
 fn get_state(tx: &Tx, key: &str) -> Result<Option<String>> {
-    let t = tx.tx.open_table(TELEGRAM_STATE)?;
+    let t = tx.telegram_state()?;
     let v = t.get(key)?.map(|v| String::from_utf8_lossy(v.value()).into_owned());
     Ok(v)
 }
@@ -70,13 +70,13 @@ pub struct TelegramUser {
 }
 
 fn tg_user(tx: &Tx, id: UserId) -> Result<TelegramUser> {
-    let t = tx.tx.open_table(TELEGRAM_USERS)?;
+    let t = tx.telegram_users()?;
     let v = t.get(id)?.map(|v| decode(v.value())).transpose()?;
     Ok(v.unwrap_or_default())
 }
 
 fn save_tg_user(tx: &Tx, id: UserId, u: &TelegramUser) -> Result<()> {
-    tx.tx.open_table(TELEGRAM_USERS)?.insert(id, encode(u)?.as_slice())?;
+    tx.telegram_users()?.insert(id, encode(u)?.as_slice())?;
     Ok(())
 }
 
@@ -86,7 +86,7 @@ pub fn set_unreachable(tx: &Tx, id: UserId, unreachable: bool) -> Result<()> {
     let mut user = ensure_user(tx, id, None)?;
     if user.unreachable != unreachable {
         user.unreachable = unreachable;
-        tx.tx.open_table(USERS)?.insert(id, encode(&user)?.as_slice())?;
+        tx.users()?.insert(id, encode(&user)?.as_slice())?;
         if !unreachable {
             super::orders::redeliver_waiting(tx, id)?;
         }
@@ -135,7 +135,7 @@ pub fn begin_delivery(tx: &Tx, order_id: OrderId) -> Result<DeliveryStart> {
     if o.delivered_at.is_some() || o.delivery_message_id.is_some() {
         return Ok(DeliveryStart::Done);
     }
-    let mut marks = tx.tx.open_table(DELIVERY_MARKS)?;
+    let mut marks = tx.delivery_marks()?;
     if let Some(at) = marks.get(order_id)?.map(|v| v.value()) {
         return Ok(DeliveryStart::Uncertain(at));
     }
@@ -143,22 +143,50 @@ pub fn begin_delivery(tx: &Tx, order_id: OrderId) -> Result<DeliveryStart> {
     Ok(DeliveryStart::Go)
 }
 
+/// What [`deliver_to_outbox`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutboxDelivery {
+    /// The message is in the outbox (this id) and the order is delivered, in this commit.
+    Delivered(u64),
+    /// Nothing to do: delivered already, or not (or no longer) deliverable.
+    Nothing,
+    /// An earlier run (of a version that sent outside this transaction, or through the bot)
+    /// left a delivery mark: its outcome is unknown, settle it as such.
+    Uncertain(Millis),
+}
+
+/// Delivers a paid order in outbox mode (no channel configured): the outbox message and the
+/// order's delivery are written in the same transaction, so a crash leaves both or neither
+/// — never a delivered order without its message, nor a message sent twice.
+pub fn deliver_to_outbox(tx: &Tx, order_id: OrderId, chat_id: i64, text: &str) -> Result<OutboxDelivery> {
+    let o = super::orders::order_in(tx, order_id)?;
+    if !matches!(o.status, crate::domain::OrderStatus::Paid | crate::domain::OrderStatus::Ready) {
+        return Ok(OutboxDelivery::Nothing);
+    }
+    if let Some(at) = tx.delivery_marks()?.get(order_id)?.map(|v| v.value()) {
+        return Ok(OutboxDelivery::Uncertain(at));
+    }
+    let id = super::ledger::record_outbox_for(tx, chat_id, text, Some(order_id))?;
+    super::orders::mark_delivered_to(tx, order_id, Some(id as i64), true)?;
+    Ok(OutboxDelivery::Delivered(id))
+}
+
 /// The send surely failed (nothing reached the customer): clear the mark so a retry sends.
 pub fn abort_delivery(tx: &Tx, order_id: OrderId) -> Result<()> {
-    tx.tx.open_table(DELIVERY_MARKS)?.remove(order_id)?;
+    tx.delivery_marks()?.remove(order_id)?;
     Ok(())
 }
 
 /// The goods arrived in message `message_id`: record it and clear the mark.
 pub fn finish_delivery(tx: &Tx, order_id: OrderId, message_id: Option<i64>) -> Result<bool> {
-    tx.tx.open_table(DELIVERY_MARKS)?.remove(order_id)?;
+    tx.delivery_marks()?.remove(order_id)?;
     super::orders::mark_delivered(tx, order_id, message_id)
 }
 
 /// A send of unknown outcome: the order is recorded as delivered without a message id and
 /// the admins are told to check with the customer (`/redeliver` sends it again by hand).
 pub fn settle_uncertain_delivery(tx: &Tx, order_id: OrderId, began_at: Millis) -> Result<()> {
-    tx.tx.open_table(DELIVERY_MARKS)?.remove(order_id)?;
+    tx.delivery_marks()?.remove(order_id)?;
     if super::orders::mark_delivered(tx, order_id, None)? {
         let text = format!(
             "⚠️ Order #{order_id}: a delivery began at {} and its outcome is unknown (crash or timeout). \
@@ -212,7 +240,7 @@ pub fn create_broadcast(tx: &Tx, text: &str, key: &str) -> Result<Broadcast> {
         unreachable: 0,
         finished_at: None,
     };
-    tx.tx.open_table(BROADCASTS)?.insert(id, encode(&b)?.as_slice())?;
+    tx.broadcasts()?.insert(id, encode(&b)?.as_slice())?;
     put_state(tx, &state_key, id.to_string().as_bytes())?;
     enqueue(
         tx,
@@ -223,7 +251,7 @@ pub fn create_broadcast(tx: &Tx, text: &str, key: &str) -> Result<Broadcast> {
 }
 
 pub fn broadcast_in(tx: &Tx, id: u64) -> Result<Broadcast> {
-    let t = tx.tx.open_table(BROADCASTS)?;
+    let t = tx.broadcasts()?;
     let v = t.get(id)?.ok_or_else(|| Error::not_found(format!("broadcast {id}")))?;
     decode(v.value())
 }
@@ -246,7 +274,7 @@ pub fn broadcast_progress(
     } else {
         b.unreachable += 1;
     }
-    tx.tx.open_table(BROADCASTS)?.insert(id, encode(&b)?.as_slice())?;
+    tx.broadcasts()?.insert(id, encode(&b)?.as_slice())?;
     if let Some(part) = next_part {
         let kind = JobKind::Broadcast { broadcast_id: id, part };
         enqueue(tx, kind, EnqueueOpts::once(format!("broadcast:{id}:{part}")))?;
@@ -259,7 +287,7 @@ pub fn finish_broadcast(tx: &Tx, id: u64) -> Result<Broadcast> {
     let mut b = broadcast_in(tx, id)?;
     if b.finished_at.is_none() {
         b.finished_at = Some(tx.now);
-        tx.tx.open_table(BROADCASTS)?.insert(id, encode(&b)?.as_slice())?;
+        tx.broadcasts()?.insert(id, encode(&b)?.as_slice())?;
     }
     Ok(b)
 }

@@ -303,6 +303,73 @@ async fn a_server_killed_during_concurrent_writes_restarts_with_every_acknowledg
     stop(server);
 }
 
+/// The server as a shop without a bot token runs it: messages go to the store's outbox.
+fn outbox_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("LAVKA_PAYMENTS__CRYPTOPAY_TOKEN", CRYPTO_TOKEN.into()),
+        ("LAVKA_PAYMENTS__DEV_PAYMENTS", "true".into()),
+        ("LAVKA_PAYMENTS__RECONCILE_SECS", "0".into()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_in_outbox_mode_never_leaves_a_delivered_order_without_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = catalogue(dir.path(), 3000);
+    let out = lavka(dir.path()).arg("import").arg(&cat).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cycles: usize = std::env::var("LAVKA_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(12);
+    let env = outbox_env();
+    let mut paid = 0;
+    for cycle in 0..cycles {
+        let mut server = start_with(dir.path(), &env);
+        let stop_at = Instant::now() + Duration::from_secs(10);
+        let tasks: Vec<_> = (0..6)
+            .map(|w| tokio::spawn(drive(server.base.clone(), stop_at, (cycle * 6 + w) as i64 + 1)))
+            .collect();
+        // The workers deliver right behind the payments, so the kills land among deliveries.
+        tokio::time::sleep(Duration::from_millis(300 + fastrand::u64(0..500))).await;
+        server.child.kill().unwrap(); // SIGKILL
+        server.child.wait().unwrap();
+        for t in tasks {
+            paid += t.await.unwrap().paid.len();
+        }
+        // `lavka check` without a bot token checks the outbox rule too.
+        check_ok(dir.path());
+    }
+    assert!(paid > 0, "the load did not get going");
+    let server = start_with(dir.path(), &env);
+    let client = reqwest::Client::new();
+    let get = |path: &str| {
+        let req = client.get(format!("{}{path}", server.base)).bearer_auth(TOKEN);
+        async move { req.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while get("/admin/api/stats").await["jobs"]["ready"].as_u64() != Some(0) {
+        assert!(Instant::now() < deadline, "the queue did not drain");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stats = get("/admin/api/stats").await;
+    let delivered = stats["orders"]["delivered"].as_u64().unwrap_or(0);
+    assert!(delivered > 0, "{stats}");
+    let chk = get("/admin/api/check").await;
+    assert_eq!(chk["ok"], true, "{chk}");
+    stop(server);
+    let out = lavka(dir.path()).args(["check", "--json"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{report}");
+    let strays: Vec<_> = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w.as_str().unwrap_or_default().contains("outbox"))
+        .collect();
+    assert!(strays.is_empty(), "every delivered order has its message: {strays:?}");
+    eprintln!(
+        "outbox crash suite: {cycles} kills, {paid} payments, {delivered} orders delivered, each with its message"
+    );
+}
+
 fn stop(mut s: Server) {
     let _ = Command::new("kill").arg("-TERM").arg(s.child.id().to_string()).status();
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -131,17 +131,26 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 /// The app on a data directory that may already hold a database, its clock at `now`.
 pub async fn spawn_app_in(dir: TempDir, now: i64, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(dir, now, tweak, true).await
+}
+
+/// The app as it runs without a bot token: messages go to the store's outbox ("outbox
+/// mode"); the recording messenger stays empty.
+#[allow(dead_code)]
+pub async fn spawn_outbox_app() -> TestApp {
+    spawn(tempfile::tempdir().unwrap(), T0, |_| {}, false).await
+}
+
+async fn spawn(dir: TempDir, now: i64, tweak: impl FnOnce(&mut Config), record: bool) -> TestApp {
     let mut cfg = Config::for_tests(dir.path());
     tweak(&mut cfg);
     let token = cfg.admin_token.as_ref().unwrap().expose().to_string();
     let clock = Clock::manual(now);
     let messenger = Arc::new(RecordingMessenger::default());
-    let app = App::build(
-        cfg,
-        Parts { clock: Some(clock.clone()), messenger: Some(messenger.clone()), ..Default::default() },
-    )
-    .await
-    .unwrap();
+    let used: Option<Arc<dyn Messenger>> = if record { Some(messenger.clone()) } else { None };
+    let app = App::build(cfg, Parts { clock: Some(clock.clone()), messenger: used, ..Default::default() })
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     // Links are based on the listen address, which `run` sets; set it now so a test cannot

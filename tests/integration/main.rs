@@ -14,6 +14,7 @@ mod doors;
 mod http_limits;
 mod import;
 mod orders;
+mod outbox;
 mod pacing;
 mod payments;
 mod properties;

@@ -1,9 +1,9 @@
 //! Upgrades: a data directory written by an older Lavka opens in this one and keeps working.
 //! Each fixture under `tests/fixtures/upgrade/` was written by the binary of the commit it is
 //! named after (`scripts/make-upgrade-fixture.sh`), with orders in every state that binary
-//! could leave them. Records are JSON, so the risks are a field this version requires that an
-//! old record lacks, a renamed enum value, or a table whose key type changed; any of them
-//! fails here.
+//! could leave them. Its records are JSON (this version writes the hot ones in a binary form
+//! and reads both), so the risks are a field this version requires that an old record lacks,
+//! a renamed enum value, or a table whose key type changed; any of them fails here.
 
 use crate::helpers::*;
 use lavka::domain::{JobKind, OrderStatus};
@@ -107,5 +107,45 @@ async fn a_data_dir_of_the_first_release_opens_and_keeps_selling() {
     assert!(found.to_string().contains("win11"), "{found}");
     app.clock.advance(Duration::from_secs(1));
     assert_check(app.store()).await;
+    app.stop().await;
+}
+
+/// The stored bytes of order `id`.
+fn raw_order(app: &TestApp, id: u64) -> Vec<u8> {
+    app.store()
+        .read_now(move |rtx, _| {
+            Ok(rtx.open_table(lavka::store::schema::ORDERS)?.get(id)?.expect("order").value().to_vec())
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_json_era_record_still_reads_and_is_written_back_in_the_binary_form() {
+    let (dir, ids) = fixture("v1-394ac3a");
+    let id = |k: &str| ids[k].as_u64().unwrap();
+    let now = ids["written_at"].as_i64().unwrap() + 3_600_000;
+    let app = spawn_app_in(dir, now, |_| {}).await;
+    let (queued, delivered) = (id("queued_delivery"), id("delivered"));
+    let before = raw_order(&app, queued);
+    assert_eq!(before.first(), Some(&b'{'), "the fixture's records are JSON");
+    let (code, v) = app.get(&format!("/admin/api/orders/{queued}")).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["order"]["status"], "paid");
+
+    // Its delivery rewrites it: binary now, and it reads back the same through the API.
+    app.drain_jobs().await;
+    let after = raw_order(&app, queued);
+    assert!(lavka::store::codec::is_binary(&after), "rewritten in the binary form");
+    assert!(after.len() < before.len(), "{} bytes, was {}", after.len(), before.len());
+    let (_, v2) = app.get(&format!("/admin/api/orders/{queued}")).await;
+    assert_eq!(v2["order"]["status"], "delivered");
+    for field in ["id", "user_id", "product_id", "title", "amount", "currency", "stock_item_ids", "payment"] {
+        assert_eq!(v2["order"][field], v["order"][field], "{field}");
+    }
+    // A record nobody wrote since stays JSON, and the two forms live side by side.
+    assert_eq!(raw_order(&app, delivered).first(), Some(&b'{'));
+    assert_check(app.store()).await;
+    let dump = lavka::store::codec::to_json::<lavka::domain::Order>(&after).unwrap();
+    assert_eq!(dump["status"], "delivered", "a dump shows JSON whatever the stored form");
     app.stop().await;
 }
