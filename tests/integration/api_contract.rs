@@ -6,6 +6,9 @@ use crate::helpers::{SMALL, TestApp, seed, spawn_app_with};
 use lavka::http::openapi::doc_path;
 use serde_json::Value;
 
+/// A request body: its content type and text.
+type Body<'a> = Option<(&'a str, String)>;
+
 async fn doc(app: &TestApp) -> Value {
     let r = app.client.get(format!("{}/api/openapi.json", app.base)).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -47,7 +50,7 @@ async fn every_error_response_has_the_error_shape_and_a_documented_code() {
             .map(|c| c.as_str().unwrap())
             .collect();
     let json = |b: &str| Some(("application/json", b.to_string()));
-    let cases: Vec<(&str, &str, Option<(&str, String)>, bool, u16, &str)> = vec![
+    let cases: Vec<(&str, &str, Body, bool, u16, &str)> = vec![
         ("GET", "/api/orders/abc", None, false, 400, "bad_input"),
         ("GET", "/api/search", None, false, 400, "bad_input"),
         ("GET", "/api/search?q=key&limit=-1", None, false, 400, "bad_input"),
@@ -203,7 +206,7 @@ async fn the_openapi_document_says_what_the_server_answers() {
     }
     // And the server answers what the document lists, for a sample of requests.
     let json = |b: &str| Some(("application/json", b.to_string()));
-    let sample: Vec<(&str, &str, &str, Option<(&str, String)>, bool)> = vec![
+    let sample: Vec<(&str, &str, &str, Body, bool)> = vec![
         ("get", "/api/search", "/api/search", None, false),
         ("get", "/api/products/{id}", "/api/products/nope", None, false),
         ("post", "/api/orders", "/api/orders", json(r#"{"product_id": "nope"}"#), false),
