@@ -476,7 +476,7 @@ impl Search {
     ) -> Result<Vec<(Hit, bool)>> {
         let meta = self.inner.meta.read().map_err(|_| Error::internal("search lock"))?;
         let fused = match mode {
-            Mode::Keyword => rank::floor(rank::only_keyword(kw), false),
+            Mode::Keyword => rank::floor(rank::relative(rank::only_keyword(kw)), false),
             Mode::Vector => rank::only_vector(vec),
             Mode::Rrf => rank::rrf(kw, vec),
             Mode::Weighted => rank::weighted(kw, vec),
@@ -705,6 +705,19 @@ pub mod rank {
             .enumerate()
             .map(|(i, (id, s))| Hit { vector_rank: Some(i + 1), similarity: Some(*s), ..hit(id, *s) })
             .collect()
+    }
+
+    /// Keywords alone on the fused scale: the share of the query's words, with a tenth of
+    /// the BM25 score relative to the best as the tie-break, so that the variant bonus and
+    /// the tie margin mean the same as with vectors (variants share their words; BM25 alone
+    /// would let field lengths outweigh the duration asked for).
+    pub fn relative(mut hits: Vec<Hit>) -> Vec<Hit> {
+        let best = hits.iter().map(|h| h.score).fold(f32::EPSILON, f32::max);
+        for h in &mut hits {
+            h.score = h.coverage.unwrap_or(0.0) + 0.1 * h.score / best;
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        hits
     }
 
     fn sorted(hits: HashMap<ProductId, Hit>) -> Vec<Hit> {
