@@ -611,7 +611,6 @@ pub async fn http(clients: usize, seconds: u64, semantic: bool) -> anyhow::Resul
     const CRYPTO: &str = "bench:crypto";
     const SECRET: &str = "bench-webhook-secret";
     let dir = tempfile::tempdir()?;
-    let exe = std::env::current_exe()?;
     let env = [
         ("LAVKA_ADMIN_TOKEN", ADMIN.to_string()),
         ("LAVKA_SEMANTIC_SEARCH", semantic.to_string()),
@@ -631,38 +630,9 @@ pub async fn http(clients: usize, seconds: u64, semantic: bool) -> anyhow::Resul
         "stock": [{"product_id": "bench-key", "items": items}]});
     let cat_path = dir.path().join("bench-catalog.json");
     std::fs::write(&cat_path, cat.to_string())?;
-    let status = std::process::Command::new(&exe)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .arg("import")
-        .arg(&cat_path)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(std::process::Stdio::null())
-        .status()?;
-    anyhow::ensure!(status.success(), "importing the bench catalogue failed");
-    let mut server = std::process::Command::new(&exe)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    import_child(dir.path(), &env, &cat_path)?;
+    let (mut server, base) = serve_child(dir.path(), &env).await?;
     let pid = server.id();
-    let addr_file = dir.path().join("lavka.addr");
-    let started = Instant::now();
-    let base = loop {
-        if let Ok(s) = std::fs::read_to_string(&addr_file)
-            && s.ends_with('\n')
-        {
-            break s.trim().to_string();
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = server.kill();
-            anyhow::bail!("the server did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
     let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
     // Orders for the payment webhooks to pay.
     let mut orders = Vec::new();
@@ -809,4 +779,48 @@ pub async fn consultant(cfg: &crate::config::Config, semantic: bool) -> anyhow::
     Ok(
         json!({"bench": "consultant", "semantic": s.search.semantic(), "replies": n, "p50_ms": p50, "p99_ms": p99}),
     )
+}
+
+/// `lavka import FILE` into `dir` with `env`, as a child process.
+fn import_child(dir: &std::path::Path, env: &[(&str, String)], file: &std::path::Path) -> anyhow::Result<()> {
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("import")
+        .arg(file)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "importing the bench catalogue failed");
+    Ok(())
+}
+
+/// Starts `lavka serve` on a temporary data dir with `env`; returns it and its base URL.
+pub(crate) async fn serve_child(
+    dir: &std::path::Path,
+    env: &[(&str, String)],
+) -> anyhow::Result<(std::process::Child, String)> {
+    let exe = std::env::current_exe()?;
+    let mut server = std::process::Command::new(&exe)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let addr_file = dir.join("lavka.addr");
+    let started = Instant::now();
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&addr_file)
+            && s.ends_with('\n')
+        {
+            return Ok((server, s.trim().to_string()));
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = server.kill();
+            anyhow::bail!("the server did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

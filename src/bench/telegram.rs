@@ -30,36 +30,6 @@ fn pct(sorted: &[Duration], q: f64) -> f64 {
     ms(sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1])
 }
 
-/// Starts `lavka serve` on a temporary data dir with `env`; returns it and its base URL.
-async fn serve(
-    dir: &std::path::Path,
-    env: &[(&str, String)],
-) -> anyhow::Result<(std::process::Child, String)> {
-    let exe = std::env::current_exe()?;
-    let mut server = std::process::Command::new(&exe)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
-    let addr_file = dir.join("lavka.addr");
-    let started = Instant::now();
-    loop {
-        if let Ok(s) = std::fs::read_to_string(&addr_file)
-            && s.ends_with('\n')
-        {
-            return Ok((server, s.trim().to_string()));
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = server.kill();
-            anyhow::bail!("the server did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn command_update(id: i64, chat: i64, text: &str) -> Value {
     json!({"update_id": id, "message": {"message_id": id, "date": 1764150000,
         "chat": {"id": chat, "type": "private", "first_name": "C"},
@@ -88,16 +58,8 @@ pub async fn telegram(customers: usize, messages: usize, payers: usize) -> anyho
         ("LAVKA_PAYMENTS__STARS_PER_UNIT", "1".to_string()),
         ("RUST_LOG", "error".to_string()),
     ];
-    let status = std::process::Command::new(std::env::current_exe()?)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .arg("import")
-        .arg(&cat_path)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(std::process::Stdio::null())
-        .status()?;
-    anyhow::ensure!(status.success(), "importing the bench catalogue failed");
-    let (mut server, base) = serve(dir.path(), &env).await?;
+    super::import_child(dir.path(), &env, &cat_path)?;
+    let (mut server, base) = super::serve_child(dir.path(), &env).await?;
     let result = drive(&tg, &base, customers, messages, payers).await;
     let _ = server.kill();
     let _ = server.wait();

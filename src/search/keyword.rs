@@ -245,9 +245,17 @@ impl KeywordIndex {
         let parsed = super::query::parse(query);
         let text =
             if parsed.words.chars().any(char::is_alphabetic) { parsed.words } else { query.to_string() };
+        // One pass of the analyzer: each token's stem, and the word it came from (its sound).
+        let folded = fold(&text);
+        let mut tokens: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+        let mut a = analyzer();
+        let mut stream = a.token_stream(&folded);
+        while let Some(t) = stream.next() {
+            tokens.push((t.text.clone(), t.offset_from..t.offset_to));
+        }
         let mut words: Vec<(String, Option<String>)> = Vec::new();
-        for raw in fold(&text).split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
-            let Some(term) = Self::terms(raw).into_iter().next() else { continue };
+        for (term, at) in tokens {
+            let raw = &folded[at];
             if words.iter().any(|(t, _)| *t == term) {
                 continue;
             }

@@ -42,6 +42,10 @@ pub struct Conversation {
     pub focus: Option<ProductId>,
 }
 
+impl super::codec::Record for Conversation {
+    const FORMAT: super::codec::Format = super::codec::Format::Json;
+}
+
 /// Longest text kept per turn (characters): memory is for context, not an archive.
 pub const MAX_TURN_CHARS: usize = 2000;
 

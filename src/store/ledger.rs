@@ -141,6 +141,10 @@ pub struct Topup {
     pub at: crate::domain::Millis,
 }
 
+impl super::codec::Record for Topup {
+    const FORMAT: super::codec::Format = super::codec::Format::Json;
+}
+
 /// What applying a top-up did.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TopupResult {

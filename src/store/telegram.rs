@@ -69,6 +69,10 @@ pub struct TelegramUser {
     pub lang: Option<String>,
 }
 
+impl super::codec::Record for TelegramUser {
+    const FORMAT: super::codec::Format = super::codec::Format::Json;
+}
+
 fn tg_user(tx: &Tx, id: UserId) -> Result<TelegramUser> {
     let t = tx.telegram_users()?;
     let v = t.get(id)?.map(|v| decode(v.value())).transpose()?;
@@ -214,6 +218,10 @@ pub struct Broadcast {
     pub unreachable: u64,
     #[serde(default)]
     pub finished_at: Option<Millis>,
+}
+
+impl super::codec::Record for Broadcast {
+    const FORMAT: super::codec::Format = super::codec::Format::Json;
 }
 
 /// Creates a broadcast and its first job. `key` de-duplicates a repeated request (e.g. the
