@@ -108,6 +108,7 @@ impl App {
                 outbox_keep: config.outbox_keep,
             },
         });
+        let demo_sessions = config.demo_sessions_per_ip_hour;
         let queue = Queue::new(
             store.clone(),
             handler,
@@ -129,6 +130,7 @@ impl App {
                 shop,
                 payments,
                 telegram,
+                demo_sessions: Arc::new(crate::http::demo::SessionLimiter::new(demo_sessions)),
             },
         })
     }
@@ -183,8 +185,10 @@ impl App {
         tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "Lavka is listening on http://{addr}");
         let router = crate::http::router(state.clone());
         let c = cancel.clone();
+        // The peer address reaches handlers (demo sessions are limited per client).
+        let make = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let served =
-            axum::serve(listener, router).with_graceful_shutdown(async move { c.cancelled().await }).await;
+            axum::serve(listener, make).with_graceful_shutdown(async move { c.cancelled().await }).await;
         cancel.cancel();
         if let Some(s) = sched {
             s.shutdown().await;
@@ -214,6 +218,10 @@ pub fn shop_settings(config: &Config) -> anyhow::Result<crate::shop::Settings> {
         currency: crate::domain::Currency::parse(&config.currency)?,
         zone: config.zone(),
         reservation_ttl_ms: config.reservation_ttl_secs as i64 * 1000,
+        limits: crate::store::orders::HoldLimits {
+            max_orders: config.max_open_orders,
+            max_items: config.max_reserved_items,
+        },
         mini_app_url: config.mini_app_url.clone().filter(|u| !u.trim().is_empty()),
         support_contact: config.support_contact.clone(),
         stars: config.payments.stars_per_unit > 0.0 && config.telegram().is_some(),

@@ -17,4 +17,6 @@ pub struct AppState {
     pub payments: crate::payments::Payments,
     /// The Telegram channel, when a bot token is configured.
     pub telegram: Option<crate::telegram::Telegram>,
+    /// New demo-mode sessions per client address.
+    pub demo_sessions: Arc<crate::http::demo::SessionLimiter>,
 }

@@ -362,6 +362,9 @@ pub struct Limit {
 }
 
 /// Received payments, newest first; `?outcome=mismatch` lists the ones that need a look.
+/// `unmatched` lists signed payments that could not be applied to any order or balance
+/// (unknown order or payload, unreadable amount, money held after a mismatch): the owner
+/// resolves those by hand.
 pub async fn list_payments(State(s): State<AppState>, Query(q): Query<Limit>) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(100).min(1000);
     let filtered = q.outcome.is_some() || q.provider.is_some();
@@ -380,7 +383,11 @@ pub async fn list_payments(State(s): State<AppState>, Query(q): Query<Limit>) ->
     }
     payments.truncate(limit);
     let topups = s.store.topups(limit).await?;
-    Ok(Json(json!({ "payments": payments, "topups": topups })))
+    let mut unmatched = s.store.unmatched_payments(limit).await?;
+    if let Some(p) = q.provider.as_deref().filter(|p| !p.is_empty()) {
+        unmatched.retain(|x| x.provider == p);
+    }
+    Ok(Json(json!({ "payments": payments, "topups": topups, "unmatched": unmatched })))
 }
 
 pub async fn list_jobs(State(s): State<AppState>, Query(q): Query<Limit>) -> ApiResult<Json<Value>> {
@@ -407,7 +414,26 @@ pub async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let orders = s.store.order_status_counts().await?;
     let orders: serde_json::Map<String, Value> =
         orders.into_iter().map(|(k, v)| (k.as_str().to_string(), json!(v))).collect();
-    Ok(Json(json!({ "orders": orders, "jobs": s.store.queue_counts().await? })))
+    Ok(Json(json!({
+        "orders": orders,
+        "jobs": s.store.queue_counts().await?,
+        "unmatched_payments": s.store.unmatched_payments(10_000).await?.len(),
+        "warnings": warnings(&s),
+    })))
+}
+
+/// What the owner must know about how the shop runs (shown on every admin page).
+pub fn warnings(s: &AppState) -> Vec<Value> {
+    let mut w = Vec::new();
+    if s.payments.dev_enabled() && (s.config.telegram().is_some() || s.config.public_url.is_some()) {
+        w.push(json!({
+            "code": "dev_payments_public",
+            "message": "The dev payment provider is on in a public shop (payments.dev_payments = true): \
+                        anyone with an order's payment link can mark it paid without money. \
+                        Configure Crypto Pay or Telegram Stars, or set payments.dev_payments = false.",
+        }));
+    }
+    w
 }
 
 pub async fn check(State(s): State<AppState>) -> ApiResult<Json<Value>> {

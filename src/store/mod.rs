@@ -18,6 +18,7 @@ pub mod orders;
 pub mod products;
 pub mod schema;
 pub mod telegram;
+pub mod unmatched;
 
 use crate::domain::{Millis, now_millis};
 use crate::error::{Error, Result};

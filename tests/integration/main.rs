@@ -11,6 +11,8 @@ mod concurrency;
 mod consultant;
 mod doors;
 mod import;
+mod limits;
+mod logs;
 mod orders;
 mod pacing;
 mod payments;
