@@ -204,7 +204,7 @@ pub struct UnmatchedPayment {
     pub provider: String,
     pub external_id: String,
     /// Why it could not be applied: `unknown_payload`, `unknown_order`, `bad_amount`,
-    /// `unknown_currency`, `mismatch`, `topup_refused`, `malformed`.
+    /// `unknown_currency`, `mismatch`, `topup_refused`, `refused`, `malformed`.
     pub reason: String,
     /// The detail for the owner (e.g. "amount \"0.1\" has more than 0 decimal places").
     pub detail: String,

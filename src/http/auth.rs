@@ -236,7 +236,7 @@ fn identify(
     if let Some(raw) = credentials(auth, "tma") {
         let Some(token) = s.config.telegram() else {
             tracing::debug!("initData sent, but no bot token is configured to check it");
-            return Err(Error::Unauthorized);
+            return Err(Error::Unauthorized.into());
         };
         let now = s.store.now() / 1000;
         return match validate(raw.trim(), token.expose(), now, s.config.mini_app_auth_max_age_secs) {

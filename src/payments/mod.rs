@@ -279,7 +279,8 @@ impl Payments {
         };
         let missing = unmatched("unknown_order", format!("order #{order_id} does not exist"), Some(order_id));
         let held = unmatched("mismatch", String::new(), Some(order_id));
-        let r = self
+        let refused = |e: &Error| unmatched("refused", e.to_string(), Some(order_id));
+        let applied = self
             .inner
             .store
             .write(move |t| {
@@ -308,7 +309,13 @@ impl Payments {
                 }
                 Ok(Applied::Order(Box::new(r)))
             })
-            .await?;
+            .await;
+        let r = match applied {
+            Ok(r) => r,
+            // The store refused it whole (nothing was written): still the money is kept.
+            Err(e) if e.is_rejection() => return self.unmatched(refused(&e)).await,
+            Err(e) => return Err(e),
+        };
         match &r {
             Applied::Order(p) => count(CRYPTOPAY, p),
             Applied::Unmatched(u) => count_unmatched(u),
