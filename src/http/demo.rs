@@ -95,7 +95,7 @@ mod tests {
         assert!(!l.allow(Some(a), 2), "a's share is used");
         assert!(l.allow(Some(b), 2), "another client has its own");
         assert!(l.allow(Some(a), HOUR), "the first session left the window");
-        assert!(!l.allow(Some(a), HOUR + 1));
+        assert!(!l.allow(Some(a), HOUR), "the second is still in it");
         // One IPv6 subscriber (/64) is one client.
         let v6 = |s: &str| Some(s.parse::<IpAddr>().unwrap());
         assert!(l.allow(v6("2001:db8:1:2::1"), 0) && l.allow(v6("2001:db8:1:2::ffff"), 0));
