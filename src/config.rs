@@ -371,7 +371,10 @@ impl Config {
             return Err(Error::bad("max_open_orders and max_reserved_items must be positive"));
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
-            return Err(Error::bad(format!("log_format must be \"text\" or \"json\", got {:?}", self.log_format)));
+            return Err(Error::bad(format!(
+                "log_format must be \"text\" or \"json\", got {:?}",
+                self.log_format
+            )));
         }
         if self.max_batch == 0 {
             return Err(Error::bad("max_batch must be positive"));

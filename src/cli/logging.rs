@@ -11,7 +11,12 @@ use tracing_subscriber::util::SubscriberInitExt;
 const DEFAULT_FILTER: &str = "info,tower_http=warn,tokio_cron_scheduler=warn";
 
 /// The subscriber for `format` writing to `writer`; `ansi` colours text lines.
-pub fn subscriber<W>(format: &str, ansi: bool, filter: EnvFilter, writer: W) -> Box<dyn Subscriber + Send + Sync>
+pub fn subscriber<W>(
+    format: &str,
+    ansi: bool,
+    filter: EnvFilter,
+    writer: W,
+) -> Box<dyn Subscriber + Send + Sync>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {

@@ -18,13 +18,13 @@ use crate::state::AppState;
 use crate::texts::Lang;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use std::net::SocketAddr;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
+use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;

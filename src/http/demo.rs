@@ -23,13 +23,14 @@ pub fn client_addr(peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAd
     if !peer.is_loopback() {
         return Some(peer);
     }
+    // The proxy appends the address it saw: the last entry of the last header.
     let forwarded = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-        .last();
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|a| a.trim().parse::<IpAddr>().ok());
     Some(forwarded.unwrap_or(peer))
 }
 
@@ -111,7 +112,11 @@ mod tests {
         let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let remote: SocketAddr = "192.0.2.7:5000".parse().unwrap();
         assert_eq!(client_addr(Some(local), &h), Some("203.0.113.9".parse().unwrap()));
-        assert_eq!(client_addr(Some(remote), &h), Some("192.0.2.7".parse().unwrap()), "a client's own header is ignored");
+        assert_eq!(
+            client_addr(Some(remote), &h),
+            Some("192.0.2.7".parse().unwrap()),
+            "a client's own header is ignored"
+        );
         assert_eq!(client_addr(Some(local), &HeaderMap::new()), Some("127.0.0.1".parse().unwrap()));
         assert_eq!(client_addr(None, &h), None);
     }

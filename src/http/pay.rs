@@ -193,7 +193,9 @@ pub async fn cryptopay_webhook(
             return Ok(Json(json!({"ok": true, "ignored": inv.status})).into_response());
         }
         Ok(inv) => s.payments.apply_cryptopay(&inv, &update.payload).await,
-        Err(e) => s.payments.cryptopay_unreadable(&update.payload, &body, format!("unreadable invoice: {e}")).await,
+        Err(e) => {
+            s.payments.cryptopay_unreadable(&update.payload, &body, format!("unreadable invoice: {e}")).await
+        }
     };
     // What is left is our own failure (storage): 5xx, and Crypto Pay retries.
     let r = applied.inspect_err(|e| {

@@ -213,7 +213,9 @@ impl CryptoPay {
             for raw in items {
                 match serde_json::from_value::<Invoice>(raw.clone()) {
                     Ok(inv) => out.push((inv, raw.clone())),
-                    Err(e) => tracing::warn!(error = %e, "Crypto Pay getInvoices: an invoice that cannot be read"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Crypto Pay getInvoices: an invoice that cannot be read")
+                    }
                 }
             }
         }
@@ -267,25 +269,40 @@ mod tests {
 
     #[test]
     fn numbers_are_read_as_strings_or_json_numbers() {
-        let a = invoice(json!({"invoice_id": 7, "status": "paid", "currency_type": "fiat", "fiat": "RUB", "amount": 349.9}));
+        let a = invoice(
+            json!({"invoice_id": 7, "status": "paid", "currency_type": "fiat", "fiat": "RUB", "amount": 349.9}),
+        );
         assert_eq!(a.amount, "349.9");
         assert_eq!(a.amount_minor().unwrap(), (34_990, Currency::RUB));
-        let b = invoice(json!({"invoice_id": "8", "status": "paid", "currency_type": "fiat", "fiat": "RUB", "amount": "349.90", "paid_amount": 4.43}));
+        let b = invoice(
+            json!({"invoice_id": "8", "status": "paid", "currency_type": "fiat", "fiat": "RUB", "amount": "349.90", "paid_amount": 4.43}),
+        );
         assert_eq!((b.invoice_id, b.paid_amount.as_deref()), (8, Some("4.43")));
         assert_eq!(b.amount_minor().unwrap(), (34_990, Currency::RUB));
-        assert!(serde_json::from_value::<Invoice>(json!({"invoice_id": "x", "status": "paid", "amount": "1"})).is_err());
+        assert!(
+            serde_json::from_value::<Invoice>(json!({"invoice_id": "x", "status": "paid", "amount": "1"}))
+                .is_err()
+        );
     }
 
     #[test]
     fn crypto_invoices_are_priced_in_their_asset_and_fiat_ones_in_fiat() {
-        let usdt = invoice(json!({"invoice_id": 1, "status": "paid", "currency_type": "crypto", "asset": "USDT", "amount": "4.43"}));
+        let usdt = invoice(
+            json!({"invoice_id": 1, "status": "paid", "currency_type": "crypto", "asset": "USDT", "amount": "4.43"}),
+        );
         assert_eq!(usdt.amount_minor().unwrap(), (4_430_000, Currency::USDT));
-        let btc = invoice(json!({"invoice_id": 2, "status": "paid", "currency_type": "crypto", "asset": "BTC", "amount": "0.00012345"}));
+        let btc = invoice(
+            json!({"invoice_id": 2, "status": "paid", "currency_type": "crypto", "asset": "BTC", "amount": "0.00012345"}),
+        );
         assert_eq!(btc.amount_minor().unwrap().0, 12_345);
         // TON is an asset, not a fiat currency: a "fiat" invoice in TON is refused.
-        let ton_fiat = invoice(json!({"invoice_id": 3, "status": "paid", "currency_type": "fiat", "fiat": "TON", "amount": "1"}));
+        let ton_fiat = invoice(
+            json!({"invoice_id": 3, "status": "paid", "currency_type": "fiat", "fiat": "TON", "amount": "1"}),
+        );
         assert!(ton_fiat.currency().is_err());
-        let rub_crypto = invoice(json!({"invoice_id": 4, "status": "paid", "currency_type": "crypto", "asset": "RUB", "amount": "1"}));
+        let rub_crypto = invoice(
+            json!({"invoice_id": 4, "status": "paid", "currency_type": "crypto", "asset": "RUB", "amount": "1"}),
+        );
         assert!(rub_crypto.currency().is_err());
         // No type: the API's default is crypto; a fiat code present means fiat.
         let bare = invoice(json!({"invoice_id": 5, "status": "paid", "asset": "TON", "amount": "2.5"}));

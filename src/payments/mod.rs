@@ -212,9 +212,8 @@ impl Payments {
             .map(|e| ((e - self.inner.store.now()) / 1000).max(60) as u64)
             .unwrap_or(self.inner.invoice_ttl_secs);
         let desc = format!("{} — #{} {}", self.inner.shop_name, order.id, order.title);
-        let inv = cp
-            .create_invoice(&format!("order:{}", order.id), order.currency, &amount, &desc, ttl)
-            .await?;
+        let inv =
+            cp.create_invoice(&format!("order:{}", order.id), order.currency, &amount, &desc, ttl).await?;
         let url =
             inv.url().ok_or_else(|| Error::Internal("Crypto Pay invoice without a URL".into()))?.to_string();
         let r = InvoiceRef {

@@ -170,7 +170,13 @@ pub fn open_holds(tx: &Tx, user: UserId) -> Result<(u32, u32)> {
 /// items off sale) that would take `user` past `limits`, with
 /// [`Conflict::ReservationLimit`]. Call it in the write transaction that creates the order:
 /// the store runs one writer, so concurrent requests cannot pass it together.
-pub fn check_hold_limits(tx: &Tx, user: UserId, qty: u32, holds_stock: bool, limits: HoldLimits) -> Result<()> {
+pub fn check_hold_limits(
+    tx: &Tx,
+    user: UserId,
+    qty: u32,
+    holds_stock: bool,
+    limits: HoldLimits,
+) -> Result<()> {
     let (orders, items) = open_holds(tx, user)?;
     let more_items = if holds_stock { qty } else { 0 };
     if orders >= limits.max_orders || items.saturating_add(more_items) > limits.max_items {

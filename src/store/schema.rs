@@ -76,7 +76,8 @@ pub const TOPUPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("t
 
 /// (provider, external id) → a signed payment that could not be applied to any order or
 /// balance (JSON `UnmatchedPayment`): recorded once, shown to the admin.
-pub const UNMATCHED_PAYMENTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("unmatched_payments");
+pub const UNMATCHED_PAYMENTS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("unmatched_payments");
 
 /// Calls `$m!(DEF)` for every table; the backup and the table-creating start-up use it so a
 /// new table cannot be forgotten. (Multimap tables are avoided: a tuple key is cheaper.)

@@ -34,7 +34,8 @@ fn alert_text(u: &UnmatchedPayment) -> String {
 /// Records `u` once (its `at` is set to the transaction's time). With `alert`, the admins
 /// are told in the same transaction; without, the caller has told them already.
 pub fn record_unmatched(tx: &Tx, mut u: UnmatchedPayment, alert: bool) -> Result<UnmatchedResult> {
-    if u.provider.is_empty() || u.provider.len() > 32 || u.external_id.is_empty() || u.external_id.len() > 256 {
+    if u.provider.is_empty() || u.provider.len() > 32 || u.external_id.is_empty() || u.external_id.len() > 256
+    {
         return Err(Error::bad("an unmatched payment needs a provider and a payment id"));
     }
     let mut t = tx.tx.open_table(UNMATCHED_PAYMENTS)?;

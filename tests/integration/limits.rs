@@ -123,7 +123,10 @@ async fn concurrent_orders_of_one_customer_never_pass_the_limits() {
     let results = futures::future::join_all(tries).await;
     let created = results.iter().filter(|(s, _)| *s == 201).count();
     assert!(created >= 1, "{results:?}");
-    assert!(results.iter().all(|(s, v)| *s == 201 || v["error"]["code"] == "reservation_limit"), "{results:?}");
+    assert!(
+        results.iter().all(|(s, v)| *s == 201 || v["error"]["code"] == "reservation_limit"),
+        "{results:?}"
+    );
     let (orders, items) = holds(&app, id).await;
     assert_eq!(orders, created);
     assert!(orders <= 3 && items <= 10, "{orders} orders, {items} items");

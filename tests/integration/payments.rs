@@ -16,8 +16,8 @@ const TOKEN: &str = "1234:AAtesttoken";
 /// Crypto Pay's assets and fiat currencies (API 1.5, help.send.tg/en/articles/10279948).
 const ASSETS: &[&str] = &["USDT", "TON", "BTC", "ETH", "LTC", "BNB", "TRX", "USDC", "JET"];
 const FIATS: &[&str] = &[
-    "USD", "EUR", "RUB", "BYN", "UAH", "GBP", "CNY", "KZT", "UZS", "GEL", "TRY", "AMD", "THB", "INR", "BRL", "IDR",
-    "AZN", "AED", "PLN", "ILS",
+    "USD", "EUR", "RUB", "BYN", "UAH", "GBP", "CNY", "KZT", "UZS", "GEL", "TRY", "AMD", "THB", "INR", "BRL",
+    "IDR", "AZN", "AED", "PLN", "ILS",
 ];
 
 /// A stand-in for Crypto Pay that refuses what the real API documents as invalid, and says
@@ -41,11 +41,24 @@ fn is_decimal(v: &Value) -> bool {
 /// What `createInvoice` would refuse in `b`.
 fn create_invoice_errors(b: &Value) -> Vec<String> {
     const PARAMS: &[&str] = &[
-        "currency_type", "asset", "fiat", "accepted_assets", "amount", "description", "hidden_message", "paid_btn_name",
-        "paid_btn_url", "swap_to", "payload", "allow_comments", "allow_anonymous", "expires_in",
+        "currency_type",
+        "asset",
+        "fiat",
+        "accepted_assets",
+        "amount",
+        "description",
+        "hidden_message",
+        "paid_btn_name",
+        "paid_btn_url",
+        "swap_to",
+        "payload",
+        "allow_comments",
+        "allow_anonymous",
+        "expires_in",
     ];
     let Some(o) = b.as_object() else { return vec!["the body is not an object".into()] };
-    let mut e: Vec<String> = o.keys().filter(|k| !PARAMS.contains(&k.as_str())).map(|k| format!("unknown {k}")).collect();
+    let mut e: Vec<String> =
+        o.keys().filter(|k| !PARAMS.contains(&k.as_str())).map(|k| format!("unknown {k}")).collect();
     if !is_decimal(&b["amount"]) {
         e.push(format!("amount must be a positive decimal string, got {}", b["amount"]));
     }
@@ -76,10 +89,13 @@ fn create_invoice_errors(b: &Value) -> Vec<String> {
     if b["description"].as_str().is_some_and(|d| d.chars().count() > 1024) {
         e.push("description over 1024 characters".into());
     }
-    if b["payload"].as_str().is_some_and(|p| p.len() > 4096) || (o.contains_key("payload") && !b["payload"].is_string()) {
+    if b["payload"].as_str().is_some_and(|p| p.len() > 4096)
+        || (o.contains_key("payload") && !b["payload"].is_string())
+    {
         e.push("payload must be a string of at most 4 KB".into());
     }
-    if o.contains_key("expires_in") && !b["expires_in"].as_u64().is_some_and(|x| (1..=2_678_400).contains(&x)) {
+    if o.contains_key("expires_in") && !b["expires_in"].as_u64().is_some_and(|x| (1..=2_678_400).contains(&x))
+    {
         e.push(format!("expires_in must be 1-2678400, got {}", b["expires_in"]));
     }
     for k in ["allow_comments", "allow_anonymous"] {
@@ -92,7 +108,10 @@ fn create_invoice_errors(b: &Value) -> Vec<String> {
 
 fn refuse(s: &FakeCryptoPay, errors: Vec<String>) -> (axum::http::StatusCode, Json<Value>) {
     s.refused.lock().unwrap().extend(errors);
-    (axum::http::StatusCode::BAD_REQUEST, Json(json!({"ok": false, "error": {"code": 400, "name": "INVALID_PARAMS"}})))
+    (
+        axum::http::StatusCode::BAD_REQUEST,
+        Json(json!({"ok": false, "error": {"code": 400, "name": "INVALID_PARAMS"}})),
+    )
 }
 
 async fn fake_cryptopay() -> (String, Arc<FakeCryptoPay>) {
@@ -130,10 +149,20 @@ async fn fake_cryptopay() -> (String, Arc<FakeCryptoPay>) {
         s.invoices.lock().unwrap().push(inv.clone());
         (axum::http::StatusCode::OK, Json(json!({"ok": true, "result": inv})))
     }
-    async fn list(State(s): State<Arc<FakeCryptoPay>>, Json(b): Json<Value>) -> (axum::http::StatusCode, Json<Value>) {
+    async fn list(
+        State(s): State<Arc<FakeCryptoPay>>,
+        Json(b): Json<Value>,
+    ) -> (axum::http::StatusCode, Json<Value>) {
         let mut errors: Vec<String> = b
             .as_object()
-            .map(|o| o.keys().filter(|k| !["asset", "fiat", "invoice_ids", "status", "offset", "count"].contains(&k.as_str())).map(|k| format!("unknown {k}")).collect())
+            .map(|o| {
+                o.keys()
+                    .filter(|k| {
+                        !["asset", "fiat", "invoice_ids", "status", "offset", "count"].contains(&k.as_str())
+                    })
+                    .map(|k| format!("unknown {k}"))
+                    .collect()
+            })
             .unwrap_or_else(|| vec!["the body is not an object".into()]);
         let ids = b["invoice_ids"].as_str().unwrap_or_default();
         if !ids.split(',').all(|i| i.parse::<u64>().is_ok()) {
@@ -645,20 +674,26 @@ async fn signed_webhooks_that_cannot_be_applied_are_kept_alerted_listed_and_answ
     assert_eq!(code, 200);
     let unmatched = list["unmatched"].as_array().unwrap();
     assert_eq!(unmatched.len(), cases.len(), "{list}");
-    let find = |inv: i64| unmatched.iter().find(|u| u["external_id"] == inv.to_string()).unwrap().clone();
-    let usdt = find(3001);
-    assert_eq!((&usdt["amount"], &usdt["currency"], &usdt["reason"]), (&json!("4.43"), &json!("USDT"), &json!("mismatch")));
+    let find = |inv: &str| unmatched.iter().find(|u| u["external_id"] == inv).unwrap().clone();
+    let usdt = find("3001");
+    assert_eq!(
+        (&usdt["amount"], &usdt["currency"], &usdt["reason"]),
+        (&json!("4.43"), &json!("USDT"), &json!("mismatch"))
+    );
     assert_eq!((&usdt["order_id"], &usdt["user_id"]), (&json!(id), &json!(8)));
-    assert_eq!(find(3002)["amount"], "0.00012345");
-    assert_eq!(find(3005)["payload"], "someone-elses-app:17");
-    assert_eq!(find(3008)["raw"]["invoice_id"], 3008);
+    assert_eq!(find("3002")["amount"], "0.00012345");
+    assert_eq!(find("3005")["payload"], "someone-elses-app:17");
+    assert_eq!(find("3008")["raw"]["invoice_id"], 3008);
     assert_eq!(list["payments"].as_array().unwrap().len(), 2, "the two mismatches are payments of the order");
     assert_eq!(app.get("/admin/api/stats").await.1["unmatched_payments"], cases.len());
     // The admins are told once per payment.
     app.drain_jobs().await;
     let alerts = app.messenger.messages_to(ADMIN_CHAT);
     assert_eq!(alerts.len(), cases.len(), "{alerts:#?}");
-    assert!(alerts.iter().any(|a| a.contains("3004") && a.contains("order #999999 does not exist")), "{alerts:#?}");
+    assert!(
+        alerts.iter().any(|a| a.contains("3004") && a.contains("order #999999 does not exist")),
+        "{alerts:#?}"
+    );
     assert!(alerts.iter().any(|a| a.contains("3001") && a.contains("USDT")), "{alerts:#?}");
     assert_check(app.store()).await;
     app.stop().await;
@@ -676,18 +711,24 @@ async fn a_shop_priced_in_usdt_invoices_in_usdt_and_a_crypto_webhook_pays_it() {
     let o = app.store().order(id).await.unwrap();
     assert_eq!((o.amount, o.currency.as_str()), (4_430_000, "USDT"));
     let t = app.state.payments.token(id);
-    let page = app.client.get(format!("{}/pay/{id}?t={t}", app.base)).send().await.unwrap().text().await.unwrap();
+    let page =
+        app.client.get(format!("{}/pay/{id}?t={t}", app.base)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("4.43 USDT"), "{page}");
     let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let r = no_redirect.get(format!("{}/pay/{id}/cryptopay?t={t}", app.base)).send().await.unwrap();
     assert_eq!(r.status(), 303, "{:?}", fake.refused.lock().unwrap());
     let inv = fake.invoices.lock().unwrap()[0].clone();
-    assert_eq!((&inv["currency_type"], &inv["asset"], &inv["amount"]), (&json!("crypto"), &json!("USDT"), &json!("4.43")));
+    assert_eq!(
+        (&inv["currency_type"], &inv["asset"], &inv["amount"]),
+        (&json!("crypto"), &json!("USDT"), &json!("4.43"))
+    );
     assert!(inv.get("fiat").is_none() && inv.get("accepted_assets").is_none(), "{inv}");
     // Crypto Pay may send numbers as JSON numbers.
-    let body = update(json!({"invoice_id": inv["invoice_id"], "status": "paid", "currency_type": "crypto", "asset": "USDT",
+    let body = update(
+        json!({"invoice_id": inv["invoice_id"], "status": "paid", "currency_type": "crypto", "asset": "USDT",
         "amount": 4.43, "paid_asset": "USDT", "paid_amount": 4.43, "fee_asset": "USDT", "fee_amount": 0.13,
-        "paid_usd_rate": 1.0, "payload": format!("order:{id}")}));
+        "paid_usd_rate": 1.0, "payload": format!("order:{id}")}),
+    );
     let (code, v) = webhook(&app, &body, &signature(TOKEN, body.as_bytes())).await;
     assert_eq!((code, &v["outcome"]), (200, &json!("applied")), "{v}");
     assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Paid);
@@ -705,10 +746,15 @@ async fn a_fiat_webhook_with_json_numbers_pays_the_order() {
     let order = app.store().order(id).await.unwrap();
     app.state.payments.cryptopay_url(&order).await.unwrap();
     let inv = fake.invoices.lock().unwrap()[0].clone();
-    assert_eq!((&inv["currency_type"], &inv["fiat"], &inv["amount"]), (&json!("fiat"), &json!("RUB"), &json!("89.91")));
-    let body = update(json!({"invoice_id": inv["invoice_id"].to_string(), "status": "paid", "currency_type": "fiat",
+    assert_eq!(
+        (&inv["currency_type"], &inv["fiat"], &inv["amount"]),
+        (&json!("fiat"), &json!("RUB"), &json!("89.91"))
+    );
+    let body = update(
+        json!({"invoice_id": inv["invoice_id"].to_string(), "status": "paid", "currency_type": "fiat",
         "fiat": "RUB", "amount": 89.91, "paid_asset": "TON", "paid_amount": 0.3, "paid_fiat_rate": 299.7,
-        "payload": format!("order:{id}")}));
+        "payload": format!("order:{id}")}),
+    );
     let (code, v) = webhook(&app, &body, &signature(TOKEN, body.as_bytes())).await;
     assert_eq!((code, &v["outcome"]), (200, &json!("applied")), "{v}");
     assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Paid);
@@ -724,7 +770,10 @@ async fn the_dev_provider_is_off_in_a_public_shop_unless_set_and_then_warns_and_
     assert!(!app.state.payments.dev_enabled());
     let id = reserve(&app, 71, "key").await;
     let t = app.state.payments.token(id);
-    assert_eq!(app.client.post(format!("{}/pay/dev/{id}?t={t}", app.base)).send().await.unwrap().status(), 404);
+    assert_eq!(
+        app.client.post(format!("{}/pay/dev/{id}?t={t}", app.base)).send().await.unwrap().status(),
+        404
+    );
     assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Reserved);
     assert_eq!(app.get("/admin/api/stats").await.1["warnings"], json!([]));
     app.stop().await;
