@@ -109,6 +109,7 @@ impl App {
                 outbox_keep: config.outbox_keep,
             },
         });
+        let demo_sessions = config.demo_sessions_per_ip_hour;
         let queue = Queue::new(
             store.clone(),
             handler,
@@ -131,6 +132,7 @@ impl App {
                 payments,
                 telegram,
                 outbox_mode,
+                demo_sessions: Arc::new(crate::http::demo::SessionLimiter::new(demo_sessions)),
             },
         })
     }
@@ -215,6 +217,10 @@ pub fn shop_settings(config: &Config) -> anyhow::Result<crate::shop::Settings> {
         currency: crate::domain::Currency::parse(&config.currency)?,
         zone: config.zone(),
         reservation_ttl_ms: config.reservation_ttl_secs as i64 * 1000,
+        limits: crate::store::orders::HoldLimits {
+            max_orders: config.max_open_orders,
+            max_items: config.max_reserved_items,
+        },
         mini_app_url: config.mini_app_url.clone().filter(|u| !u.trim().is_empty()),
         support_contact: config.support_contact.clone(),
         stars: config.payments.stars_per_unit > 0.0 && config.telegram().is_some(),

@@ -801,14 +801,20 @@ pub(crate) async fn serve_child(
     env: &[(&str, String)],
 ) -> anyhow::Result<(std::process::Child, String)> {
     let exe = std::env::current_exe()?;
-    let mut server = std::process::Command::new(&exe)
-        .arg("--data-dir")
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg("--data-dir")
         .arg(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+        .stderr(std::process::Stdio::null());
+    // To see what the server did: `LAVKA_BENCH_LOG=<log filter>` writes its log to
+    // `lavka-bench-server.log` in the current directory.
+    if let Ok(filter) = std::env::var("LAVKA_BENCH_LOG") {
+        let log = std::fs::File::create("lavka-bench-server.log")?;
+        cmd.env("RUST_LOG", filter).env("LAVKA_LOG_FORMAT", "json").stderr(log);
+    }
+    let mut server = cmd.spawn()?;
     let addr_file = dir.join("lavka.addr");
     let started = Instant::now();
     loop {

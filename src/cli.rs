@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 mod chat;
+pub mod logging;
 
 /// Lavka — a Telegram shop for digital goods with an AI sales consultant, in one binary.
 #[derive(Parser, Debug)]
@@ -194,7 +195,8 @@ pub enum BenchKind {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let cfg = load_config(&cli);
+    logging::init(cfg.as_ref().map(|c| c.log_format.as_str()).unwrap_or("text"));
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -202,20 +204,13 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli)) {
+    match rt.block_on(run(cli, cfg)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,tokio_cron_scheduler=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -226,8 +221,8 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let mut cfg = load_config(&cli)?;
+async fn run(cli: Cli, cfg: anyhow::Result<Config>) -> anyhow::Result<ExitCode> {
+    let mut cfg = cfg?;
     match cli.command {
         Command::Serve { listen, print_config } => {
             if let Some(l) = listen {

@@ -58,6 +58,18 @@ pub struct Config {
     pub admin_ids: Vec<i64>,
     /// How long a reservation waits for payment, seconds.
     pub reservation_ttl_secs: u64,
+    /// Most unpaid orders (reservations and pre-orders awaiting payment) one customer may
+    /// hold at once, in every door (the owner's manual sales are not limited).
+    pub max_open_orders: u32,
+    /// Most stock items one customer may hold reserved and unpaid at once.
+    pub max_reserved_items: u32,
+    /// New demo-mode browser customers (session cookies) one client address may start per
+    /// hour; 0 = unlimited. Behind a reverse proxy on the same host the address is the last
+    /// `X-Forwarded-For` entry.
+    pub demo_sessions_per_ip_hour: u32,
+    /// Log lines: "text" (coloured only on a terminal) or "json" (one object per line, for
+    /// log collectors).
+    pub log_format: String,
     /// Job workers running at once (0: none; jobs run only when asked, as in tests).
     pub workers: usize,
     /// More workers that run only what Telegram times (pre-checkout and button answers), so
@@ -245,6 +257,10 @@ impl Default for Config {
             admin_token: None,
             admin_ids: Vec::new(),
             reservation_ttl_secs: 15 * 60,
+            max_open_orders: 3,
+            max_reserved_items: 10,
+            demo_sessions_per_ip_hour: 5,
+            log_format: "text".into(),
             workers: 4,
             urgent_workers: 2,
             job_backoff_base_ms: 1000,
@@ -363,6 +379,15 @@ impl Config {
         }
         if self.reservation_ttl_secs == 0 {
             return Err(Error::bad("reservation_ttl_secs must be positive"));
+        }
+        if self.max_open_orders == 0 || self.max_reserved_items == 0 {
+            return Err(Error::bad("max_open_orders and max_reserved_items must be positive"));
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(Error::bad(format!(
+                "log_format must be \"text\" or \"json\", got {:?}",
+                self.log_format
+            )));
         }
         if self.max_batch == 0 {
             return Err(Error::bad("max_batch must be positive"));

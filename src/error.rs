@@ -64,6 +64,7 @@ impl Error {
         match self {
             Error::BadInput(_) => "bad_input",
             Error::NotFound(_) => "not_found",
+            Error::Conflict(Conflict::ReservationLimit { .. }) => "reservation_limit",
             Error::Conflict(_) => "conflict",
             Error::OutOfStock(_) => "out_of_stock",
             Error::InsufficientBalance { .. } => "insufficient_balance",
@@ -125,6 +126,12 @@ pub enum Conflict {
     /// Fulfilling a pre-order that is not paid.
     #[error("order {order} is {}, not paid", status.as_str())]
     NotPaid { order: crate::domain::OrderId, status: crate::domain::OrderStatus },
+    /// A new unpaid order would take the customer past the limits of what one customer may
+    /// hold unpaid at once (orders, reserved items).
+    #[error(
+        "you already hold {orders} unpaid orders with {items} reserved items; at most {max_orders} orders and {max_items} items can wait for payment at once: pay or cancel one first"
+    )]
+    ReservationLimit { orders: u32, items: u32, max_orders: u32, max_items: u32 },
     #[error("{0}")]
     Other(String),
 }

@@ -19,4 +19,6 @@ pub struct AppState {
     pub telegram: Option<crate::telegram::Telegram>,
     /// Messages go to the store's outbox (no channel configured).
     pub outbox_mode: bool,
+    /// New demo-mode sessions per client address.
+    pub demo_sessions: Arc<crate::http::demo::SessionLimiter>,
 }

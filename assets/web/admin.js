@@ -32,8 +32,13 @@ async function api(path, { method = 'GET', body, text, raw } = {}) {
 }
 
 const fmtTime = (ms) => (ms ? new Date(ms).toLocaleString(lang === 'ru' ? 'ru-RU' : 'en-GB', { dateStyle: 'short', timeStyle: 'short' }) : '');
-const digits = (cur) => (['XTR', 'JPY', 'KRW'].includes(cur) ? 0 : 2);
-const major = (minor, cur) => (minor / 10 ** digits(cur)).toFixed(digits(cur));
+// Crypto assets count in their own units (as src/domain/money.rs does).
+const CRYPTO = { USDT: 6, USDC: 6, TON: 9, BTC: 8, ETH: 9, LTC: 8, BNB: 9, TRX: 6, SOL: 9, DOGE: 8, NOT: 9, GRAM: 9, DOGS: 9, MY: 9, SEND: 9, JET: 9 };
+const digits = (cur) => (cur in CRYPTO ? CRYPTO[cur] : ['XTR', 'JPY', 'KRW'].includes(cur) ? 0 : 2);
+const major = (minor, cur) => {
+  const s = (minor / 10 ** digits(cur)).toFixed(digits(cur));
+  return cur in CRYPTO ? s.replace(/(\.\d\d\d*?)0+$/, '$1') : s;
+};
 const money = (minor, cur) => `${major(minor, cur)} ${cur === 'RUB' ? '₽' : cur}`;
 
 // ---- login ----
@@ -70,6 +75,7 @@ const TABS = {
   products: [() => L('Товары', 'Products'), productsTab],
   stock: [() => L('Склад', 'Stock'), stockTab],
   orders: [() => L('Заказы', 'Orders'), ordersTab],
+  payments: [() => L('Платежи', 'Payments'), paymentsTab],
   jobs: [() => L('Задачи', 'Jobs'), jobsTab],
   sales: [() => L('Продажи', 'Sales'), salesTab],
   backup: [() => L('Резервная копия', 'Backup'), backupTab],
@@ -86,10 +92,30 @@ function nav() {
   $('#lang').textContent = lang === 'ru' ? 'EN' : 'RU';
 }
 
+// Warnings about how the shop runs (e.g. the dev payment provider in a public shop), above
+// every tab.
+const WARNINGS = {
+  dev_payments_public: () => L(
+    'Включена демо-оплата (payments.dev_payments = true), а магазин доступен публично: любой, у кого есть ссылка на оплату заказа, может отметить его оплаченным без денег. Подключите Crypto Pay или Telegram Stars или выключите payments.dev_payments.',
+    'The dev payment provider is on (payments.dev_payments = true) in a public shop: anyone with an order\'s payment link can mark it paid without money. Configure Crypto Pay or Telegram Stars, or set payments.dev_payments = false.'),
+};
+
+async function banners() {
+  const box = $('#warnings');
+  try {
+    const st = await api('/stats');
+    const items = (st.warnings || []).map((w) => h('p', { class: 'warn', 'data-warning': w.code }, '⚠ ', WARNINGS[w.code] ? WARNINGS[w.code]() : w.message));
+    if (st.unmatched_payments) items.push(h('p', { class: 'warn', 'data-warning': 'unmatched' }, '⚠ ', L(`Платежей без заказа: ${st.unmatched_payments} — см. «Платежи».`, `Unmatched payments: ${st.unmatched_payments} — see Payments.`)));
+    box.replaceChildren(...items);
+    box.hidden = !items.length;
+  } catch (e) { box.hidden = true; }
+}
+
 async function start() {
   if (!token) { loginPage(); return; }
   nav();
   view.replaceChildren(h('p', { class: 'muted' }, '…'));
+  banners();
   try { await TABS[tab][1](); } catch (e) { if (e.message !== 'unauthorized') view.replaceChildren(h('p', { class: 'err' }, e.message)); }
 }
 
@@ -295,6 +321,39 @@ async function jobsTab() {
   state.onchange = load;
   view.replaceChildren(h('div', { class: 'card row' }, h('div', {}, h('label', { for: 'job-state' }, L('Состояние', 'State')), state)), box);
   await load();
+}
+
+// ---- payments ----
+
+async function paymentsTab() {
+  const { payments, topups, unmatched } = await api('/payments?limit=200');
+  const outcome = { applied: L('зачтён', 'applied'), credited_to_balance: L('на баланс', 'to balance'), mismatch: L('не совпал', 'mismatch') };
+  const table = (head, rows) => (rows.length ? h('table', {}, h('thead', {}, h('tr', {}, head.map((x) => h('th', {}, x)))), h('tbody', {}, rows))
+    : h('p', { class: 'muted' }, L('Пусто', 'None')));
+  view.replaceChildren(
+    h('div', { class: 'card scroll', id: 'unmatched' },
+      h('h2', {}, L(`Платежи без заказа (${unmatched.length})`, `Unmatched payments (${unmatched.length})`)),
+      h('p', { class: 'muted' }, L('Деньги получены, но их не к чему применить: неизвестный заказ, чужой payload, сумма или валюта не сходятся. Решите вручную: зачислите покупателю или верните.',
+        'Money received that could not be applied: unknown order, a payload of no order, an amount or currency that does not match. Resolve by hand: credit the customer or refund.')),
+      table([L('Когда', 'When'), L('Платёж', 'Payment'), L('Сумма', 'Amount'), L('Причина', 'Reason'), L('Заказ', 'Order'), 'payload'],
+        unmatched.map((u) => h('tr', {},
+          h('td', {}, fmtTime(u.at)), h('td', {}, h('code', {}, `${u.provider}:${u.external_id}`)),
+          h('td', { class: 'num' }, `${u.amount} ${u.currency}`),
+          h('td', {}, h('span', { class: 'pill bad' }, u.reason), h('div', { class: 'muted' }, u.detail)),
+          h('td', {}, u.order_id ? `#${u.order_id}` : ''), h('td', {}, h('code', {}, u.payload || '')))))),
+    h('div', { class: 'card scroll' },
+      h('h2', {}, L('Платежи', 'Payments')),
+      table([L('Когда', 'When'), L('Платёж', 'Payment'), L('Заказ', 'Order'), L('Покупатель', 'Customer'), L('Сумма', 'Amount'), L('Итог', 'Outcome')],
+        payments.map((p) => h('tr', {},
+          h('td', {}, fmtTime(p.at)), h('td', {}, h('code', {}, `${p.provider}:${p.external_id}`)),
+          h('td', {}, `#${p.order_id}`), h('td', {}, String(p.user_id)), h('td', { class: 'num' }, money(p.amount, p.currency)),
+          h('td', {}, h('span', { class: 'pill ' + (p.outcome === 'mismatch' ? 'bad' : p.outcome === 'applied' ? 'ok' : 'warn') }, outcome[p.outcome] || p.outcome)))))),
+    h('div', { class: 'card scroll' },
+      h('h2', {}, L('Пополнения баланса', 'Balance top-ups')),
+      table([L('Когда', 'When'), L('Платёж', 'Payment'), L('Покупатель', 'Customer'), L('Сумма', 'Amount')],
+        topups.map((t) => h('tr', {},
+          h('td', {}, fmtTime(t.at)), h('td', {}, h('code', {}, `${t.provider}:${t.external_id}`)),
+          h('td', {}, String(t.user_id)), h('td', { class: 'num' }, money(t.amount, t.currency)))))));
 }
 
 // ---- sales ----

@@ -142,9 +142,12 @@ async fn drive(
         p.await??;
     }
     let posting = started.elapsed();
-    // The floor: a chat's messages a second apart, and 30 a second overall.
+    // The floor: 30 a second overall, and a chat's messages a second apart — so the chat
+    // whose first message goes last (the first messages of the chats spread over
+    // (chats - 1) / 30 s, at most a second) has its last one that much later.
     let total = customers * messages;
-    let floor = Duration::from_secs_f64(((messages - 1) as f64).max((total - 1) as f64 / 30.0));
+    let first_round = (customers.min(30) - 1) as f64 / 30.0;
+    let floor = Duration::from_secs_f64(((total - 1) as f64 / 30.0).max((messages - 1) as f64 + first_round));
     let deadline = started + floor * 3 + Duration::from_secs(60);
     let queries: Vec<String> = invoices.iter().map(|(_, o, _)| format!("pcq-{o}")).collect();
     loop {

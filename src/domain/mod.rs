@@ -11,7 +11,7 @@ pub use job::{Dedupe, JobKind, JobRecord, JobState, Lane, Notice};
 pub use money::{Currency, Money};
 pub use order::{
     LedgerEntry, Order, OrderKind, OrderStatus, OutboxMessage, PaymentOutcome, PaymentRecord, PaymentRef,
-    User,
+    UnmatchedPayment, User,
 };
 pub use product::{Availability, Product, ProductId, Sale, StockItem, StockState, Supplier, Translation};
 

@@ -4,31 +4,84 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// An ISO-4217-like currency code (three uppercase ASCII letters), e.g. `RUB`, `USD`, `XTR`.
+/// A currency: an ISO-4217 code (three uppercase letters, e.g. `RUB`, `USD`, `XTR` for
+/// Telegram Stars) or a crypto asset Crypto Pay settles in (`USDT`, `TON`, `BTC`, …), each
+/// with its own precision. Crypto assets are told apart by name, never by length: `TON` and
+/// `BTC` are three letters too.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Currency([u8; 3]);
+pub struct Currency {
+    code: [u8; 8],
+    len: u8,
+}
+
+/// Crypto assets and their precision: the coin's smallest on-chain unit (satoshi, nanoton,
+/// sun, the 6 decimals of USDT and USDC), capped at 9 digits so an amount in minor units
+/// fits an `i64` with room (ETH and BNB count in gwei). Crypto Pay's own amounts never
+/// carry more digits than these; one that does is refused, never rounded.
+const CRYPTO: &[(&str, u32)] = &[
+    ("USDT", 6),
+    ("USDC", 6),
+    ("TON", 9),
+    ("BTC", 8),
+    ("ETH", 9),
+    ("LTC", 8),
+    ("BNB", 9),
+    ("TRX", 6),
+    ("SOL", 9),
+    ("DOGE", 8),
+    ("NOT", 9),
+    ("GRAM", 9),
+    ("DOGS", 9),
+    ("MY", 9),
+    ("SEND", 9),
+    ("JET", 9),
+];
 
 impl Currency {
-    pub const RUB: Currency = Currency(*b"RUB");
-    pub const XTR: Currency = Currency(*b"XTR");
+    pub const RUB: Currency = Currency::fixed(*b"RUB");
+    pub const XTR: Currency = Currency::fixed(*b"XTR");
+    pub const USDT: Currency = Currency { code: *b"USDT\0\0\0\0", len: 4 };
 
-    /// Parses and validates a code; case-insensitive on input.
+    const fn fixed(c: [u8; 3]) -> Currency {
+        Currency { code: [c[0], c[1], c[2], 0, 0, 0, 0, 0], len: 3 }
+    }
+
+    /// Parses and validates a code; case-insensitive on input. Accepted: three letters (an
+    /// ISO code) or a known crypto asset.
     pub fn parse(s: &str) -> Result<Self> {
         let up = s.trim().to_ascii_uppercase();
         let b = up.as_bytes();
-        if b.len() != 3 || !b.iter().all(|c| c.is_ascii_uppercase()) {
-            return Err(Error::bad(format!("currency must be a 3-letter code, got {s:?}")));
+        let iso = b.len() == 3 && b.iter().all(|c| c.is_ascii_uppercase());
+        if !iso && !CRYPTO.iter().any(|(c, _)| *c == up) {
+            return Err(Error::bad(format!(
+                "currency must be a 3-letter code or a crypto asset ({}), got {s:?}",
+                CRYPTO.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")
+            )));
         }
-        Ok(Currency([b[0], b[1], b[2]]))
+        let mut code = [0u8; 8];
+        code[..b.len()].copy_from_slice(b);
+        Ok(Currency { code, len: b.len() as u8 })
     }
 
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or("???")
+        std::str::from_utf8(&self.code[..self.len as usize]).unwrap_or("???")
+    }
+
+    /// A crypto asset (else a fiat currency, or Telegram Stars).
+    pub fn is_crypto(&self) -> bool {
+        self.crypto_digits().is_some()
+    }
+
+    fn crypto_digits(&self) -> Option<u32> {
+        CRYPTO.iter().find(|(c, _)| *c == self.as_str()).map(|c| c.1)
     }
 
     /// Digits after the decimal point in this currency.
     pub fn minor_digits(&self) -> u32 {
+        if let Some(d) = self.crypto_digits() {
+            return d;
+        }
         match self.as_str() {
             "XTR" | "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "UGX" => 0,
             "BHD" | "KWD" | "OMR" | "JOD" | "TND" => 3,
@@ -86,7 +139,13 @@ impl Currency {
         let scale = self.scale();
         let sign = if minor < 0 { "-" } else { "" };
         let a = minor.unsigned_abs();
-        format!("{sign}{}.{:0width$}", a / scale as u64, a % scale as u64, width = digits as usize)
+        let mut frac = format!("{:0width$}", a % scale as u64, width = digits as usize);
+        if self.is_crypto() {
+            // "4.43 USDT", not "4.430000 USDT"; two places are kept, as prices are written.
+            let keep = frac.trim_end_matches('0').len().max(2);
+            frac.truncate(keep);
+        }
+        format!("{sign}{}.{frac}", a / scale as u64)
     }
 }
 
@@ -178,6 +237,29 @@ mod tests {
         assert_eq!(apply_discount(999, 15), 849); // 849.15
         assert_eq!(apply_discount(1, 50), 1); // 0.5 rounds up
         assert_eq!(apply_discount(100, 100), 0);
+    }
+
+    #[test]
+    fn crypto_assets_are_currencies_with_their_own_precision() {
+        let usdt = Currency::parse("usdt").unwrap();
+        assert_eq!(usdt, Currency::USDT);
+        assert!(usdt.is_crypto() && !Currency::RUB.is_crypto() && !Currency::XTR.is_crypto());
+        assert_eq!(usdt.parse_major("4.43").unwrap(), 4_430_000);
+        assert_eq!(usdt.format_minor(4_430_000), "4.43");
+        let btc = Currency::parse("BTC").unwrap();
+        assert!(btc.is_crypto(), "three letters, yet crypto");
+        assert_eq!(btc.parse_major("0.00012345").unwrap(), 12_345);
+        assert_eq!(btc.format_minor(12_345), "0.00012345");
+        assert!(btc.parse_major("0.000000001").is_err(), "finer than a satoshi is refused");
+        let ton = Currency::parse("TON").unwrap();
+        assert_eq!(ton.minor_digits(), 9);
+        assert_eq!(ton.parse_major("1.5").unwrap(), 1_500_000_000);
+        assert_eq!(ton.format_minor(1_000_000_000), "1.00");
+        assert_eq!(Currency::parse("ETH").unwrap().parse_major("12.3456789").unwrap(), 12_345_678_900);
+        // Codes round-trip through serde as plain strings.
+        assert_eq!(serde_json::to_string(&usdt).unwrap(), "\"USDT\"");
+        assert_eq!(serde_json::from_str::<Currency>("\"USDC\"").unwrap().as_str(), "USDC");
+        assert!(Currency::parse("USDX").is_err(), "an unknown asset has no known precision");
     }
 
     #[test]

@@ -198,6 +198,36 @@ pub struct PaymentRecord {
     pub at: Millis,
 }
 
+/// A signed payment the shop received but could not put on any order or balance: an
+/// invoice naming no order of this shop, an order that does not exist, an amount or
+/// currency it cannot read, or money held after a mismatch. The money was taken, so it is
+/// kept (once per `(provider, external_id)`), the admins are told, and the owner resolves it
+/// by hand. Amounts stay as the provider sent them: nothing is rounded or guessed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnmatchedPayment {
+    pub provider: String,
+    pub external_id: String,
+    /// Why it could not be applied: `unknown_payload`, `unknown_order`, `bad_amount`,
+    /// `unknown_currency`, `mismatch`, `topup_refused`, `refused`, `malformed`.
+    pub reason: String,
+    /// The detail for the owner (e.g. "amount \"0.1\" has more than 0 decimal places").
+    pub detail: String,
+    /// The amount and currency code exactly as received.
+    pub amount: String,
+    pub currency: String,
+    #[serde(default)]
+    pub order_id: Option<OrderId>,
+    #[serde(default)]
+    pub user_id: Option<UserId>,
+    /// The provider's payload field (what the invoice said it pays).
+    #[serde(default)]
+    pub payload: Option<String>,
+    /// The provider's record of the payment, as received.
+    #[serde(default)]
+    pub raw: serde_json::Value,
+    pub at: Millis,
+}
+
 /// A message the shop sent (or would send) to a chat, recorded for the admin.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OutboxMessage {

@@ -502,8 +502,11 @@ pub struct LimitQuery {
 }
 
 /// Received payments, newest first; `?outcome=mismatch` lists the ones that need a look.
+/// `unmatched` lists signed payments that could not be applied to any order or balance
+/// (unknown order or payload, unreadable amount, money held after a mismatch): the owner
+/// resolves those by hand.
 #[utoipa::path(get, path = "/admin/api/payments", tag = "admin", params(PaymentsQuery),
-    responses((status = 200, description = "Payments and top-ups, newest first", body = Object)))]
+    responses((status = 200, description = "Payments, top-ups and unmatched payments, newest first", body = Object)))]
 pub async fn list_payments(
     State(s): State<AppState>,
     Query(q): Query<PaymentsQuery>,
@@ -525,7 +528,11 @@ pub async fn list_payments(
     }
     payments.truncate(limit);
     let topups = s.store.topups(limit).await?;
-    Ok(Json(json!({ "payments": payments, "topups": topups })))
+    let mut unmatched = s.store.unmatched_payments(limit).await?;
+    if let Some(p) = q.provider.as_deref().filter(|p| !p.is_empty()) {
+        unmatched.retain(|x| x.provider == p);
+    }
+    Ok(Json(json!({ "payments": payments, "topups": topups, "unmatched": unmatched })))
 }
 
 #[utoipa::path(get, path = "/admin/api/jobs", tag = "admin", params(JobsQuery),
@@ -561,7 +568,26 @@ pub async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let orders = s.store.order_status_counts().await?;
     let orders: serde_json::Map<String, Value> =
         orders.into_iter().map(|(k, v)| (k.as_str().to_string(), json!(v))).collect();
-    Ok(Json(json!({ "orders": orders, "jobs": s.store.queue_counts().await? })))
+    Ok(Json(json!({
+        "orders": orders,
+        "jobs": s.store.queue_counts().await?,
+        "unmatched_payments": s.store.unmatched_payments(10_000).await?.len(),
+        "warnings": warnings(&s),
+    })))
+}
+
+/// What the owner must know about how the shop runs (shown on every admin page).
+pub fn warnings(s: &AppState) -> Vec<Value> {
+    let mut w = Vec::new();
+    if s.payments.dev_enabled() && (s.config.telegram().is_some() || s.config.public_url.is_some()) {
+        w.push(json!({
+            "code": "dev_payments_public",
+            "message": "The dev payment provider is on in a public shop (payments.dev_payments = true): \
+                        anyone with an order's payment link can mark it paid without money. \
+                        Configure Crypto Pay or Telegram Stars, or set payments.dev_payments = false.",
+        }));
+    }
+    w
 }
 
 #[utoipa::path(get, path = "/admin/api/check", tag = "admin",

@@ -8,21 +8,23 @@
 //!   Telegram bot token is configured): a signed `lavka_session` cookie naming a local
 //!   customer id, created on first use. Local ids are negative, so they never collide with
 //!   Telegram user ids (always positive). Outside demo mode a request without valid
-//!   `initData` gets 401.
+//!   `initData` gets 401. One client address starts at most `demo_sessions_per_ip_hour`
+//!   new sessions an hour (429 past it; see [`super::demo`]).
 
 use super::error::ApiError;
 use crate::domain::UserId;
 use crate::error::Error;
 use crate::state::AppState;
 use crate::texts::Lang;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
+use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -211,13 +213,30 @@ pub fn credentials<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
     s.eq_ignore_ascii_case(scheme).then(|| rest.trim()).filter(|c| !c.is_empty())
 }
 
+/// Why a request gets no customer.
+enum Refusal {
+    Error(Error),
+    /// This client started its share of demo sessions this hour.
+    TooManySessions,
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        Refusal::Error(e)
+    }
+}
+
 /// The result of identifying a request: the user, and a cookie to set for a new session.
-fn identify(s: &AppState, headers: &HeaderMap) -> Result<(WebUser, Option<String>), Error> {
+fn identify(
+    s: &AppState,
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+) -> Result<(WebUser, Option<String>), Refusal> {
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
     if let Some(raw) = credentials(auth, "tma") {
         let Some(token) = s.config.telegram() else {
             tracing::debug!("initData sent, but no bot token is configured to check it");
-            return Err(Error::Unauthorized);
+            return Err(Error::Unauthorized.into());
         };
         let now = s.store.now() / 1000;
         return match validate(raw.trim(), token.expose(), now, s.config.mini_app_auth_max_age_secs) {
@@ -234,16 +253,22 @@ fn identify(s: &AppState, headers: &HeaderMap) -> Result<(WebUser, Option<String
                 metrics::counter!("lavka_miniapp_unauthorized_total", "reason" => format!("{why:?}"))
                     .increment(1);
                 tracing::debug!(reason = ?why, "initData refused");
-                Err(Error::Unauthorized)
+                Err(Error::Unauthorized.into())
             }
         };
     }
     if !demo_mode(s) {
         metrics::counter!("lavka_miniapp_unauthorized_total", "reason" => "Missing").increment(1);
-        return Err(Error::Unauthorized);
+        return Err(Error::Unauthorized.into());
     }
     if let Some(id) = session_from_cookie(s, headers) {
         return Ok((WebUser { id, first_name: None, language: None, telegram: false }, None));
+    }
+    // A new customer per cookie-less request: without a bound, one client could become
+    // any number of customers and hold the whole stock.
+    if !s.demo_sessions.allow(client, s.store.now()) {
+        metrics::counter!("lavka_demo_sessions_refused_total").increment(1);
+        return Err(Refusal::TooManySessions);
     }
     // A new local customer: a random negative id well inside JavaScript's exact integers.
     let id = -fastrand::i64(1..(1i64 << 50));
@@ -257,7 +282,9 @@ fn identify(s: &AppState, headers: &HeaderMap) -> Result<(WebUser, Option<String
 /// Middleware of the customer API: puts the [`WebUser`] into the request's extensions, or
 /// answers 401.
 pub async fn require_user(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
-    match identify(&s, req.headers()) {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let client = super::demo::client_addr(peer, req.headers());
+    match identify(&s, req.headers(), client) {
         Ok((user, cookie)) => {
             req.extensions_mut().insert(user);
             let mut resp = next.run(req).await;
@@ -266,7 +293,12 @@ pub async fn require_user(State(s): State<AppState>, mut req: Request, next: Nex
             }
             resp
         }
-        Err(e) => ApiError(e).into_response(),
+        Err(Refusal::Error(e)) => ApiError(e).into_response(),
+        Err(Refusal::TooManySessions) => {
+            let body = serde_json::json!({"error": {"code": "too_many_sessions",
+                "message": "too many new sessions from this address; try again later"}});
+            (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "3600")], axum::Json(body)).into_response()
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod assets;
 pub mod auth;
+pub mod demo;
 pub mod error;
 pub mod openapi;
 pub mod pay;

@@ -5,11 +5,14 @@
 //! - `GET /pay/dev/{order}?t=`, `POST /pay/dev/{order}?t=` — the dev provider (404 when
 //!   disabled or without the order's link token).
 //! - `POST /payments/cryptopay/webhook` — signature over the raw body first (401, nothing
-//!   changed), then the invoice is applied idempotently.
+//!   changed), then the invoice is applied idempotently; a paid invoice that cannot be
+//!   applied is recorded as unmatched (admins alerted) and answered 200.
 
 use super::error::ApiResult;
 use crate::domain::{Money, Order, OrderId, OrderStatus};
 use crate::error::Error;
+use crate::payments::Applied;
+use crate::payments::cryptopay::Invoice;
 use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
@@ -194,20 +197,39 @@ pub async fn cryptopay_webhook(
         )
             .into_response());
     }
-    let update: crate::payments::cryptopay::Update =
-        serde_json::from_slice(&body).map_err(|e| Error::bad(format!("malformed Crypto Pay update: {e}")))?;
-    if update.update_type != "invoice_paid" || update.payload.status != "paid" {
+    // Signed: Crypto Pay sent it and has taken the money. From here on a paid invoice is
+    // applied or recorded as unmatched and answered 200 — a refusal would only make Crypto
+    // Pay retry for days and the money stay unseen. Only a body that is not an update at
+    // all is refused.
+    let update: crate::payments::cryptopay::Update = serde_json::from_slice(&body).map_err(|e| {
+        tracing::warn!(error = %e, "a signed Crypto Pay webhook that is not an update");
+        Error::bad(format!("malformed Crypto Pay update: {e}"))
+    })?;
+    if update.update_type != "invoice_paid" {
         return Ok(Json(json!({"ok": true, "ignored": update.update_type})).into_response());
     }
-    let r = s.payments.apply_cryptopay(&update.payload).await.inspect_err(|e| {
+    let applied = match serde_json::from_value::<Invoice>(update.payload.clone()) {
+        Ok(inv) if inv.status != "paid" => {
+            return Ok(Json(json!({"ok": true, "ignored": inv.status})).into_response());
+        }
+        Ok(inv) => s.payments.apply_cryptopay(&inv, &update.payload).await,
+        Err(e) => {
+            s.payments.cryptopay_unreadable(&update.payload, &body, format!("unreadable invoice: {e}")).await
+        }
+    };
+    // What is left is our own failure (storage): 5xx, and Crypto Pay retries.
+    let r = applied.inspect_err(|e| {
         metrics::counter!("lavka_webhook_rejected_total", "provider" => "cryptopay", "reason" => e.code()).increment(1);
     })?;
     let answer = match &r {
-        crate::payments::Applied::Order(p) => {
+        Applied::Order(p) => {
             json!({"ok": true, "order": p.order.id, "outcome": p.outcome, "duplicate": p.duplicate})
         }
-        crate::payments::Applied::Topup(t) => {
+        Applied::Topup(t) => {
             json!({"ok": true, "topup_user": t.topup.user_id, "balance": t.balance, "duplicate": t.duplicate})
+        }
+        Applied::Unmatched(u) => {
+            json!({"ok": true, "unmatched": true, "reason": u.unmatched.reason, "duplicate": u.duplicate})
         }
     };
     Ok(Json(answer).into_response())

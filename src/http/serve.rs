@@ -77,7 +77,7 @@ pub async fn serve(
     let open = Arc::new(AtomicUsize::new(0));
     let conns = TaskTracker::new();
     loop {
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             _ = cancel.cancelled() => break,
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -105,7 +105,7 @@ pub async fn serve(
         let (router, cancel, open) = (router.clone(), cancel.clone(), open.clone());
         metrics::gauge!("lavka_http_connections").set((open.fetch_add(1, Ordering::Relaxed) + 1) as f64);
         conns.spawn(async move {
-            connection(tcp, router, limits, cancel).await;
+            connection(tcp, peer, router, limits, cancel).await;
             metrics::gauge!("lavka_http_connections").set((open.fetch_sub(1, Ordering::Relaxed) - 1) as f64);
             drop(slot);
         });
@@ -169,14 +169,23 @@ async fn refuse(mut tcp: TcpStream) {
 }
 
 /// One connection: HTTP/1.1 with the header timeout, watched for idleness, shut down
-/// gracefully (in-flight requests finish) when `cancel` fires.
-async fn connection(tcp: TcpStream, router: Router, limits: Limits, cancel: CancellationToken) {
+/// gracefully (in-flight requests finish) when `cancel` fires. Each request carries the
+/// peer's address as axum's `ConnectInfo` (demo sessions are limited per client).
+async fn connection(
+    tcp: TcpStream,
+    peer: std::net::SocketAddr,
+    router: Router,
+    limits: Limits,
+    cancel: CancellationToken,
+) {
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched { inner: tcp, activity: activity.clone() });
     let a = activity.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let busy = a.busy();
-        let call = router.clone().oneshot(req.map(Body::new));
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        let call = router.clone().oneshot(req);
         async move {
             let resp = call.await;
             drop(busy);

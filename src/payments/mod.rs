@@ -17,15 +17,17 @@ pub mod cryptopay;
 pub mod stars;
 
 use crate::config::{Config, Secret};
-use crate::domain::{Currency, Order, OrderId, OrderStatus};
+use crate::domain::{Currency, Order, OrderId, OrderStatus, PaymentOutcome, UnmatchedPayment};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::store::ledger::TopupResult;
 use crate::store::orders::{OrderFilter, Payment, PaymentResult};
+use crate::store::unmatched::{UnmatchedResult, record_unmatched};
 use cryptopay::{CryptoPay, Invoice};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -63,6 +65,8 @@ struct InvoiceRef {
 pub enum Applied {
     Order(Box<PaymentResult>),
     Topup(TopupResult),
+    /// Paid, but not applicable to any order or balance: recorded for the owner.
+    Unmatched(UnmatchedResult),
 }
 
 impl Applied {
@@ -70,9 +74,13 @@ impl Applied {
         match self {
             Applied::Order(r) => r.duplicate,
             Applied::Topup(r) => r.duplicate,
+            Applied::Unmatched(r) => r.duplicate,
         }
     }
 }
+
+/// The provider name of Crypto Pay payments.
+pub const CRYPTOPAY: &str = "cryptopay";
 
 /// Recent Crypto Pay top-up invoices (reconciliation looks at those of the last two days).
 const TOPUP_INVOICES: &str = "cryptopay.topups";
@@ -204,9 +212,8 @@ impl Payments {
             .map(|e| ((e - self.inner.store.now()) / 1000).max(60) as u64)
             .unwrap_or(self.inner.invoice_ttl_secs);
         let desc = format!("{} — #{} {}", self.inner.shop_name, order.id, order.title);
-        let inv = cp
-            .create_invoice(&format!("order:{}", order.id), order.currency.as_str(), &amount, &desc, ttl)
-            .await?;
+        let inv =
+            cp.create_invoice(&format!("order:{}", order.id), order.currency, &amount, &desc, ttl).await?;
         let url =
             inv.url().ok_or_else(|| Error::Internal("Crypto Pay invoice without a URL".into()))?.to_string();
         let r = InvoiceRef {
@@ -222,24 +229,135 @@ impl Payments {
     }
 
     /// Applies a paid Crypto Pay invoice (webhook or reconciliation): an order's payment or a
-    /// balance top-up. Idempotent.
-    pub async fn apply_cryptopay(&self, inv: &Invoice) -> Result<Applied> {
+    /// balance top-up. Idempotent. A paid invoice that cannot be applied — it names no order
+    /// of this shop, its order does not exist, its amount or currency cannot be read, or it
+    /// does not match its order and the money cannot go to the balance — is recorded as
+    /// unmatched and the admins are alerted: the money was taken, so it is never refused.
+    /// `raw` is the invoice as received (kept with an unmatched record).
+    pub async fn apply_cryptopay(&self, inv: &Invoice, raw: &Value) -> Result<Applied> {
         if inv.status != "paid" {
             return Err(Error::bad(format!("invoice {} is {}, not paid", inv.invoice_id, inv.status)));
         }
-        let currency = Currency::parse(inv.fiat.as_deref().or(inv.asset.as_deref()).unwrap_or_default())?;
-        let amount = currency.parse_major(&inv.amount)?;
-        let pay = Payment {
-            provider: "cryptopay".into(),
+        let unmatched = |reason: &str, detail: String, order_id: Option<OrderId>| UnmatchedPayment {
+            provider: CRYPTOPAY.into(),
             external_id: inv.invoice_id.to_string(),
-            amount,
-            currency,
+            reason: reason.into(),
+            detail,
+            amount: inv.amount.clone(),
+            currency: inv.currency_code().unwrap_or_default().to_string(),
+            order_id,
+            user_id: inv.topup_user(),
+            payload: inv.payload.clone(),
+            raw: raw.clone(),
+            at: 0,
         };
-        if let Some(user) = inv.topup_user() {
-            return Ok(Applied::Topup(self.topup(user, pay).await?));
+        let (amount, currency) = match inv.amount_minor() {
+            Ok(v) => v,
+            Err(e) => {
+                let reason = if inv.currency().is_err() { "unknown_currency" } else { "bad_amount" };
+                return self.unmatched(unmatched(reason, e.to_string(), inv.order_id())).await;
+            }
+        };
+        let pay =
+            Payment { provider: CRYPTOPAY.into(), external_id: inv.invoice_id.to_string(), amount, currency };
+        if let Err(e) = pay.validate() {
+            return self.unmatched(unmatched("bad_amount", e.to_string(), inv.order_id())).await;
         }
-        let order_id = inv.order_id().ok_or_else(|| Error::bad("the invoice names no order of this shop"))?;
-        Ok(Applied::Order(Box::new(self.apply(order_id, pay).await?)))
+        if let Some(user) = inv.topup_user() {
+            return match self.topup(user, pay).await {
+                Ok(r) => Ok(Applied::Topup(r)),
+                Err(e) if e.is_rejection() => {
+                    self.unmatched(unmatched("topup_refused", e.to_string(), None)).await
+                }
+                Err(e) => Err(e),
+            };
+        }
+        let Some(order_id) = inv.order_id() else {
+            let detail = "the invoice names no order or top-up of this shop".to_string();
+            return self.unmatched(unmatched("unknown_payload", detail, None)).await;
+        };
+        let missing = unmatched("unknown_order", format!("order #{order_id} does not exist"), Some(order_id));
+        let held = unmatched("mismatch", String::new(), Some(order_id));
+        let refused = |e: &Error| unmatched("refused", e.to_string(), Some(order_id));
+        let applied = self
+            .inner
+            .store
+            .write(move |t| {
+                match crate::store::orders::order_in(t, order_id) {
+                    Ok(_) => {}
+                    Err(Error::NotFound(_)) => {
+                        return Ok(Applied::Unmatched(record_unmatched(t, missing.clone(), true)?));
+                    }
+                    Err(e) => return Err(e),
+                }
+                let r = crate::store::orders::apply_payment(t, order_id, &pay)?;
+                if r.outcome == PaymentOutcome::Mismatch && r.balance.is_none() && !r.duplicate {
+                    // Money in another currency than the order's is held: the owner's list of
+                    // what to resolve shows it (apply_payment has alerted them already).
+                    let o = &r.order;
+                    let detail = format!(
+                        "paid {} {} for order #{} of {} {}",
+                        pay.currency.format_minor(pay.amount),
+                        pay.currency,
+                        o.id,
+                        o.currency.format_minor(o.amount),
+                        o.currency
+                    );
+                    let u = UnmatchedPayment { user_id: Some(o.user_id), detail, ..held.clone() };
+                    record_unmatched(t, u, false)?;
+                }
+                Ok(Applied::Order(Box::new(r)))
+            })
+            .await;
+        let r = match applied {
+            Ok(r) => r,
+            // The store refused it whole (nothing was written): still the money is kept.
+            Err(e) if e.is_rejection() => return self.unmatched(refused(&e)).await,
+            Err(e) => return Err(e),
+        };
+        match &r {
+            Applied::Order(p) => count(CRYPTOPAY, p),
+            Applied::Unmatched(u) => count_unmatched(u),
+            Applied::Topup(_) => {}
+        }
+        Ok(r)
+    }
+
+    /// A signed `invoice_paid` update whose invoice cannot be read at all: kept by the
+    /// invoice id it names (else by a hash of the body) and alerted, like any unmatched one.
+    pub async fn cryptopay_unreadable(&self, raw: &Value, body: &[u8], detail: String) -> Result<Applied> {
+        let id = match &raw["invoice_id"] {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) if !s.is_empty() && s.len() <= 64 => s.clone(),
+            _ => format!("body-sha256:{}", &hex::encode(sha2::Sha256::digest(body))[..32]),
+        };
+        let text = |k: &str| match &raw[k] {
+            Value::String(s) => s.chars().take(64).collect(),
+            Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        };
+        let currency = if text("fiat").is_empty() { text("asset") } else { text("fiat") };
+        self.unmatched(UnmatchedPayment {
+            provider: CRYPTOPAY.into(),
+            external_id: id,
+            reason: "malformed".into(),
+            detail,
+            amount: text("amount"),
+            currency,
+            order_id: None,
+            user_id: None,
+            payload: raw["payload"].as_str().map(|p| p.chars().take(4096).collect()),
+            raw: raw.clone(),
+            at: 0,
+        })
+        .await
+    }
+
+    /// Records an unmatched payment (once) and alerts the admins.
+    async fn unmatched(&self, u: UnmatchedPayment) -> Result<Applied> {
+        let r = self.inner.store.write(move |t| record_unmatched(t, u.clone(), true)).await?;
+        count_unmatched(&r);
+        Ok(Applied::Unmatched(r))
     }
 
     /// Credits a paid top-up (once per payment).
@@ -284,7 +402,7 @@ impl Payments {
         let desc = format!("{} — top-up", self.inner.shop_name);
         let payload = format!("topup:{user}:{nonce}");
         let major = currency.format_minor(amount);
-        let inv = cp.create_invoice(&payload, currency.as_str(), &major, &desc, 86_400).await?;
+        let inv = cp.create_invoice(&payload, currency, &major, &desc, 86_400).await?;
         let url =
             inv.url().ok_or_else(|| Error::Internal("Crypto Pay invoice without a URL".into()))?.to_string();
         let r = InvoiceRef { invoice_id: inv.invoice_id, url: url.clone(), amount, currency };
@@ -380,13 +498,16 @@ impl Payments {
         let mut ids: Vec<i64> = refs.iter().map(|r| r.1).collect();
         ids.extend(&topup_ids);
         let mut applied = 0;
-        for inv in cp.paid_invoices(&ids).await? {
+        for (inv, raw) in cp.paid_invoices(&ids).await? {
             let ours = refs.iter().any(|(o, i)| *i == inv.invoice_id && inv.order_id() == Some(*o))
                 || (topup_ids.contains(&inv.invoice_id) && inv.topup_user().is_some());
             if !ours {
                 continue;
             }
-            match self.apply_cryptopay(&inv).await {
+            match self.apply_cryptopay(&inv, &raw).await {
+                Ok(Applied::Unmatched(u)) if !u.duplicate => {
+                    tracing::warn!(invoice = inv.invoice_id, reason = %u.unmatched.reason, "reconciliation found a paid invoice it could not apply; recorded as unmatched");
+                }
                 Ok(r) if !r.duplicate() => {
                     applied += 1;
                     tracing::info!(
@@ -439,6 +560,15 @@ pub fn count(provider: &str, r: &PaymentResult) {
     };
     metrics::counter!("lavka_payments_total", "provider" => provider.to_string(), "outcome" => outcome)
         .increment(1);
+}
+
+/// Counts a newly recorded unmatched payment.
+fn count_unmatched(r: &UnmatchedResult) {
+    if !r.duplicate {
+        let u = &r.unmatched;
+        metrics::counter!("lavka_payments_unmatched_total", "provider" => u.provider.clone(), "reason" => u.reason.clone())
+            .increment(1);
+    }
 }
 
 /// Constant-time equality of a link token with the expected one.

@@ -6,7 +6,8 @@
 //! One rule each, everywhere: availability is [`crate::domain::Sale`]; quantities are
 //! 1–[`crate::domain::MAX_QUANTITY`]; buying reuses the customer's live reservation of the
 //! same product (a retried update or a repeated "купить X" never holds a second item); a
-//! pre-order is created only after the customer agreed to it.
+//! pre-order is created only after the customer agreed to it; one customer holds at most
+//! [`Settings::limits`] unpaid (checked in the transaction that creates the order).
 
 mod catalog;
 pub mod guard;
@@ -63,6 +64,8 @@ pub struct Settings {
     pub currency: Currency,
     pub zone: Zone,
     pub reservation_ttl_ms: i64,
+    /// What one customer may hold unpaid at once (every door).
+    pub limits: crate::store::orders::HoldLimits,
     pub mini_app_url: Option<String>,
     pub support_contact: String,
     /// The bot takes Telegram Stars.

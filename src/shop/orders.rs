@@ -29,10 +29,12 @@ impl Shop {
     /// The reservation rule every door uses: reuse the customer's live unpaid order of the
     /// same product and quantity, else hold `qty` items (or, with `preorder` and no stock,
     /// create the prepaid order). Typed refusals: unknown product, not on sale, out of stock,
-    /// a bad quantity.
+    /// a bad quantity, and [`Conflict::ReservationLimit`] when the customer already holds as
+    /// much unpaid as one customer may.
     pub async fn reserve(&self, c: &Customer, id: &ProductId, qty: u32, preorder: bool) -> Result<Order> {
         let qty = quantity::check(qty)?;
         let ttl = self.settings().reservation_ttl_ms;
+        let limits = self.settings().limits;
         let user = c.user_id;
         if let Some(o) = self.live_order(user, id, OrderKind::Instant).await?
             && o.quantity == qty
@@ -40,8 +42,14 @@ impl Shop {
             return Ok(o);
         }
         let pid = id.clone();
-        match self.store().write(move |tx| ops::reserve_product_for_purchase(tx, user, &pid, qty, ttl)).await
-        {
+        let reserved = self
+            .store()
+            .write(move |tx| {
+                ops::check_hold_limits(tx, user, qty, true, limits)?;
+                ops::reserve_product_for_purchase(tx, user, &pid, qty, ttl)
+            })
+            .await;
+        match reserved {
             Ok(o) => {
                 metrics::counter!("lavka_orders_created_total", "kind" => "instant").increment(1);
                 Ok(o)
@@ -59,9 +67,11 @@ impl Shop {
             return Ok(o);
         }
         let (user, pid, ttl) = (c.user_id, id.clone(), self.settings().reservation_ttl_ms);
+        let limits = self.settings().limits;
         let o = self
             .store()
             .write(move |tx| {
+                ops::check_hold_limits(tx, user, qty, false, limits)?;
                 ops::create_order_with_availability_check(tx, user, &pid, qty, OrderKind::Prepaid, ttl)
             })
             .await?;
@@ -86,6 +96,9 @@ impl Shop {
             Err(Error::OutOfStock(_)) if p.can_preorder() => self.preorder_consent(c, conv, id).await,
             Err(Error::OutOfStock(_)) => self.sold_out(c, conv, &p).await,
             Err(Error::BadInput(_)) => Ok(Reply::text(t::quantity_refused(&l, crate::domain::MAX_QUANTITY))),
+            Err(Error::Conflict(Conflict::ReservationLimit { max_orders, max_items, .. })) => {
+                self.limit_reached(c, max_orders, max_items).await
+            }
             Err(Error::Conflict(Conflict::NotOnSale(_))) | Err(Error::NotFound(_)) => {
                 Ok(Reply::text(t::not_on_sale(&l)))
             }
@@ -158,9 +171,31 @@ impl Shop {
         }
         match self.create_preorder(c, id, 1).await {
             Ok(o) => self.offer(c, &o).await,
+            Err(Error::Conflict(Conflict::ReservationLimit { max_orders, max_items, .. })) => {
+                self.limit_reached(c, max_orders, max_items).await
+            }
             Err(Error::Conflict(_)) | Err(Error::OutOfStock(_)) => self.sold_out(c, conv, &p).await,
             Err(e) => Err(e),
         }
+    }
+
+    /// The customer holds as much unpaid as one customer may: say so, with their orders to
+    /// pay or cancel.
+    async fn limit_reached(&self, c: &Customer, max_orders: u32, max_items: u32) -> Result<Reply> {
+        let l = self.loc(c.lang);
+        let now = self.store().now();
+        let f = OrderFilter { user: Some(c.user_id), limit: Some(50), ..OrderFilter::default() };
+        let rows = self
+            .store()
+            .orders(f)
+            .await?
+            .into_iter()
+            .filter(|o| o.status.is_pending_payment() && o.expires_at.is_some_and(|t| t > now))
+            .map(|o| {
+                vec![Button::callback(format!("#{} {}", o.id, t::short(&o.title, 30)), Callback::Order(o.id))]
+            })
+            .collect();
+        Ok(Reply::with(t::reservation_limit(&l, max_orders, max_items), rows))
     }
 
     /// The buttons that pay (or cancel) a pending order, cancel last: Stars (in Telegram),

@@ -267,6 +267,22 @@ pub fn check_with(rtx: &ReadTransaction, opts: CheckOptions) -> Result<Report> {
         }
     }
 
+    // Money taken that no order or balance shows: the owner must settle it by hand.
+    let mut unmatched = Vec::new();
+    for row in rtx.open_table(UNMATCHED_PAYMENTS)?.iter()? {
+        let (_, val) = row?;
+        let u: crate::domain::UnmatchedPayment = decode(val.value())?;
+        unmatched
+            .push(format!("{}:{} ({}, {} {})", u.provider, u.external_id, u.reason, u.amount, u.currency));
+    }
+    if !unmatched.is_empty() {
+        r.warnings.push(format!(
+            "{} signed payment(s) could not be applied to any order or balance (admin page → Payments): {}",
+            unmatched.len(),
+            unmatched.join(", ")
+        ));
+    }
+
     // Payments: each applied once, and the order names it.
     let pay_t = rtx.open_table(PAYMENTS)?;
     let mut applied_per_order: HashMap<u64, u32> = HashMap::new();

@@ -8,7 +8,7 @@
 //!   existed, and the types that stay JSON on purpose — products and suppliers (optional
 //!   fields left out when empty), jobs (tagged kinds added by newer versions, which an older
 //!   binary must still be able to set aside with their payload intact), conversations,
-//!   broadcasts, top-ups and `meta` values.
+//!   broadcasts, top-ups, unmatched payments and `meta` values.
 //!
 //! A JSON-era record of a binary type is rewritten in the binary form when it is next
 //! written. Positional means a binary type's fields and enum variants are frozen: changing
@@ -51,6 +51,8 @@ records!(Json:
     crate::domain::Product,
     crate::domain::Supplier,
     crate::domain::JobRecord,
+    // Keeps the provider's record as received (free-form JSON).
+    crate::domain::UnmatchedPayment,
 );
 // The store's own record types (Conversation, TelegramUser, Broadcast, Topup) name their
 // form where they are defined, so this module depends on none of its users.

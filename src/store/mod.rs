@@ -19,6 +19,7 @@ pub mod products;
 pub mod schema;
 mod tables;
 pub mod telegram;
+pub mod unmatched;
 
 use crate::domain::{Millis, now_millis};
 use crate::error::{Error, Result};

@@ -141,6 +141,57 @@ fn index_user_order(tx: &Tx, o: &Order) -> Result<()> {
     Ok(())
 }
 
+/// How much one customer may hold unpaid at once: the rule every door enforces, so one
+/// customer cannot take the whole stock off sale without paying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HoldLimits {
+    /// Unpaid orders (reservations and pre-orders awaiting payment).
+    pub max_orders: u32,
+    /// Stock items held by unpaid reservations.
+    pub max_items: u32,
+}
+
+/// What `user` holds unpaid right now: live (not yet lapsed) pending orders and the stock
+/// items they hold.
+pub fn open_holds(tx: &Tx, user: UserId) -> Result<(u32, u32)> {
+    let orders = tx.tx.open_table(ORDERS)?;
+    let idx = tx.tx.open_table(ORDERS_BY_USER)?;
+    let (mut n, mut items) = (0u32, 0u32);
+    for r in idx.range((user, 0)..=(user, u64::MAX))? {
+        let o = load_order(&orders, r?.0.value().1)?;
+        if o.status.is_pending_payment() && o.expires_at.is_some_and(|t| t > tx.now) {
+            n += 1;
+            items += o.stock_item_ids.len() as u32;
+        }
+    }
+    Ok((n, items))
+}
+
+/// Refuses a new unpaid order of `qty` items (`holds_stock`: an instant order, which takes
+/// items off sale) that would take `user` past `limits`, with
+/// [`Conflict::ReservationLimit`]. Call it in the write transaction that creates the order:
+/// the store runs one writer, so concurrent requests cannot pass it together.
+pub fn check_hold_limits(
+    tx: &Tx,
+    user: UserId,
+    qty: u32,
+    holds_stock: bool,
+    limits: HoldLimits,
+) -> Result<()> {
+    let (orders, items) = open_holds(tx, user)?;
+    let more_items = if holds_stock { qty } else { 0 };
+    if orders >= limits.max_orders || items.saturating_add(more_items) > limits.max_items {
+        return Err(Conflict::ReservationLimit {
+            orders,
+            items,
+            max_orders: limits.max_orders,
+            max_items: limits.max_items,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Reserves `qty` stock items of an active product for `user` and creates a `reserved`
 /// order that lapses after `ttl_ms`. Refused with [`Error::OutOfStock`] when stock is short.
 pub fn reserve_product_for_purchase(

@@ -75,6 +75,11 @@ pub const BROADCASTS: TableDefinition<u64, &[u8]> = TableDefinition::new("broadc
 /// (provider, external id) → a balance top-up that was credited (JSON): each applies once.
 pub const TOPUPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("topups");
 
+/// (provider, external id) → a signed payment that could not be applied to any order or
+/// balance (JSON `UnmatchedPayment`): recorded once, shown to the admin.
+pub const UNMATCHED_PAYMENTS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("unmatched_payments");
+
 /// Calls `$m!(DEF)` for every table; the backup and the table-creating start-up use it so a
 /// new table cannot be forgotten. (Multimap tables are avoided: a tuple key is cheaper.)
 #[macro_export]
@@ -108,6 +113,7 @@ macro_rules! for_each_table {
         $m!($crate::store::schema::EMBEDDINGS);
         $m!($crate::store::schema::CONVERSATIONS);
         $m!($crate::store::schema::TOPUPS);
+        $m!($crate::store::schema::UNMATCHED_PAYMENTS);
         $m!($crate::store::schema::TELEGRAM_STATE);
         $m!($crate::store::schema::TELEGRAM_USERS);
         $m!($crate::store::schema::DELIVERY_MARKS);

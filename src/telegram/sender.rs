@@ -19,7 +19,7 @@ use crate::domain::Millis;
 use crate::messenger::{Messenger, Outgoing, SendError, Sent};
 use crate::queue::memo::{self, Booked};
 use crate::store::Clock;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -50,11 +50,19 @@ impl Limits {
         }
     }
 
-    /// Spacing of bookings overall (whole ms, rounded up, so a second never holds more
-    /// than `per_sec`; none above 1,000 a second).
-    fn spacing(&self) -> Millis {
+    /// The width of one overall send cell: each cell holds at most one message, and any
+    /// one second touches at most `per_sec` cells (`floor(1000 / w) + 1 ≤ per_sec`), so the
+    /// overall limit holds whatever the order of bookings. 35 ms at 30/s (28.6/s at most);
+    /// 0 (no overall limit) at 1,000/s and above.
+    fn cell(&self) -> Millis {
         let n = self.per_sec as i64;
-        if n >= 1000 { 0 } else { (1000 + n - 1) / n }
+        if n >= 1000 {
+            0
+        } else if n <= 1 {
+            1000
+        } else {
+            1000 / (n - 1) + 1
+        }
     }
 
     fn interval(&self, chat: i64) -> Millis {
@@ -80,8 +88,10 @@ impl Chat {
 }
 
 struct Slots {
-    /// The earliest time a new booking may take, overall.
-    next: Millis,
+    /// The overall send cells taken (booked or sent), by index (time / cell width). A new
+    /// booking takes the earliest free cell its chat allows, so a chat booked far ahead
+    /// (its third message) does not push the next chat's first message behind it.
+    cells: BTreeSet<Millis>,
     chats: HashMap<i64, Chat>,
     /// When the messages of the last second actually went out, oldest first.
     recent: VecDeque<Millis>,
@@ -108,14 +118,38 @@ impl Slots {
         at
     }
 
+    /// The earliest free cell from `from` on: its index, and the moment in it to use.
+    fn free_cell(&self, l: &Limits, from: Millis) -> (Option<Millis>, Millis) {
+        let w = l.cell();
+        if w == 0 {
+            return (None, from);
+        }
+        let mut c = from.div_euclid(w);
+        for taken in self.cells.range(c..) {
+            if *taken != c {
+                break;
+            }
+            c += 1;
+        }
+        (Some(c), from.max(c * w))
+    }
+
+    /// Forgets cells and chats long past.
+    fn prune(&mut self, l: &Limits, now: Millis) {
+        let keep_from = (now - 2_000).div_euclid(l.cell().max(1));
+        while self.cells.first().is_some_and(|c| *c < keep_from) {
+            self.cells.pop_first();
+        }
+        if self.chats.len() > 50_000 {
+            self.chats.retain(|_, c| c.next > now || c.held.is_some_and(|h| h > now));
+        }
+    }
+
     fn sent(&mut self, chat: i64, now: Millis, l: &Limits) {
         self.recent.push_back(now);
         let c = self.chats.entry(chat).or_insert(Chat::new(now));
         c.last = Some(now);
         c.next = c.next.max(now + l.interval(chat));
-        if self.chats.len() > 50_000 {
-            self.chats.retain(|_, c| c.next > now || c.held.is_some_and(|h| h > now));
-        }
     }
 }
 
@@ -129,11 +163,14 @@ pub struct Limiter {
 
 impl Limiter {
     pub fn new(limits: Limits, clock: Clock) -> Self {
-        let now = clock.now();
         Limiter {
             limits,
             clock,
-            slots: Mutex::new(Slots { next: now, chats: HashMap::new(), recent: VecDeque::new() }),
+            slots: Mutex::new(Slots {
+                cells: BTreeSet::new(),
+                chats: HashMap::new(),
+                recent: VecDeque::new(),
+            }),
         }
     }
 
@@ -155,6 +192,7 @@ impl Limiter {
         let now = self.clock.now();
         let wait = |at: Millis| Duration::from_millis((at - now) as u64);
         let mut s = self.slots.lock().expect("limiter lock");
+        s.prune(l, now);
         if let Some(b) = booked.take().filter(|b| b.chat == chat) {
             if b.at > now {
                 *booked = Some(b);
@@ -166,27 +204,32 @@ impl Limiter {
             let allowed = s.allowed(l, chat, now);
             if allowed <= now {
                 if send {
+                    tracing::trace!(chat, late_ms = now - b.at, "a booked send slot taken");
                     s.sent(chat, now, l);
                 } else {
+                    tracing::trace!(chat, late_ms = now - b.at, "a booked send slot came");
                     *booked = Some(b);
                 }
                 return Ok(());
             }
+            let (cell, at) = s.free_cell(l, allowed);
+            s.cells.extend(cell);
             let c = s.chats.entry(chat).or_insert(Chat::new(now));
-            c.next = c.next.max(allowed + l.interval(chat));
-            *booked = Some(Booked { chat, at: allowed });
-            return Err(wait(allowed));
+            c.next = c.next.max(at + l.interval(chat));
+            *booked = Some(Booked { chat, at });
+            return Err(wait(at));
         }
         let chat_next = s.chats.get(&chat).map_or(now, |c| c.next);
-        let at = now.max(s.next).max(chat_next).max(s.allowed(l, chat, now));
+        let from = now.max(chat_next).max(s.allowed(l, chat, now));
+        let (cell, at) = s.free_cell(l, from);
         if at <= now {
             if send {
-                s.next = at + l.spacing();
+                s.cells.extend(cell);
                 s.sent(chat, now, l);
             }
             return Ok(());
         }
-        s.next = at + l.spacing();
+        s.cells.extend(cell);
         let c = s.chats.entry(chat).or_insert(Chat::new(now));
         c.next = at + l.interval(chat);
         *booked = Some(Booked { chat, at });
@@ -441,6 +484,90 @@ mod tests {
     use super::*;
     use crate::callback::Callback;
     use crate::domain::ProductId;
+
+    fn limits() -> Limits {
+        Limits { per_sec: 30, chat: Duration::from_millis(1000), group: Duration::from_millis(3000) }
+    }
+
+    /// Simulates jobs: each wants one send to its chat, books when refused, and comes back
+    /// exactly at its slot (or `late` ms after it). Returns the send times per chat.
+    fn simulate(order: &[i64], late: Millis) -> (Vec<(Millis, i64)>, Millis) {
+        let clock = Clock::manual(1_000_000);
+        let start = clock.now();
+        let lim = Limiter::new(limits(), clock.clone());
+        let mut waiting: Vec<(Millis, i64, Option<Booked>)> = Vec::new();
+        let mut sent = Vec::new();
+        for &chat in order {
+            let mut b = None;
+            match lim.acquire(chat, &mut b) {
+                Ok(()) => sent.push((clock.now(), chat)),
+                Err(d) => waiting.push((clock.now() + d.as_millis() as Millis + late, chat, b)),
+            }
+        }
+        while !waiting.is_empty() {
+            waiting.sort_by_key(|w| w.0);
+            let (at, chat, mut b) = waiting.remove(0);
+            if at > clock.now() {
+                clock.advance(Duration::from_millis((at - clock.now()) as u64));
+            }
+            match lim.acquire(chat, &mut b) {
+                Ok(()) => sent.push((clock.now(), chat)),
+                Err(d) => waiting.push((clock.now() + d.as_millis() as Millis + late, chat, b)),
+            }
+        }
+        let last = sent.iter().map(|s| s.0).max().unwrap_or(start) - start;
+        (sent, last)
+    }
+
+    fn assert_within_limits(sent: &[(Millis, i64)]) {
+        let mut times: Vec<Millis> = sent.iter().map(|s| s.0).collect();
+        times.sort();
+        for (i, t) in times.iter().enumerate() {
+            let in_second = times[i..].iter().take_while(|u| **u - t < 1000).count();
+            assert!(in_second <= 30, "{in_second} sends in the second from {t}");
+        }
+        let mut by_chat: HashMap<i64, Vec<Millis>> = HashMap::new();
+        for (t, c) in sent {
+            by_chat.entry(*c).or_default().push(*t);
+        }
+        for (c, mut ts) in by_chat {
+            ts.sort();
+            for w in ts.windows(2) {
+                assert!(w[1] - w[0] >= 1000, "chat {c}: sends {} ms apart", w[1] - w[0]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_chat_booked_far_ahead_does_not_push_other_chats_behind_it() {
+        // 20 chats × 3 messages, arriving chat by chat (all of chat 0's first): the floor is
+        // 2 s (a chat's three messages a second apart), whatever the arrival order.
+        let by_chat: Vec<i64> = (0..20).flat_map(|c| [c, c, c]).collect();
+        let (sent, last) = simulate(&by_chat, 0);
+        assert_eq!(sent.len(), 60);
+        assert_within_limits(&sent);
+        assert!(last <= 2_700, "last send after {last} ms");
+        // Round robin does as well.
+        let rr: Vec<i64> = (0..3).flat_map(|_| 0..20).collect();
+        let (sent, last) = simulate(&rr, 0);
+        assert_within_limits(&sent);
+        assert!(last <= 2_700, "last send after {last} ms");
+    }
+
+    #[test]
+    fn many_chats_go_at_the_overall_limit_and_late_jobs_never_break_it() {
+        let many: Vec<i64> = (0..300).collect();
+        let (sent, last) = simulate(&many, 0);
+        assert_within_limits(&sent);
+        // 300 messages at 30/s take 10 s at best; the cells allow 28.6/s.
+        assert!(last <= 10_700, "last send after {last} ms");
+        for late in [1, 17, 40, 400] {
+            let mixed: Vec<i64> = (0..100).flat_map(|c| [c % 37, c]).collect();
+            let (sent, _) = simulate(&mixed, late);
+            assert_eq!(sent.len(), 200);
+            assert_within_limits(&sent);
+        }
+    }
 
     #[test]
     fn a_button_with_over_long_data_is_left_out_not_the_message() {

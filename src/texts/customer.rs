@@ -456,6 +456,20 @@ pub fn topup_unavailable(l: &Loc) -> Rich {
 }
 
 /// A refusal of the shop's quantity or reservation rules.
+/// One customer holds as much unpaid as allowed (orders waiting for payment, items held).
+pub fn reservation_limit(l: &Loc, max_orders: u32, max_items: u32) -> Rich {
+    Rich::from(l.s(
+        &format!(
+            "У вас уже есть неоплаченные заказы: одновременно можно держать не больше {max_orders} заказов и {max_items} шт. товара. \
+             Оплатите или отмените один из них — и оформим новый."
+        ),
+        &format!(
+            "You already have unpaid orders: at most {max_orders} orders and {max_items} items can wait for payment at once. \
+             Pay for or cancel one of them, then place the new one."
+        ),
+    ))
+}
+
 pub fn quantity_refused(l: &Loc, max: u32) -> Rich {
     Rich::from(l.s(
         &format!("В одном заказе можно взять от 1 до {max} шт."),

@@ -159,7 +159,12 @@ impl Loc {
         let mut num = if minor < 0 { format!("−{grouped}") } else { grouped };
         if frac != 0 {
             num.push(point);
-            num.push_str(&format!("{frac:0width$}", width = digits as usize));
+            let mut f = format!("{frac:0width$}", width = digits as usize);
+            if c.is_crypto() {
+                // 4.43 USDT, 0.00012 BTC: a crypto amount shows the digits it has.
+                f.truncate(f.trim_end_matches('0').len().max(2));
+            }
+            num.push_str(&f);
         }
         let sym = match c.as_str() {
             "RUB" => Some("₽"),
@@ -304,6 +309,9 @@ mod tests {
         assert_eq!(ru().money(1250, usd), "12,50\u{a0}$");
         assert_eq!(en().money(250, Currency::XTR), "250\u{a0}⭐");
         assert_eq!(en().money(-5, rub), "−0.05\u{a0}₽");
+        assert_eq!(en().money(4_430_000, Currency::USDT), "4.43\u{a0}USDT");
+        let btc = Currency::parse("BTC").unwrap();
+        assert_eq!(ru().money(12_345, btc), "0,00012345\u{a0}BTC");
     }
 
     #[test]

@@ -80,6 +80,7 @@ async fn shop(ai: AiConfig) -> Shop {
         currency: Currency::RUB,
         zone: lavka::texts::Zone::MSK,
         reservation_ttl_ms: 15 * 60_000,
+        limits: lavka::store::orders::HoldLimits { max_orders: 3, max_items: 10 },
         mini_app_url: None,
         support_contact: String::new(),
         stars: false,
@@ -889,4 +890,29 @@ fn the_gemini_stand_in_refuses_what_the_real_api_refuses() {
     ] {
         assert!(check(&bad).is_err(), "accepted: {bad}");
     }
+}
+
+#[tokio::test]
+async fn the_models_offer_for_a_customer_at_the_reservation_limit_reserves_nothing() {
+    let fake = FakeGemini::start().await;
+    let s = shop(online(&fake)).await;
+    let win = lavka::domain::ProductId::parse("win11-pro").unwrap();
+    // The customer already holds three unpaid orders (quantities 1, 2, 3: six keys).
+    for qty in 1..=3 {
+        let p = win.clone();
+        s.t.store
+            .write(move |tx| lavka::store::orders::reserve_product_for_purchase(tx, 90, &p, qty, 900_000))
+            .await
+            .unwrap();
+    }
+    let before = s.t.store.availability(win.clone()).await.unwrap().available;
+    fake.then_ok(final_answer("Оформляю!", "offer_payment", Some("win11-pro")));
+    let r = s.c.answer(&customer(90), "купи windows 11 pro").await.unwrap();
+    assert!(r.offer.is_none(), "no fourth order: {r:?}");
+    assert!(r.text.contains("не больше 3 заказов"), "the limit, in the customer's language: {}", r.text);
+    assert!(!r.text.contains("Оформляю"), "the model's words go with its refused action");
+    assert_eq!(s.t.store.availability(win.clone()).await.unwrap().available, before, "nothing held");
+    // Each open order is a button to pay or cancel it.
+    let orders = callbacks(&r).into_iter().filter(|c| matches!(c, Callback::Order(_))).count();
+    assert_eq!(orders, 3);
 }

@@ -13,6 +13,8 @@ mod consultant;
 mod doors;
 mod http_limits;
 mod import;
+mod limits;
+mod logs;
 mod orders;
 mod outbox;
 mod pacing;

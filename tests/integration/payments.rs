@@ -13,10 +13,105 @@ use std::sync::{Arc, Mutex};
 
 const TOKEN: &str = "1234:AAtesttoken";
 
+/// Crypto Pay's assets and fiat currencies (API 1.5, help.send.tg/en/articles/10279948).
+const ASSETS: &[&str] = &["USDT", "TON", "BTC", "ETH", "LTC", "BNB", "TRX", "USDC", "JET"];
+const FIATS: &[&str] = &[
+    "USD", "EUR", "RUB", "BYN", "UAH", "GBP", "CNY", "KZT", "UZS", "GEL", "TRY", "AMD", "THB", "INR", "BRL",
+    "IDR", "AZN", "AED", "PLN", "ILS",
+];
+
+/// A stand-in for Crypto Pay that refuses what the real API documents as invalid, and says
+/// why in `refused` (tests assert it stays empty).
 #[derive(Default)]
 struct FakeCryptoPay {
     invoices: Mutex<Vec<Value>>,
     created: Mutex<u32>,
+    refused: Mutex<Vec<String>>,
+}
+
+fn is_decimal(v: &Value) -> bool {
+    let Some(s) = v.as_str() else { return false };
+    let (int, frac) = s.split_once('.').unwrap_or((s, "0"));
+    !int.is_empty()
+        && !frac.is_empty()
+        && int.bytes().chain(frac.bytes()).all(|c| c.is_ascii_digit())
+        && s.bytes().any(|c| (b'1'..=b'9').contains(&c))
+}
+
+/// What `createInvoice` would refuse in `b`.
+fn create_invoice_errors(b: &Value) -> Vec<String> {
+    const PARAMS: &[&str] = &[
+        "currency_type",
+        "asset",
+        "fiat",
+        "accepted_assets",
+        "amount",
+        "description",
+        "hidden_message",
+        "paid_btn_name",
+        "paid_btn_url",
+        "swap_to",
+        "payload",
+        "allow_comments",
+        "allow_anonymous",
+        "expires_in",
+    ];
+    let Some(o) = b.as_object() else { return vec!["the body is not an object".into()] };
+    let mut e: Vec<String> =
+        o.keys().filter(|k| !PARAMS.contains(&k.as_str())).map(|k| format!("unknown {k}")).collect();
+    if !is_decimal(&b["amount"]) {
+        e.push(format!("amount must be a positive decimal string, got {}", b["amount"]));
+    }
+    match b["currency_type"].as_str().unwrap_or("crypto") {
+        "crypto" => {
+            if !ASSETS.contains(&b["asset"].as_str().unwrap_or("")) {
+                e.push(format!("a crypto invoice needs an asset, got {}", b["asset"]));
+            }
+            if o.contains_key("fiat") || o.contains_key("accepted_assets") {
+                e.push("fiat/accepted_assets belong to fiat invoices".into());
+            }
+        }
+        "fiat" => {
+            if !FIATS.contains(&b["fiat"].as_str().unwrap_or("")) {
+                e.push(format!("a fiat invoice needs a fiat currency, got {}", b["fiat"]));
+            }
+            if o.contains_key("asset") {
+                e.push("asset belongs to crypto invoices".into());
+            }
+            if let Some(a) = o.get("accepted_assets")
+                && !a.as_str().is_some_and(|a| a.split(',').all(|x| ASSETS.contains(&x)))
+            {
+                e.push(format!("accepted_assets must list assets, got {a}"));
+            }
+        }
+        other => e.push(format!("currency_type {other:?}")),
+    }
+    if b["description"].as_str().is_some_and(|d| d.chars().count() > 1024) {
+        e.push("description over 1024 characters".into());
+    }
+    if b["payload"].as_str().is_some_and(|p| p.len() > 4096)
+        || (o.contains_key("payload") && !b["payload"].is_string())
+    {
+        e.push("payload must be a string of at most 4 KB".into());
+    }
+    if o.contains_key("expires_in") && !b["expires_in"].as_u64().is_some_and(|x| (1..=2_678_400).contains(&x))
+    {
+        e.push(format!("expires_in must be 1-2678400, got {}", b["expires_in"]));
+    }
+    for k in ["allow_comments", "allow_anonymous"] {
+        if o.contains_key(k) && !b[k].is_boolean() {
+            e.push(format!("{k} must be a boolean"));
+        }
+    }
+    e
+}
+
+fn refuse(s: &FakeCryptoPay, errors: Vec<String>) -> (axum::http::StatusCode, Json<Value>) {
+    s.refused.lock().unwrap().extend(errors);
+    (
+        axum::http::StatusCode::BAD_REQUEST,
+        Json(json!({"ok": false, "error": {"code": 400, "name": "INVALID_PARAMS"}})),
+    )
 }
 
 async fn fake_cryptopay() -> (String, Arc<FakeCryptoPay>) {
@@ -25,20 +120,64 @@ async fn fake_cryptopay() -> (String, Arc<FakeCryptoPay>) {
         State(s): State<Arc<FakeCryptoPay>>,
         h: axum::http::HeaderMap,
         Json(b): Json<Value>,
-    ) -> Json<Value> {
+    ) -> (axum::http::StatusCode, Json<Value>) {
         if h.get("crypto-pay-api-token").and_then(|v| v.to_str().ok()) != Some(TOKEN) {
-            return Json(json!({"ok": false, "error": {"code": 401, "name": "UNAUTHORIZED"}}));
+            return (
+                axum::http::StatusCode::UNAUTHORIZED,
+                Json(json!({"ok": false, "error": {"code": 401, "name": "UNAUTHORIZED"}})),
+            );
+        }
+        let errors = create_invoice_errors(&b);
+        if !errors.is_empty() {
+            return refuse(&s, errors);
         }
         let mut n = s.created.lock().unwrap();
         *n += 1;
-        let inv = json!({"invoice_id": 1000 + *n, "status": "active", "currency_type": "fiat", "fiat": b["fiat"],
-            "amount": b["amount"], "payload": b["payload"], "bot_invoice_url": format!("https://t.me/CryptoBot?start=IV{}", 1000 + *n)});
+        let id = 1000 + *n;
+        let mut inv = json!({"invoice_id": id, "hash": format!("IV{id}"), "status": "active",
+            "currency_type": b["currency_type"], "amount": b["amount"], "payload": b["payload"],
+            "description": b["description"], "created_at": "2026-11-26T12:00:00.000Z",
+            "allow_comments": b["allow_comments"], "allow_anonymous": true,
+            "bot_invoice_url": format!("https://t.me/CryptoBot?start=IV{id}"),
+            "mini_app_invoice_url": format!("https://t.me/CryptoBot/app?startapp=invoice-IV{id}"),
+            "web_app_invoice_url": format!("https://app.send.tg/invoices/IV{id}")});
+        for k in ["asset", "fiat", "accepted_assets"] {
+            if let Some(v) = b.get(k) {
+                inv[k] = v.clone();
+            }
+        }
         s.invoices.lock().unwrap().push(inv.clone());
-        Json(json!({"ok": true, "result": inv}))
+        (axum::http::StatusCode::OK, Json(json!({"ok": true, "result": inv})))
     }
-    async fn list(State(s): State<Arc<FakeCryptoPay>>, Json(b): Json<Value>) -> Json<Value> {
-        let ids: Vec<String> =
-            b["invoice_ids"].as_str().unwrap_or_default().split(',').map(str::to_string).collect();
+    async fn list(
+        State(s): State<Arc<FakeCryptoPay>>,
+        Json(b): Json<Value>,
+    ) -> (axum::http::StatusCode, Json<Value>) {
+        let mut errors: Vec<String> = b
+            .as_object()
+            .map(|o| {
+                o.keys()
+                    .filter(|k| {
+                        !["asset", "fiat", "invoice_ids", "status", "offset", "count"].contains(&k.as_str())
+                    })
+                    .map(|k| format!("unknown {k}"))
+                    .collect()
+            })
+            .unwrap_or_else(|| vec!["the body is not an object".into()]);
+        let ids = b["invoice_ids"].as_str().unwrap_or_default();
+        if !ids.split(',').all(|i| i.parse::<u64>().is_ok()) {
+            errors.push(format!("invoice_ids must be comma-separated ids, got {}", b["invoice_ids"]));
+        }
+        if !["active", "paid"].contains(&b["status"].as_str().unwrap_or("paid")) {
+            errors.push(format!("status {}", b["status"]));
+        }
+        if b.get("count").is_some_and(|c| !c.as_u64().is_some_and(|c| (1..=1000).contains(&c))) {
+            errors.push(format!("count must be 1-1000, got {}", b["count"]));
+        }
+        if !errors.is_empty() {
+            return refuse(&s, errors);
+        }
+        let ids: Vec<String> = ids.split(',').map(str::to_string).collect();
         let items: Vec<Value> = s
             .invoices
             .lock()
@@ -47,7 +186,7 @@ async fn fake_cryptopay() -> (String, Arc<FakeCryptoPay>) {
             .filter(|i| ids.contains(&i["invoice_id"].to_string()) && i["status"] == b["status"])
             .cloned()
             .collect();
-        Json(json!({"ok": true, "result": {"items": items}}))
+        (axum::http::StatusCode::OK, Json(json!({"ok": true, "result": {"items": items}})))
     }
     let app = axum::Router::new()
         .route("/api/createInvoice", post(create))
@@ -71,10 +210,21 @@ fn signature(token: &str, body: &[u8]) -> String {
 }
 
 fn paid_update(invoice_id: i64, order: u64, amount: &str) -> String {
-    json!({"update_id": 1, "update_type": "invoice_paid", "request_date": "2026-11-26T12:00:00.000Z",
-        "payload": {"invoice_id": invoice_id, "status": "paid", "currency_type": "fiat", "fiat": "RUB",
-                    "amount": amount, "payload": format!("order:{order}"), "paid_asset": "USDT", "paid_amount": "1.1"}})
-    .to_string()
+    update(json!({"invoice_id": invoice_id, "status": "paid", "currency_type": "fiat", "fiat": "RUB",
+        "amount": amount, "payload": format!("order:{order}"), "paid_asset": "USDT", "paid_amount": "1.1"}))
+}
+
+/// An `invoice_paid` update carrying `invoice` (a paid invoice as the API documents it).
+fn update(invoice: Value) -> String {
+    let mut inv = json!({"hash": "IVhash", "created_at": "2026-11-26T11:50:00.000Z", "paid_at": "2026-11-26T12:00:00.000Z",
+        "allow_comments": false, "allow_anonymous": true, "paid_anonymously": false,
+        "bot_invoice_url": "https://t.me/CryptoBot?start=IVhash", "mini_app_invoice_url": "https://t.me/CryptoBot/app?startapp=invoice-IVhash",
+        "web_app_invoice_url": "https://app.send.tg/invoices/IVhash"});
+    for (k, v) in invoice.as_object().unwrap() {
+        inv[k] = v.clone();
+    }
+    json!({"update_id": 1, "update_type": "invoice_paid", "request_date": "2026-11-26T12:00:00.000Z", "payload": inv})
+        .to_string()
 }
 
 async fn webhook(app: &TestApp, body: &str, sig: &str) -> (u16, Value) {
@@ -154,7 +304,7 @@ async fn cryptopay_invoice_once_signed_webhook_completes_replays_change_nothing(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cryptopay_bad_webhooks_are_refused_without_changes() {
+async fn cryptopay_bad_webhooks_change_no_order() {
     let (url, _fake) = fake_cryptopay().await;
     let app = spawn_app_with(|c| {
         c.payments.cryptopay_token = Secret::new(TOKEN);
@@ -168,14 +318,14 @@ async fn cryptopay_bad_webhooks_are_refused_without_changes() {
     let bad = "{not json";
     let (code, v) = webhook(&app, bad, &signature(TOKEN, bad.as_bytes())).await;
     assert_eq!(code, 400, "{v}");
-    // An invoice for an order this shop does not have.
+    // An invoice for an order this shop does not have, or naming no order: the money was
+    // taken, so it is kept as unmatched and answered 200 (Crypto Pay stops retrying).
     let body = paid_update(5, 999_999, "100.00");
-    let (code, _) = webhook(&app, &body, &signature(TOKEN, body.as_bytes())).await;
-    assert_eq!(code, 404);
-    // A payload that names no order.
+    let (code, v) = webhook(&app, &body, &signature(TOKEN, body.as_bytes())).await;
+    assert_eq!((code, &v["reason"]), (200, &json!("unknown_order")), "{v}");
     let body = paid_update(6, id, "100.00").replace(&format!("order:{id}"), "something-else");
-    let (code, _) = webhook(&app, &body, &signature(TOKEN, body.as_bytes())).await;
-    assert_eq!(code, 400);
+    let (code, v) = webhook(&app, &body, &signature(TOKEN, body.as_bytes())).await;
+    assert_eq!((code, &v["reason"]), (200, &json!("unknown_payload")), "{v}");
     // A huge body.
     let huge = "x".repeat(200 * 1024);
     let (code, _) = webhook(&app, &huge, &signature(TOKEN, huge.as_bytes())).await;
@@ -462,5 +612,214 @@ async fn a_late_payment_for_a_sold_out_preorderable_product_offers_the_preorder(
     assert_eq!(app.store().order(offer.order_id).await.unwrap().status, OrderStatus::Prepaid);
     assert_eq!(app.store().balance(51).await.unwrap(), 0);
     assert_check(app.store()).await;
+    app.stop().await;
+}
+
+const ADMIN_CHAT: i64 = 900;
+
+async fn cryptopay_app(url: &str, tweak: impl FnOnce(&mut lavka::config::Config)) -> TestApp {
+    let url = url.to_string();
+    spawn_app_with(move |c| {
+        c.payments.cryptopay_token = Secret::new(TOKEN);
+        c.payments.cryptopay_api_url = url;
+        c.admin_ids = vec![ADMIN_CHAT];
+        tweak(c);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_webhooks_that_cannot_be_applied_are_kept_alerted_listed_and_answered_200() {
+    let (url, _fake) = fake_cryptopay().await;
+    let app = cryptopay_app(&url, |_| {}).await;
+    seed(app.store(), SMALL).await;
+    let id = reserve(&app, 8, "key").await; // 100.00 RUB
+    let order = format!("order:{id}");
+    let crypto = |inv: i64, asset: &str, amount: &str| {
+        json!({"invoice_id": inv, "status": "paid", "currency_type": "crypto", "asset": asset, "amount": amount,
+            "paid_asset": asset, "paid_amount": amount, "payload": order.clone()})
+    };
+    let fiat = |inv: i64, code: &str, amount: &str, payload: &str| {
+        json!({"invoice_id": inv, "status": "paid", "currency_type": "fiat", "fiat": code, "amount": amount,
+            "accepted_assets": "USDT,TON,BTC", "paid_asset": "USDT", "paid_amount": "1.1", "payload": payload})
+    };
+    // (invoice, what the shop makes of it)
+    let cases = [
+        (crypto(3001, "USDT", "4.43"), "mismatch"),
+        (crypto(3002, "BTC", "0.00012345"), "mismatch"),
+        (fiat(3003, "TON", "1.5", &order), "unknown_currency"),
+        (fiat(3004, "RUB", "100.00", "order:999999"), "unknown_order"),
+        (fiat(3005, "RUB", "100.00", "someone-elses-app:17"), "unknown_payload"),
+        (fiat(3006, "RUB", "100.001", &order), "bad_amount"),
+        (fiat(3007, "RUB", "0", &order), "bad_amount"),
+        (json!({"invoice_id": 3008, "status": "paid", "fiat": "RUB", "payload": order.clone()}), "malformed"),
+    ];
+    for round in 0..2 {
+        for (inv, reason) in &cases {
+            let body = update(inv.clone());
+            let (code, v) = webhook(&app, &body, &signature(TOKEN, body.as_bytes())).await;
+            assert_eq!(code, 200, "{inv}: {v}");
+            assert_eq!(v["duplicate"], json!(round == 1), "{inv}: {v}");
+            if *reason == "mismatch" {
+                assert_eq!(v["outcome"], "mismatch", "{v}");
+            } else {
+                assert_eq!((&v["unmatched"], &v["reason"]), (&json!(true), &json!(reason)), "{v}");
+            }
+        }
+    }
+    assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Reserved, "no case pays the order");
+    assert_eq!(app.store().balance(8).await.unwrap(), 0, "crypto is not credited as roubles");
+    // Everything is in the admin's list, once, with what was received.
+    let (code, list) = app.get("/admin/api/payments").await;
+    assert_eq!(code, 200);
+    let unmatched = list["unmatched"].as_array().unwrap();
+    assert_eq!(unmatched.len(), cases.len(), "{list}");
+    let find = |inv: &str| unmatched.iter().find(|u| u["external_id"] == inv).unwrap().clone();
+    let usdt = find("3001");
+    assert_eq!(
+        (&usdt["amount"], &usdt["currency"], &usdt["reason"]),
+        (&json!("4.43"), &json!("USDT"), &json!("mismatch"))
+    );
+    assert_eq!((&usdt["order_id"], &usdt["user_id"]), (&json!(id), &json!(8)));
+    assert_eq!(find("3002")["amount"], "0.00012345");
+    assert_eq!(find("3005")["payload"], "someone-elses-app:17");
+    assert_eq!(find("3008")["raw"]["invoice_id"], 3008);
+    assert_eq!(list["payments"].as_array().unwrap().len(), 2, "the two mismatches are payments of the order");
+    assert_eq!(app.get("/admin/api/stats").await.1["unmatched_payments"], cases.len());
+    // The admins are told once per payment.
+    app.drain_jobs().await;
+    let alerts = app.messenger.messages_to(ADMIN_CHAT);
+    assert_eq!(alerts.len(), cases.len(), "{alerts:#?}");
+    assert!(
+        alerts.iter().any(|a| a.contains("3004") && a.contains("order #999999 does not exist")),
+        "{alerts:#?}"
+    );
+    assert!(alerts.iter().any(|a| a.contains("3001") && a.contains("USDT")), "{alerts:#?}");
+    // `lavka check` holds (nothing is broken) and names each one as needing the owner.
+    let report = app.store().check().await.unwrap();
+    assert!(report.ok(), "{report}");
+    let warning = report.warnings.iter().find(|w| w.contains("could not be applied")).expect("a warning");
+    assert!(warning.starts_with(&format!("{} signed payment", cases.len())), "{warning}");
+    assert!(warning.contains("3004"), "{warning}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_priced_in_usdt_invoices_in_usdt_and_a_crypto_webhook_pays_it() {
+    let (url, fake) = fake_cryptopay().await;
+    let app = cryptopay_app(&url, |c| c.currency = "USDT".into()).await;
+    let cat = r#"{"currency": "USDT", "products": [{"id": "vpn", "title": "VPN", "price": "4.43"}],
+        "stock": [{"product_id": "vpn", "items": ["V1", "V2"]}]}"#;
+    let cat = lavka::catalog::parse_json(cat, lavka::domain::Currency::USDT).unwrap();
+    app.store().write(move |tx| lavka::catalog::apply(tx, &cat)).await.unwrap();
+    let id = reserve(&app, 61, "vpn").await;
+    let o = app.store().order(id).await.unwrap();
+    assert_eq!((o.amount, o.currency.as_str()), (4_430_000, "USDT"));
+    let t = app.state.payments.token(id);
+    let page =
+        app.client.get(format!("{}/pay/{id}?t={t}", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("4.43 USDT"), "{page}");
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = no_redirect.get(format!("{}/pay/{id}/cryptopay?t={t}", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 303, "{:?}", fake.refused.lock().unwrap());
+    let inv = fake.invoices.lock().unwrap()[0].clone();
+    assert_eq!(
+        (&inv["currency_type"], &inv["asset"], &inv["amount"]),
+        (&json!("crypto"), &json!("USDT"), &json!("4.43"))
+    );
+    assert!(inv.get("fiat").is_none() && inv.get("accepted_assets").is_none(), "{inv}");
+    // Crypto Pay may send numbers as JSON numbers.
+    let body = update(
+        json!({"invoice_id": inv["invoice_id"], "status": "paid", "currency_type": "crypto", "asset": "USDT",
+        "amount": 4.43, "paid_asset": "USDT", "paid_amount": 4.43, "fee_asset": "USDT", "fee_amount": 0.13,
+        "paid_usd_rate": 1.0, "payload": format!("order:{id}")}),
+    );
+    let (code, v) = webhook(&app, &body, &signature(TOKEN, body.as_bytes())).await;
+    assert_eq!((code, &v["outcome"]), (200, &json!("applied")), "{v}");
+    assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Paid);
+    assert!(fake.refused.lock().unwrap().is_empty(), "{:?}", fake.refused.lock().unwrap());
+    assert_check(app.store()).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fiat_webhook_with_json_numbers_pays_the_order() {
+    let (url, fake) = fake_cryptopay().await;
+    let app = cryptopay_app(&url, |_| {}).await;
+    seed(app.store(), SMALL).await;
+    let id = reserve(&app, 62, "sale").await; // 89.91 RUB (99.90 − 10 %)
+    let order = app.store().order(id).await.unwrap();
+    app.state.payments.cryptopay_url(&order).await.unwrap();
+    let inv = fake.invoices.lock().unwrap()[0].clone();
+    assert_eq!(
+        (&inv["currency_type"], &inv["fiat"], &inv["amount"]),
+        (&json!("fiat"), &json!("RUB"), &json!("89.91"))
+    );
+    let body = update(
+        json!({"invoice_id": inv["invoice_id"].to_string(), "status": "paid", "currency_type": "fiat",
+        "fiat": "RUB", "amount": 89.91, "paid_asset": "TON", "paid_amount": 0.3, "paid_fiat_rate": 299.7,
+        "payload": format!("order:{id}")}),
+    );
+    let (code, v) = webhook(&app, &body, &signature(TOKEN, body.as_bytes())).await;
+    assert_eq!((code, &v["outcome"]), (200, &json!("applied")), "{v}");
+    assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Paid);
+    assert!(fake.refused.lock().unwrap().is_empty());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dev_provider_is_off_in_a_public_shop_unless_set_and_then_warns_and_still_needs_the_link_token() {
+    // A public URL (or a bot, see doors.rs) with nothing else: off.
+    let app = spawn_app_with(|c| c.public_url = Some("https://shop.example.com".into())).await;
+    seed(app.store(), SMALL).await;
+    assert!(!app.state.payments.dev_enabled());
+    let id = reserve(&app, 71, "key").await;
+    let t = app.state.payments.token(id);
+    assert_eq!(
+        app.client.post(format!("{}/pay/dev/{id}?t={t}", app.base)).send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Reserved);
+    assert_eq!(app.get("/admin/api/stats").await.1["warnings"], json!([]));
+    app.stop().await;
+
+    // Explicitly on in a public shop: a warning on the admin page (and in the log at start).
+    let app = spawn_app_with(|c| {
+        c.public_url = Some("https://shop.example.com".into());
+        c.payments.dev_payments = Some(true);
+    })
+    .await;
+    seed(app.store(), SMALL).await;
+    assert!(app.state.payments.dev_enabled());
+    let warnings = app.get("/admin/api/stats").await.1["warnings"].clone();
+    assert_eq!(warnings[0]["code"], "dev_payments_public", "{warnings}");
+    let page = reqwest::get(format!("{}/assets/admin.js", app.base)).await.unwrap().text().await.unwrap();
+    assert!(page.contains("dev_payments_public"), "the admin page shows the warning");
+    // Still only with the order's link token: without or with a wrong one, nothing changes.
+    let id = reserve(&app, 72, "key").await;
+    let other = reserve(&app, 73, "key").await;
+    let wrong = app.state.payments.token(other);
+    for q in ["".to_string(), "?t=".into(), format!("?t={wrong}"), "?t=0123456789abcdef01234567".into()] {
+        for r in [
+            app.client.get(format!("{}/pay/dev/{id}{q}", app.base)).send().await.unwrap(),
+            app.client.post(format!("{}/pay/dev/{id}{q}", app.base)).send().await.unwrap(),
+        ] {
+            assert_eq!(r.status(), 404, "{q}");
+        }
+    }
+    assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Reserved);
+    assert!(app.store().payments(10).await.unwrap().is_empty());
+    // Top-up dev links too: a forged token credits nothing.
+    let link = app.state.payments.topup_url(72, 50_000);
+    let (path, _) = link.split_once('?').unwrap();
+    for q in ["", "?t=", "?t=000000000000000000000000"] {
+        assert_eq!(app.client.post(format!("{path}/dev{q}")).send().await.unwrap().status(), 404, "{q}");
+    }
+    assert_eq!(app.store().balance(72).await.unwrap(), 0);
+    // With the right token it pays (it is on, after all).
+    let t = app.state.payments.token(id);
+    let r = app.client.post(format!("{}/pay/dev/{id}?t={t}", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.store().order(id).await.unwrap().status, OrderStatus::Paid);
     app.stop().await;
 }
