@@ -212,6 +212,10 @@ impl Limiter {
                 }
                 return Ok(());
             }
+            // The cell booked before is given back (a booking's moment lies in its cell).
+            if l.cell() > 0 {
+                s.cells.remove(&b.at.div_euclid(l.cell()));
+            }
             let (cell, at) = s.free_cell(l, allowed);
             s.cells.extend(cell);
             let c = s.chats.entry(chat).or_insert(Chat::new(now));

@@ -196,3 +196,13 @@ impl TestApp {
         self.server.await.unwrap().unwrap();
     }
 }
+
+/// The `lavka_session=…` cookie a response sets (a new demo-mode customer), if any.
+pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("lavka_session="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}

@@ -18,20 +18,11 @@ fn bulk_catalogue() -> String {
     .to_string()
 }
 
-fn cookie_of(r: &reqwest::Response) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("lavka_session="))
-        .map(|v| v.split(';').next().unwrap().to_string())
-}
-
 /// A new demo customer: its cookie and id.
 async fn customer(app: &TestApp) -> (String, i64) {
     let r = reqwest::Client::new().get(format!("{}/api/me", app.base)).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let cookie = cookie_of(&r).unwrap();
+    let cookie = session_cookie(&r).unwrap();
     let me: Value = r.json().await.unwrap();
     (cookie, me["user_id"].as_i64().unwrap())
 }
@@ -152,7 +143,7 @@ async fn one_address_starts_a_bounded_number_of_demo_customers() {
     assert_eq!(available(&app, "bulk").await, 10, "a third of the stock stays on sale");
     let r = reqwest::Client::new().get(format!("{}/api/me", app.base)).send().await.unwrap();
     assert_eq!(r.status(), 429);
-    assert!(cookie_of(&r).is_none(), "no session past the bound");
+    assert!(session_cookie(&r).is_none(), "no session past the bound");
     // Behind the shop's own proxy (a loopback peer), the forwarded address is the client.
     let r = reqwest::Client::new()
         .get(format!("{}/api/me", app.base))

@@ -2,7 +2,7 @@
 //! independent HMAC, as Telegram would), demo-mode browser sessions, own orders only,
 //! reservations, the consultant over HTTP, the OpenAPI document and the admin sales stats.
 
-use crate::helpers::{SMALL, T0, TestApp, pid, seed, spawn_app, spawn_app_with};
+use crate::helpers::{SMALL, T0, TestApp, pid, seed, session_cookie, spawn_app, spawn_app_with};
 use crate::telegram::spawn_tg;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -143,15 +143,6 @@ async fn a_customer_sees_only_their_own_orders_and_the_goods_once_paid() {
     assert_eq!(get(&app.base, &format!("/api/orders/{id}"), Some(&bob)).await.0, 404);
     let (_, list) = get(&app.base, "/api/orders", Some(&anna)).await;
     assert_eq!(list["orders"][0]["id"], id);
-}
-
-fn session_cookie(r: &reqwest::Response) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("lavka_session="))
-        .map(|v| v.split(';').next().unwrap().to_string())
 }
 
 #[tokio::test]
