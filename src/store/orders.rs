@@ -154,11 +154,13 @@ pub struct HoldLimits {
 /// What `user` holds unpaid right now: live (not yet lapsed) pending orders and the stock
 /// items they hold.
 pub fn open_holds(tx: &Tx, user: UserId) -> Result<(u32, u32)> {
-    let orders = tx.tx.open_table(ORDERS)?;
-    let idx = tx.tx.open_table(ORDERS_BY_USER)?;
+    // Through the batch's shared tables: an earlier operation of the same group commit
+    // may hold them open.
+    let orders = tx.orders()?;
+    let idx = tx.orders_by_user()?;
     let (mut n, mut items) = (0u32, 0u32);
     for r in idx.range((user, 0)..=(user, u64::MAX))? {
-        let o = load_order(&orders, r?.0.value().1)?;
+        let o = load_order(&*orders, r?.0.value().1)?;
         if o.status.is_pending_payment() && o.expires_at.is_some_and(|t| t > tx.now) {
             n += 1;
             items += o.stock_item_ids.len() as u32;

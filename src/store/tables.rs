@@ -62,6 +62,7 @@ tables! {
     delivery_marks: DELIVERY_MARKS => (u64, i64),
     broadcasts: BROADCASTS => (u64, &'static [u8]),
     topups: TOPUPS => ((&'static str, &'static str), &'static [u8]),
+    unmatched_payments: UNMATCHED_PAYMENTS => ((&'static str, &'static str), &'static [u8]),
 }
 
 impl<'a> Tx<'a> {

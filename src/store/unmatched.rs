@@ -38,7 +38,7 @@ pub fn record_unmatched(tx: &Tx, mut u: UnmatchedPayment, alert: bool) -> Result
     {
         return Err(Error::bad("an unmatched payment needs a provider and a payment id"));
     }
-    let mut t = tx.tx.open_table(UNMATCHED_PAYMENTS)?;
+    let mut t = tx.unmatched_payments()?;
     let key = (u.provider.as_str(), u.external_id.as_str());
     if let Some(prior) = t.get(key)?.map(|v| decode::<UnmatchedPayment>(v.value())).transpose()? {
         return Ok(UnmatchedResult { unmatched: prior, duplicate: true });

@@ -184,3 +184,25 @@ async fn the_bot_refuses_an_order_past_the_limit_and_lists_the_open_ones() {
     assert_check(app.store()).await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_check_shares_the_tables_an_earlier_operation_of_its_group_commit_opened() {
+    // A group commit runs several operations in one transaction, whose tables stay open
+    // between them: an order created first, then the limit check of the next — as when two
+    // requests of a customer land in one batch. Done here in one operation, deterministically.
+    let app = spawn_app().await;
+    seed(app.store(), &bulk_catalogue()).await;
+    let limits = lavka::store::orders::HoldLimits { max_orders: 3, max_items: 10 };
+    let pid = lavka::domain::ProductId::parse("bulk").unwrap();
+    let holds = app
+        .store()
+        .write(move |tx| {
+            lavka::store::orders::reserve_product_for_purchase(tx, 42, &pid, 2, 900_000)?;
+            lavka::store::orders::check_hold_limits(tx, 42, 8, true, limits)?;
+            lavka::store::orders::open_holds(tx, 42)
+        })
+        .await
+        .expect("the check reads the batch's open tables");
+    assert_eq!(holds, (1, 2));
+    app.stop().await;
+}
