@@ -295,9 +295,13 @@ pub async fn require_user(State(s): State<AppState>, mut req: Request, next: Nex
         }
         Err(Refusal::Error(e)) => ApiError(e).into_response(),
         Err(Refusal::TooManySessions) => {
-            let body = serde_json::json!({"error": {"code": "too_many_sessions",
-                "message": "too many new sessions from this address; try again later"}});
-            (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "3600")], axum::Json(body)).into_response()
+            let mut r = super::error::error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sessions",
+                "too many new sessions from this address; try again later",
+            );
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("3600"));
+            r
         }
     }
 }

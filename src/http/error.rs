@@ -20,8 +20,18 @@ pub const CODES: &[(&str, u16, &str)] = &[
     ("conflict", 409, "the current state refuses the request (not on sale, not awaiting payment…)"),
     ("out_of_stock", 409, "not enough stock to reserve"),
     ("insufficient_balance", 409, "the balance does not cover the amount"),
+    (
+        "reservation_limit",
+        409,
+        "the customer already holds as many unpaid orders or reserved items as one may",
+    ),
     ("too_large", 413, "the request body is over `body_limit_bytes`"),
     ("unsupported_media_type", 415, "the body's Content-Type is not the one the route takes"),
+    (
+        "too_many_sessions",
+        429,
+        "demo mode: this address started its share of new sessions this hour (see `Retry-After`)",
+    ),
     ("internal", 500, "our fault; the cause is in the server log"),
     ("schema", 500, "the database is of a version this binary cannot use"),
     ("unavailable", 503, "temporarily unavailable (a provider, or the server); try again"),
@@ -217,6 +227,8 @@ mod tests {
             Error::conflict("x"),
             Error::OutOfStock("x".into()),
             Error::InsufficientBalance { need: 2, have: 1 },
+            crate::error::Conflict::ReservationLimit { orders: 3, items: 3, max_orders: 3, max_items: 10 }
+                .into(),
             Error::Unauthorized,
             Error::storage("x"),
             Error::Unavailable("x".into()),

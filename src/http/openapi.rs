@@ -147,6 +147,11 @@ pub fn document(routes: &[Route], mode: Mode) -> utoipa::openapi::OpenApi {
             }
             integer_path_params_as_digits(op);
             add_common_responses(op, guard.is_some_and(|g| g != Guard::Public));
+            if guard == Some(Guard::Customer) && mode.demo {
+                op.responses.responses.entry("429".into()).or_insert_with(|| {
+                    error_response("Too many new demo sessions from this address this hour (`Retry-After`)")
+                });
+            }
         }
     }
     api
