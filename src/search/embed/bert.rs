@@ -2,8 +2,11 @@
 //!
 //! Weights come from an [`E5s1`] file. The word-embedding table stays in its
 //! 4-bit blocks (≈54 MB) and only the rows of the tokens being embedded are
-//! dequantised; every encoder matrix is dequantised to f32 once at load and
-//! stored transposed (`[in, out]`), with q/k/v fused into one `[h, 3h]` matrix.
+//! dequantised; every encoder matrix is dequantised once at load, rounded to
+//! bfloat16 (≈42 MB instead of 84 MB of f32: a short query's projections are
+//! bound by memory bandwidth, and the 4-bit source values lose next to nothing)
+//! and stored transposed (`[in, out]`), with q/k/v fused into one `[h, 3h]`
+//! matrix. Long batches widen each matrix to f32 for candle's GEMM per call.
 //!
 //! A batch is processed packed: the tokens of all texts form one
 //! `[tokens, hidden]` matrix, so each projection is a single candle matmul
@@ -18,21 +21,61 @@ use candle_core::{DType, Device, Tensor};
 
 use super::e5s1::{Config, E5s1, Q4_BLOCK, Q4_BLOCK_BYTES, RawTensor, dequant_q4_into};
 use super::error::{Error, Result, format_err};
+use super::kernels::{bf16, to_bf16};
 use super::ops::{AddNorm, Attention, BiasGelu, SmallMatmul, layer_norm_row};
 
 /// Up to this many tokens in a forward pass, projections use [`SmallMatmul`]
 /// instead of candle's GEMM (measured crossover: ~90 tokens on 2 cores).
 const SMALL_ROWS: usize = 80;
 
+/// A `[k, n]` row-major weight matrix in bfloat16.
+struct Matrix {
+    w: Vec<u16>,
+    k: usize,
+    n: usize,
+}
+
+impl Matrix {
+    /// The `[out, in]` f32 values, stored transposed as `[in, out]`.
+    fn transposed(v: &[f32], out: usize, inp: usize) -> Matrix {
+        let mut w = vec![0u16; v.len()];
+        for (o, row) in v.chunks_exact(inp).enumerate() {
+            for (i, x) in row.iter().enumerate() {
+                w[i * out + o] = to_bf16(*x);
+            }
+        }
+        Matrix { w, k: inp, n: out }
+    }
+
+    /// Matrices of the same `k` side by side: `[k, n1 + n2 + …]`.
+    fn concat(parts: &[Matrix]) -> Matrix {
+        let k = parts.first().map_or(0, |m| m.k);
+        let n: usize = parts.iter().map(|m| m.n).sum();
+        let mut w = Vec::with_capacity(k * n);
+        for r in 0..k {
+            for m in parts {
+                w.extend_from_slice(&m.w[r * m.n..(r + 1) * m.n]);
+            }
+        }
+        Matrix { w, k, n }
+    }
+
+    /// The matrix as an f32 tensor, for candle's GEMM.
+    fn tensor(&self, device: &Device) -> Result<Tensor> {
+        let v: Vec<f32> = self.w.iter().map(|&b| bf16(b)).collect();
+        Ok(Tensor::from_vec(v, (self.k, self.n), device)?)
+    }
+}
+
 struct Layer {
-    wqkv: Tensor,
+    wqkv: Matrix,
     bqkv: Vec<f32>,
-    wo: Tensor,
+    wo: Matrix,
     bo: Vec<f32>,
     ln1: (Vec<f32>, Vec<f32>),
-    wi: Tensor,
+    wi: Matrix,
     bi: Vec<f32>,
-    wf: Tensor,
+    wf: Matrix,
     bf: Vec<f32>,
     ln2: (Vec<f32>, Vec<f32>),
 }
@@ -57,7 +100,6 @@ pub struct Bert {
 /// Pulls named tensors out of a parsed file, checking element counts.
 struct Weights<'a> {
     tensors: &'a mut std::collections::HashMap<String, RawTensor>,
-    device: Device,
 }
 
 impl Weights<'_> {
@@ -74,10 +116,9 @@ impl Weights<'_> {
     }
 
     /// `[out, in]` matrix from the file, returned transposed as `[in, out]`.
-    fn matrix_t(&mut self, name: &str, out: usize, inp: usize) -> Result<Tensor> {
+    fn matrix_t(&mut self, name: &str, out: usize, inp: usize) -> Result<Matrix> {
         let v = self.raw(name, out * inp)?.to_f32();
-        let t = Tensor::from_vec(v, (out, inp), &self.device)?;
-        Ok(t.t()?.contiguous()?)
+        Ok(Matrix::transposed(&v, out, inp))
     }
 
     fn ln(&mut self, prefix: &str, len: usize) -> Result<(Vec<f32>, Vec<f32>)> {
@@ -102,7 +143,7 @@ impl Bert {
             return Err(Error::Unsupported(format!("hidden size {h} is not a multiple of {Q4_BLOCK}")));
         }
         let device = Device::Cpu;
-        let mut w = Weights { tensors, device: device.clone() };
+        let mut w = Weights { tensors };
         let word = w.raw("emb.word", cfg.vocab * h)?;
         let word = match word.dtype {
             super::e5s1::DType::Q4 => Word::Q4(word.data),
@@ -118,7 +159,7 @@ impl Bert {
             let q = w.matrix_t(&p("q.w"), h, h)?;
             let k = w.matrix_t(&p("k.w"), h, h)?;
             let v = w.matrix_t(&p("v.w"), h, h)?;
-            let wqkv = Tensor::cat(&[&q, &k, &v], 1)?;
+            let wqkv = Matrix::concat(&[q, k, v]);
             let bqkv = [w.vector(&p("q.b"), h)?, w.vector(&p("k.b"), h)?, w.vector(&p("v.b"), h)?].concat();
             layers.push(Layer {
                 wqkv,
@@ -205,24 +246,28 @@ impl Bert {
         let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
         let mut x = self.embeddings(seqs)?;
         for l in &self.layers {
-            let qkv = linear(&x, &l.wqkv)?;
+            let qkv = self.linear(&x, &l.wqkv)?;
             let ctx =
                 qkv.apply_op1_no_bwd(&Attention { bias: &l.bqkv, lens: &lens, heads: self.cfg.heads })?;
-            let a = linear(&ctx, &l.wo)?;
+            let a = self.linear(&ctx, &l.wo)?;
             a.inplace_op2(&x, &AddNorm { bias: &l.bo, w: &l.ln1.0, b: &l.ln1.1, eps })?;
-            let inter = linear(&a, &l.wi)?;
+            let inter = self.linear(&a, &l.wi)?;
             inter.inplace_op1(&BiasGelu { bias: &l.bi })?;
-            let out = linear(&inter, &l.wf)?;
+            let out = self.linear(&inter, &l.wf)?;
             out.inplace_op2(&a, &AddNorm { bias: &l.bf, w: &l.ln2.0, b: &l.ln2.1, eps })?;
             x = out;
         }
         Ok(x)
     }
-}
 
-/// `x · w` (no bias): a streaming kernel for few rows, candle's GEMM otherwise.
-fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if x.dim(0)? <= SMALL_ROWS { Ok(x.apply_op2_no_bwd(w, &SmallMatmul)?) } else { Ok(x.matmul(w)?) }
+    /// `x · w` (no bias): a streaming kernel for few rows, candle's GEMM otherwise.
+    fn linear(&self, x: &Tensor, w: &Matrix) -> Result<Tensor> {
+        if x.dim(0)? <= SMALL_ROWS {
+            Ok(x.apply_op1_no_bwd(&SmallMatmul { w: &w.w, n: w.n })?)
+        } else {
+            Ok(x.matmul(&w.tensor(&self.device)?)?)
+        }
+    }
 }
 
 /// Mean over each sequence's rows of the packed hidden state, then L2 norm.

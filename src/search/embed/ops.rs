@@ -12,7 +12,7 @@
 //! Work is split over rayon's pool by rows (or by sequence × head); the
 //! numeric loops live in [`super::kernels`].
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, InplaceOp1, InplaceOp2, Layout, Result, Shape, bail};
+use candle_core::{CpuStorage, CustomOp1, InplaceOp1, InplaceOp2, Layout, Result, Shape, bail};
 use rayon::prelude::*;
 
 /// Elements per parallel task, at least (smaller work runs on one thread).
@@ -113,30 +113,29 @@ pub fn layer_norm_row(row: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
     super::kernels::run::add_norm(row, &zeros, &zeros, w, b, eps);
 }
 
-/// `x [m, k] · w [k, n]` for few rows `m`, streaming `w` once in memory
-/// order. The `k` range is split over the thread pool and the partial sums
-/// added. For a short query this is bound by memory bandwidth; a general GEMM
-/// (16-row tiles, packing `w` on every call) was several times slower here.
-pub struct SmallMatmul;
+/// `x [m, k] · w [k, n]` for few rows `m`, `w` in bfloat16 (row-major
+/// `[k, n]`), streaming `w` once in memory order. The `k` range is split over
+/// the thread pool and the partial sums added. For a short query this is bound
+/// by memory bandwidth, which is why `w` is 16-bit: half the bytes of f32 (a
+/// general GEMM, 16-row tiles packing `w` on every call, was several times
+/// slower here).
+pub struct SmallMatmul<'a> {
+    pub w: &'a [u16],
+    pub n: usize,
+}
 
-impl CustomOp2 for SmallMatmul {
+impl CustomOp1 for SmallMatmul<'_> {
     fn name(&self) -> &'static str {
         "small-matmul"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
-        let (Ok((m, k)), Ok((k2, n))) = (l1.shape().dims2(), l2.shape().dims2()) else {
-            bail!("small-matmul: expects two matrices");
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, w, n) = (slice(s, l, self.name())?, self.w, self.n);
+        let Ok((m, k)) = l.shape().dims2() else {
+            bail!("small-matmul: expects a matrix");
         };
-        if k != k2 || k == 0 {
-            bail!("small-matmul: inner dimensions {k} and {k2} differ");
+        if k == 0 || n == 0 || w.len() != k * n {
+            bail!("small-matmul: {} weights for a [{k}, {n}] matrix", w.len());
         }
         let parts = if m * k * n < 16 * MIN_TASK { 1 } else { rayon::current_num_threads().clamp(1, 8) };
         let per = k.div_ceil(parts).next_multiple_of(4);

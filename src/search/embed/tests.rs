@@ -365,3 +365,26 @@ fn real_truncated_file_is_an_error() {
         assert!(err.is_some(), "truncated at {cut} parsed");
     }
 }
+
+// ---------------------------------------------------------------- bfloat16 weights
+
+#[test]
+fn bf16_rounds_to_nearest_even_and_round_trips() {
+    use super::kernels::{bf16, to_bf16};
+    for v in [0.0f32, -0.0, 1.0, -2.5, 0.15625, 2f32.powi(127), f32::INFINITY, f32::NEG_INFINITY] {
+        assert_eq!(bf16(to_bf16(v)).to_bits(), v.to_bits(), "{v} is a bfloat16 and must survive");
+    }
+    assert!(bf16(to_bf16(f32::NAN)).is_nan());
+    // 1 + 2^-8 is halfway between 1 and the next bfloat16 (1 + 2^-7): ties go to even (1).
+    assert_eq!(bf16(to_bf16(1.0 + 2f32.powi(-8))), 1.0);
+    // Just above halfway rounds up; 1 + 3·2^-8 (halfway, odd below) rounds up to even.
+    assert_eq!(bf16(to_bf16(1.0 + 2f32.powi(-8) + 2f32.powi(-20))), 1.0 + 2f32.powi(-7));
+    assert_eq!(bf16(to_bf16(1.0 + 3.0 * 2f32.powi(-8))), 1.0 + 2.0 * 2f32.powi(-7));
+    // Relative error at most half a unit in the 8-bit significand (2^-8) over a spread of magnitudes.
+    let mut x = 1.0e-6f32;
+    while x < 1.0e6 {
+        let r = bf16(to_bf16(x));
+        assert!(((r - x) / x).abs() <= 2f32.powi(-8), "{x} → {r}");
+        x *= 1.37;
+    }
+}
