@@ -58,10 +58,21 @@ impl Doors {
 }
 
 async fn shop(ai: AiConfig) -> Shop {
+    shop_with(ai, false).await
+}
+
+/// The shop over the demo catalogue; `model`: hybrid search with the embedding model.
+async fn shop_with(ai: AiConfig, model: bool) -> Shop {
     let t = test_store();
     let cat = catalog::parse_json(catalog::DEMO_CATALOG, Currency::RUB).unwrap();
     t.store.write(move |tx| catalog::apply(tx, &cat)).await.unwrap();
-    let search = Search::open(&t.dir.path().join("index"), t.store.clone(), None).await.unwrap();
+    let embedder = if model {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        Some(lavka::search::model::load_e5(&root.join("models"), true).await.expect("the embedding model"))
+    } else {
+        None
+    };
+    let search = Search::open(&t.dir.path().join("index"), t.store.clone(), embedder).await.unwrap();
     search.refresh().await.unwrap();
     let history_turns = ai.history_turns;
     let c = Consultant::new(Setup {
@@ -170,6 +181,29 @@ async fn offline_english_more_cheaper_balance_and_nonsense() {
     assert!(none.text.contains("couldn't find"), "{}", none.text);
     let hi = s.c.answer(&me, "").await.unwrap();
     assert!(hi.text.contains("Hello"), "{}", hi.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_model_loaded_an_unrelated_request_is_told_nothing_was_found_not_shown_products() {
+    let s = shop_with(AiConfig::default(), true).await;
+    for (lang, q, says) in [
+        (Lang::Ru, "zzzxxqq непонятное", "Ничего подходящего не нашлось"),
+        (Lang::Ru, "ремонт холодильника", "Ничего подходящего не нашлось"),
+        (Lang::En, "qwertyuiop123", "couldn't find"),
+    ] {
+        let me = Customer { lang, ..customer(30) };
+        let r = s.c.answer(&me, q).await.unwrap();
+        assert!(r.text.contains(says), "{q}: {}", r.text);
+        let offers: Vec<Callback> = callbacks(&r)
+            .into_iter()
+            .filter(|c| matches!(c, Callback::Buy(_) | Callback::Product(_) | Callback::PreOrder(_)))
+            .collect();
+        assert!(offers.is_empty(), "{q}: no product is offered, got {offers:?}");
+        assert!(r.offer.is_none());
+    }
+    // A real request in the same shop still finds its product.
+    let r = s.c.answer(&customer(31), "ключ для windows 11").await.unwrap();
+    assert!(r.text.contains("Windows 11"), "{}", r.text);
 }
 
 #[tokio::test]
