@@ -82,7 +82,10 @@ impl Default for StoreOptions {
 /// A write transaction as operations see it: the redb transaction, the batch's "now", and
 /// a flag for the queue's wake-up.
 pub struct Tx<'a> {
-    pub(crate) tx: &'a WriteTransaction,
+    /// Private to the store: operations open tables through the batch's shared accessors
+    /// (`tables`), since a second `open_table` of a table an earlier operation of the same
+    /// group commit holds fails with `TableAlreadyOpen`.
+    tx: &'a WriteTransaction,
     pub(crate) now: Millis,
     pub(crate) enqueued: Cell<bool>,
     pub(crate) products_changed: Cell<bool>,

@@ -3,10 +3,11 @@
 //! Weights come from an [`E5s1`] file. The word-embedding table stays in its
 //! 4-bit blocks (≈54 MB) and only the rows of the tokens being embedded are
 //! dequantised; every encoder matrix is dequantised once at load, rounded to
-//! bfloat16 (≈42 MB instead of 84 MB of f32: a short query's projections are
-//! bound by memory bandwidth, and the 4-bit source values lose next to nothing)
+//! bfloat16 (≈42 MB instead of 84 MB of f32; short queries stream half the
+//! bytes, and the 4-bit source values lose next to nothing)
 //! and stored transposed (`[in, out]`), with q/k/v fused into one `[h, 3h]`
-//! matrix. Long batches widen each matrix to f32 for candle's GEMM per call.
+//! matrix. Long batches (indexing) widen each matrix to f32 for candle's GEMM
+//! per call: a copy that is small next to the GEMM, and keeps no f32 copy resident.
 //!
 //! A batch is processed packed: the tokens of all texts form one
 //! `[tokens, hidden]` matrix, so each projection is a single candle matmul
