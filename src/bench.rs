@@ -2,6 +2,9 @@
 //! print numbers; tests never assert on them.
 
 pub mod bot_api;
+pub mod conversations;
+pub mod gemini_shape;
+pub mod standin;
 mod telegram;
 
 pub use telegram::telegram;

@@ -176,6 +176,22 @@ pub enum BenchKind {
         #[arg(long, default_value_t = 50)]
         queries: usize,
     },
+    /// Scripted customers (typed messages, buttons pressed by their label) against the
+    /// consultant, each with a goal checked by code: the share met within 3 messages, the
+    /// messages it took, wrong offers, replies in the wrong language, failed transcripts.
+    /// Defaults: the shipped scripts (the demo catalogue and `tests/fixtures/hard`), the
+    /// embedding model loaded (fetched if missing), the offline consultant.
+    Conversations {
+        /// Scripts file (`{"catalogs": {name: "demo" | path}, "customers": [...]}`).
+        #[arg(long)]
+        scripts: Option<PathBuf>,
+        /// The consultant's model path, answered by a local Gemini stand-in.
+        #[arg(long)]
+        stand_in: bool,
+        /// Without the embedding model (keyword search only).
+        #[arg(long)]
+        keywords_only: bool,
+    },
     /// Search quality (hit@1, hit@3, MRR) of a labelled query set on a catalogue, in a
     /// temporary data dir. Defaults: the demo catalogue and the shipped query set.
     SearchQuality {
@@ -333,6 +349,19 @@ async fn run(cli: Cli, cfg: anyhow::Result<Config>) -> anyhow::Result<ExitCode> 
                 }
                 BenchKind::Search { products, queries } => {
                     crate::bench::search(products, queries, &cfg).await?
+                }
+                BenchKind::Conversations { scripts, stand_in, keywords_only } => {
+                    use crate::bench::conversations as c;
+                    let (s, base) = match scripts {
+                        Some(p) => c::load(&p)?,
+                        None => (
+                            serde_json::from_str(c::SHIPPED)?,
+                            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/bench")),
+                        ),
+                    };
+                    let brain = if stand_in { c::Brain::StandIn } else { c::Brain::Offline };
+                    let model = (!keywords_only).then_some(cfg.model_dir.as_path());
+                    c::run(&s, &base, brain, model, cfg.model_fetch).await?
                 }
                 BenchKind::SearchQuality { catalog, queries, dump } => {
                     crate::bench::search_quality(

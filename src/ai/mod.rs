@@ -11,7 +11,7 @@ pub mod gemini;
 pub mod llm;
 pub mod thinking;
 
-pub use consultant::{Consultant, Setup, detect_lang};
+pub use consultant::{Consultant, Setup, detect_lang, message_lang};
 
 /// The order a list of products is shown in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +24,7 @@ pub enum Sort {
 /// The use case the consultant chose.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
+    /// A greeting or "what can you do?": what the shop does and its categories.
     Greeting,
     Orders,
     Balance,
@@ -45,6 +46,11 @@ pub enum Action {
     PreOrder(ProductId),
     /// The customer agreed to the pre-order they were asked about.
     ConfirmPreOrder(ProductId),
+    /// The customer asked for this product, which is off sale or sold out: say so and
+    /// show the closest alternatives, reserving nothing.
+    Unavailable(ProductId),
+    /// "Cheaper" when nothing matching the need costs less than this product.
+    NoCheaper(ProductId),
     /// Ask what the customer wants to buy.
     AskWhat,
     /// Nothing to do beyond the model's words.

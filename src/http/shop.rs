@@ -477,6 +477,7 @@ fn customer(s: &AppState, user: &WebUser, lang: Option<&str>) -> Customer {
         user_id: user.id,
         chat_id: user.id,
         lang,
+        lang_told: true,
         first_name: user.first_name.clone(),
         door: Door::Web,
     }

@@ -11,6 +11,7 @@ pub mod embed;
 pub mod eval;
 pub mod keyword;
 pub mod model;
+pub mod names;
 pub mod query;
 pub mod sound;
 pub mod vectors;
@@ -60,6 +61,8 @@ pub struct Hit {
 #[derive(Clone, Debug)]
 struct Meta {
     title: String,
+    /// The English title, when the catalogue has one (else empty).
+    title_en: String,
     active: bool,
     /// The quantities its title names (variants differ in them).
     quantities: Vec<query::Quantity>,
@@ -265,6 +268,7 @@ impl Search {
             .map(|p| {
                 let m = Meta {
                     title: p.title.clone(),
+                    title_en: p.en.as_ref().and_then(|e| e.title.clone()).unwrap_or_default(),
                     active: p.active,
                     quantities: query::parse(&p.title).quantities,
                     preorder: p.lead_minutes().is_some(),
@@ -526,6 +530,26 @@ impl Search {
             }
         }
         Ok(kw)
+    }
+
+    /// The products `text` names ([`names`]), on sale or not, with whether each is on sale;
+    /// ordered by id.
+    pub fn named(&self, text: &str) -> Result<Vec<(ProductId, bool)>> {
+        let words = names::content_words(&bounded(text));
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let meta = self.inner.meta.read().map_err(|_| Error::internal("search lock"))?;
+        let mut out: Vec<(ProductId, bool)> = meta
+            .iter()
+            .filter(|(_, m)| {
+                names::names(&words, &m.title)
+                    || (!m.title_en.is_empty() && names::names(&words, &m.title_en))
+            })
+            .filter_map(|(id, m)| ProductId::parse(id).ok().map(|id| (id, m.active)))
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     /// The raw lists of a query as the hybrid fuses them (for calibration).

@@ -183,6 +183,10 @@ pub fn parse(text: &str) -> Parsed {
             out.quantities.push(Quantity { value: 12, unit: Unit::Months });
         } else if t == "полгода" || (t == "half" && toks.get(i + 1).is_some_and(|n| year_word(n))) {
             out.quantities.push(Quantity { value: 6, unit: Unit::Months });
+        } else if matches!(t, "месяц" | "month" | "monthly" | "месячная" | "месячный" | "месячную")
+        {
+            // "на месяц", "for a month": one month.
+            out.quantities.push(Quantity { value: 1, unit: Unit::Months });
         } else if t == "квартал" || t == "quarter" {
             out.quantities.push(Quantity { value: 3, unit: Unit::Months });
         }
@@ -237,6 +241,7 @@ mod tests {
             assert_eq!(q(t), vec![(12, Unit::Months)], "{t}");
         }
         assert_eq!(q("на 2 года"), vec![(24, Unit::Months)]);
+        assert_eq!(q("фотошоп на месяц"), vec![(1, Unit::Months)]);
         assert_eq!(q("3 месяца"), vec![(3, Unit::Months)]);
         assert_eq!(q("полгода"), vec![(6, Unit::Months)]);
         assert_eq!(q("365 дней"), vec![(12, Unit::Months)]);

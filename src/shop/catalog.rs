@@ -256,6 +256,58 @@ impl Shop {
         Ok(Reply::with(text, rows))
     }
 
+    /// A greeting or "what can you do?" in a conversation: what the shop does, and its
+    /// categories as buttons.
+    pub async fn welcome(&self, c: &Customer) -> Result<Reply> {
+        let l = self.loc(c.lang);
+        let shelves = self.shelves(c.lang).await?;
+        let names: Vec<String> = shelves.iter().map(|s| s.name.clone()).filter(|n| !n.is_empty()).collect();
+        let mut r = self.start(c);
+        r.text = r.text.para(t::what_we_sell(&l, &names));
+        let count = shelves.len();
+        let mut rows: Vec<Vec<Button>> = shelves
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.name.is_empty() && count > 1)
+            .take(PAGE)
+            .map(|(i, s)| {
+                vec![Button::callback(
+                    format!("{} ({})", t::short(&s.name, 40), s.items.len()),
+                    Callback::Catalog { cat: (i + 1) as u16, page: 0 },
+                )]
+            })
+            .collect();
+        rows.append(&mut r.buttons);
+        r.buttons = rows;
+        Ok(r)
+    }
+
+    /// A product the customer asked for that cannot be had: off sale or sold out, said
+    /// plainly, with the closest alternatives that can; nothing is reserved.
+    pub async fn unavailable(&self, c: &Customer, conv: &mut Conversation, id: &ProductId) -> Result<Reply> {
+        let l = self.loc(c.lang);
+        let p = match self.store().product(id.clone()).await {
+            Ok(p) => p,
+            Err(Error::NotFound(_)) => return Ok(Reply::text(t::not_found(&l))),
+            Err(e) => return Err(e),
+        };
+        if !p.active {
+            let title = p.title_in(c.lang == Lang::En).to_string();
+            let ids = self.similar(&title, &p.id).await?;
+            let r = self.show(c, conv, &title, ids, 0, Sort::Relevance).await?;
+            let alternatives = r.callbacks().any(|cb| matches!(cb, Callback::Product(_)));
+            return Ok(if alternatives {
+                Reply { text: t::off_sale(&l, &title).para(t::similar(&l)).para(r.text), ..r }
+            } else {
+                Reply::text(t::off_sale(&l, &title))
+            });
+        }
+        match self.store().availability(id.clone()).await?.sale() {
+            Sale::SoldOut => self.sold_out(c, conv, &p).await,
+            _ => self.card(c, conv, id).await,
+        }
+    }
+
     /// More results of the last search.
     pub async fn more(&self, c: &Customer, conv: &mut Conversation) -> Result<Reply> {
         let Some(q) = conv.last_query.clone() else {

@@ -47,13 +47,15 @@ pub struct Customer {
     /// Where replies go (the Telegram chat; equal to `user_id` in private chats).
     pub chat_id: i64,
     pub lang: Lang,
+    /// `lang` is the customer's own (their client's or chosen), not the shop's default.
+    pub lang_told: bool,
     pub first_name: Option<String>,
     pub door: Door,
 }
 
 impl Customer {
     pub fn new(user_id: UserId, lang: Lang, door: Door) -> Customer {
-        Customer { user_id, chat_id: user_id, lang, first_name: None, door }
+        Customer { user_id, chat_id: user_id, lang, lang_told: true, first_name: None, door }
     }
 }
 
@@ -155,6 +157,8 @@ impl Shop {
     pub async fn press(&self, c: &Customer, cb: &Callback) -> Result<Reply> {
         let mut conv = self.inner.store.conversation(c.user_id).await?;
         let before = conv.clone();
+        // A press answers in the language the customer has been writing in.
+        let c = &self.in_conversation_lang(c, &conv);
         let reply = match cb.unwrap_in_place().0 {
             Callback::InPlace(_) => Reply::text(t::button_outdated(&self.loc(c.lang))),
             Callback::Product(id) => self.card(c, &mut conv, id).await?,
@@ -179,9 +183,21 @@ impl Shop {
     /// model gave any) come first, then what the code established.
     pub async fn converse(&self, c: &Customer, text: &str) -> Result<Reply> {
         let text: String = text.trim().chars().take(MAX_INPUT).collect();
-        let lang = crate::ai::detect_lang(&text).unwrap_or(c.lang);
-        let c = &Customer { lang, ..c.clone() };
         let mut conv = self.inner.store.conversation(c.user_id).await?;
+        // The conversation's language is the customer's: the words of this message, else
+        // the language they have been writing in, else their client's.
+        let known = match conv.lang {
+            Some(l) if c.door != Door::Web => Some(l),
+            _ => c.lang_told.then_some(c.lang),
+        };
+        let lang = crate::ai::message_lang(&text)
+            .or(known)
+            .or_else(|| crate::ai::detect_lang(&text))
+            .unwrap_or(c.lang);
+        if c.door != Door::Web {
+            conv.lang = Some(lang);
+        }
+        let c = &Customer { lang, ..c.clone() };
         let d = self.inner.consultant.decide(c.user_id, c.first_name.as_deref(), lang, &conv, &text).await?;
         let asked = d.action.clone();
         let mut r = self.perform(c, &mut conv, d.action, &text).await?;
@@ -214,11 +230,29 @@ impl Shop {
         Ok(r)
     }
 
+    /// `c` speaking the conversation's language (the web shop keeps its own switch).
+    fn in_conversation_lang(&self, c: &Customer, conv: &Conversation) -> Customer {
+        match conv.lang {
+            Some(lang) if c.door != Door::Web => Customer { lang, ..c.clone() },
+            _ => c.clone(),
+        }
+    }
+
+    /// Remembers the language a customer chose (`/lang`) as the conversation's.
+    pub async fn set_lang(&self, user: UserId, lang: Lang) -> Result<()> {
+        let mut conv = self.inner.store.conversation(user).await?;
+        if conv.lang != Some(lang) {
+            conv.lang = Some(lang);
+            self.save(user, conv).await?;
+        }
+        Ok(())
+    }
+
     /// Runs the use case the consultant chose.
     async fn perform(&self, c: &Customer, conv: &mut Conversation, a: Action, text: &str) -> Result<Reply> {
         let l = self.loc(c.lang);
         Ok(match a {
-            Action::Greeting => self.start(c),
+            Action::Greeting => self.welcome(c).await?,
             Action::Orders => self.my_orders(c).await?,
             Action::Balance => self.balance(c).await?,
             Action::TopUp(n) => self.topup(c, n).await?,
@@ -235,6 +269,11 @@ impl Shop {
             }
             // Consent is asked by code before a pre-order is created.
             Action::ConfirmPreOrder(id) => self.preorder_consent(c, conv, &id).await?,
+            Action::Unavailable(id) => self.unavailable(c, conv, &id).await?,
+            Action::NoCheaper(id) => {
+                let card = self.card(c, conv, &id).await?;
+                Reply { text: t::no_cheaper(&l).para(card.text), ..card }
+            }
             Action::AskWhat => Reply::text(t::ask_what(&l)),
             Action::Say => Reply::default(),
         })
@@ -268,6 +307,7 @@ fn kept(asked: &Action, r: &Reply) -> bool {
             !hits.is_empty() && r.callbacks().any(|cb| matches!(cb, Callback::Product(p) if hits.contains(p)))
         }
         Action::AskWhat => false,
+        Action::Unavailable(_) | Action::NoCheaper(_) => true,
         Action::Card(_)
         | Action::Greeting
         | Action::Orders

@@ -106,7 +106,7 @@ impl Shop {
         }
     }
 
-    async fn sold_out(
+    pub(super) async fn sold_out(
         &self,
         c: &Customer,
         conv: &mut Conversation,
@@ -115,8 +115,8 @@ impl Shop {
         let l = self.loc(c.lang);
         let title = p.title_in(c.lang == Lang::En).to_string();
         let ids = self.similar(&title, &p.id).await?;
+        // The focus moves to the first alternative shown: "да" then buys what can be had.
         let mut r = self.show(c, conv, &title, ids, 0, Sort::Relevance).await?;
-        conv.focus = Some(p.id.clone());
         let buyable = r.callbacks().any(|cb| matches!(cb, Callback::Buy(_) | Callback::PreOrder(_)));
         r = if buyable {
             Reply { text: t::sold_out(&l, &title).para(t::similar(&l)).para(r.text), ..r }

@@ -40,6 +40,10 @@ pub struct Conversation {
     /// The product the last answer was about (for "buy it", "да").
     #[serde(default)]
     pub focus: Option<ProductId>,
+    /// The language the customer writes in (or chose with `/lang`): replies to their
+    /// button presses and messages without words of either language keep to it.
+    #[serde(default)]
+    pub lang: Option<crate::texts::Lang>,
 }
 
 impl super::codec::Record for Conversation {

@@ -311,9 +311,15 @@ impl Store {
         .await
     }
 
-    /// The language code a user reads: the one chosen with `/lang`, else Telegram's.
+    /// A customer's language code: the one of their conversation (what they write in or
+    /// chose last), else the one chosen with `/lang`, else their Telegram client's.
     pub async fn lang_code(&self, id: UserId) -> Result<Option<String>> {
         self.read(move |rtx, _| {
+            let conv: Option<super::conversations::Conversation> =
+                rtx.open_table(CONVERSATIONS)?.get(id)?.map(|v| decode(v.value())).transpose()?;
+            if let Some(l) = conv.and_then(|c| c.lang) {
+                return Ok(Some(l.code().to_string()));
+            }
             let tu: Option<TelegramUser> =
                 rtx.open_table(TELEGRAM_USERS)?.get(id)?.map(|v| decode(v.value())).transpose()?;
             if let Some(l) = tu.and_then(|t| t.lang) {

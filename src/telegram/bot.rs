@@ -21,6 +21,9 @@ pub struct Ctx {
     pub user_id: i64,
     pub chat_id: i64,
     pub lang: Lang,
+    /// `lang` is the customer's (their conversation's, chosen, or their client's), not
+    /// the shop's default.
+    pub lang_told: bool,
     pub first_name: String,
     pub private: bool,
     /// The message a catalogue button was pressed on: the answer replaces it.
@@ -34,6 +37,7 @@ impl Ctx {
             user_id: self.user_id,
             chat_id: self.chat_id,
             lang: self.lang,
+            lang_told: self.lang_told,
             first_name: Some(self.first_name.clone()).filter(|n| !n.trim().is_empty()),
             door: Door::Telegram { private: self.private },
         }
@@ -142,11 +146,14 @@ impl Telegram {
             .write(move |tx| crate::store::telegram::touch_user(tx, user_id, &info, chat))
             .await?;
         let code = tu.lang.as_deref().or(user.lang.as_deref());
+        // The language the customer writes in (or chose last) outranks the client's.
+        let talked = self.store().conversation(user_id).await?.lang;
         Ok(Ctx {
             update_id,
             user_id,
             chat_id,
-            lang: Lang::pick(code, self.settings().default_lang),
+            lang: talked.unwrap_or_else(|| Lang::pick(code, self.settings().default_lang)),
+            lang_told: talked.is_some() || code.is_some(),
             first_name: from.first_name.clone(),
             private,
             edit: None,

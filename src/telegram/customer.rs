@@ -14,6 +14,7 @@ impl Telegram {
         };
         let (user, code) = (c.user_id, l.code().to_string());
         self.store().write(move |tx| crate::store::telegram::set_lang(tx, user, Some(&code))).await?;
+        self.shop().set_lang(user, l).await?;
         let c2 = Ctx { lang: l, ..c.clone() };
         self.reply(&c2, t::lang_set(&c2.loc(self))).await
     }

@@ -276,6 +276,32 @@ pub fn sold_out(l: &Loc, title: &str) -> Rich {
     }
 }
 
+pub fn off_sale(l: &Loc, title: &str) -> Rich {
+    match l.lang {
+        Lang::Ru => Rich::new().t("«").b(title).t("» сейчас не продаётся."),
+        Lang::En => Rich::new().b(title).t(" is not on sale right now."),
+    }
+}
+
+pub fn no_cheaper(l: &Loc) -> Rich {
+    Rich::from(l.s(
+        "Дешевле из подходящего ничего нет — это самый доступный вариант:",
+        "Nothing that fits costs less — this is the most affordable option:",
+    ))
+}
+
+/// What the shop sells, for a greeting or "what can you do?".
+pub fn what_we_sell(l: &Loc, categories: &[String]) -> Rich {
+    if categories.is_empty() {
+        return Rich::new();
+    }
+    let cats = categories.join(", ");
+    Rich::from(l.s(
+        &format!("Я подберу товар, покажу цену и наличие, оформлю покупку или предзаказ. Разделы: {cats}."),
+        &format!("I can find a product, tell its price and stock, and take the order or a pre-order. Categories: {cats}."),
+    ))
+}
+
 pub fn similar(l: &Loc) -> Rich {
     Rich::from(l.s("Похожие товары:", "Similar products:"))
 }

@@ -14,7 +14,8 @@ pub use rich::{Rich, Span, esc};
 use crate::domain::{Currency, Millis};
 
 /// The languages Lavka speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Lang {
     Ru,
     En,
