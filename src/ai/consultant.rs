@@ -182,6 +182,7 @@ impl Consultant {
             Intent::Agree => match (&conv.pending_preorder, &conv.focus) {
                 (Some(p), _) => Action::ConfirmPreOrder(p.clone()),
                 (None, Some(p)) => Action::Buy(p.clone()),
+                (None, None) if !conv.shown.is_empty() => Action::AskWhich,
                 (None, None) => Action::AskWhat,
             },
             Intent::More => Action::More,

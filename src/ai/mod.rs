@@ -53,6 +53,8 @@ pub enum Action {
     NoCheaper(ProductId),
     /// Ask what the customer wants to buy.
     AskWhat,
+    /// Ask which of the products shown the customer means.
+    AskWhich,
     /// Nothing to do beyond the model's words.
     Say,
 }

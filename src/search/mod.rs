@@ -488,7 +488,9 @@ impl Search {
         };
         let fused = if matches!(mode, Mode::Hybrid | Mode::Keyword) {
             let want = query::parse(q).quantities;
-            rank::variants(fused, &want, |id| meta.get(id.as_str()).map(|m| m.quantities.as_slice()))
+            let fused =
+                rank::variants(fused, &want, |id| meta.get(id.as_str()).map(|m| m.quantities.as_slice()));
+            rank::editions(fused, q, |id| meta.get(id.as_str()).map(|m| m.title.as_str()))
         } else {
             fused
         };
@@ -829,6 +831,26 @@ pub mod rank {
     /// How much naming every quantity of the query ("12 months", "3 devices", "2800")
     /// adds; naming another value of the same kind (24 months for 12) takes as much away.
     pub const VARIANT_BONUS: f32 = 0.03;
+
+    /// An edition the query does not ask for ("Digital Deluxe" for "standard edition") costs
+    /// as much as a conflicting number.
+    pub fn editions<'a>(
+        mut hits: Vec<Hit>,
+        q: &str,
+        title: impl Fn(&ProductId) -> Option<&'a str>,
+    ) -> Vec<Hit> {
+        let mut changed = false;
+        for h in &mut hits {
+            if title(&h.id).is_some_and(|t| super::names::edition_conflict(q, t)) {
+                h.score -= VARIANT_BONUS;
+                changed = true;
+            }
+        }
+        if changed {
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        }
+        hits
+    }
 
     /// Numbers disambiguate, they do not decide: the query's quantities adjust only the
     /// results that are about the query's words already — those matching at least half as

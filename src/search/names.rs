@@ -271,13 +271,47 @@ fn one_edit(a: &str, b: &str) -> bool {
 
 /// Whether every content word of `words` is in `title` (and there is at least one).
 pub fn names(words: &[String], title: &str) -> bool {
+    !words.is_empty() && share_named(words, title) >= 1.0
+}
+
+/// The share of the content words of `words` that are in `title` (0 when there are none).
+pub fn share_named(words: &[String], title: &str) -> f32 {
     if words.is_empty() {
-        return false;
+        return 0.0;
     }
     let title_words = content_words(title);
     // "11pro", "win11": a word may also be the title's words run together.
     let joined: Vec<String> = title_words.windows(2).map(|w| format!("{}{}", w[0], w[1])).collect();
-    words.iter().all(|q| title_words.iter().chain(joined.iter()).any(|t| same_word(q, t)))
+    let found =
+        words.iter().filter(|q| title_words.iter().chain(joined.iter()).any(|t| same_word(q, t))).count();
+    found as f32 / words.len() as f32
+}
+
+/// Edition words: a title naming one the request does not ("Digital Deluxe" for "standard
+/// edition") is another product, though it shares every other word.
+const EDITIONS: &[(&str, &[&str])] = &[
+    ("standard", &["standard", "стандарт", "стандартная", "стандартное", "обычная", "обычное"]),
+    ("deluxe", &["deluxe", "делюкс", "делюкса"]),
+    ("ultimate", &["ultimate", "ультимейт", "ультимат"]),
+    ("gold", &["gold", "голд", "золотое"]),
+    ("premium", &["premium", "премиум"]),
+    ("complete", &["complete", "комплит"]),
+    ("goty", &["goty"]),
+];
+
+fn editions(text: &str) -> Vec<&'static str> {
+    let words = content_words(text);
+    EDITIONS
+        .iter()
+        .filter(|(_, forms)| words.iter().any(|w| forms.contains(&w.as_str())))
+        .map(|(e, _)| *e)
+        .collect()
+}
+
+/// Whether `title` names an edition that `request` names another of.
+pub fn edition_conflict(request: &str, title: &str) -> bool {
+    let want = editions(request);
+    !want.is_empty() && editions(title).iter().any(|e| !want.contains(e))
 }
 
 #[cfg(test)]
@@ -300,6 +334,12 @@ mod tests {
         assert!(named("Windows 11 Home", "Ключ Windows 11 Home Retail"));
         assert!(!named("купить", "Windows 11 Home"), "no distinguishing word names nothing");
         assert!(named("ключ windows 7 профессиональная", "Windows 7 Professional — ключ"));
+        assert!(edition_conflict(
+            "baldurs gate 3 ps5 standard edition",
+            "Baldurs Gate 3 — Digital Deluxe Edition"
+        ));
+        assert!(!edition_conflict("baldurs gate 3 ps5 standard edition", "Baldurs Gate 3 [PS5, TR]"));
+        assert!(!edition_conflict("baldurs gate 3", "Baldurs Gate 3 — Digital Deluxe Edition"));
         assert!(named("чатгпт плюс", "ChatGPT Plus — подписка на 1 месяц"));
         assert!(named("spotify premium 12 months", "Spotify Premium — 12 месяцев (готовый аккаунт)"));
         assert!(!named("пицца", "Пополнение Steam — код на 500 ₽"));

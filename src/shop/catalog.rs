@@ -236,7 +236,15 @@ impl Shop {
                 vec![vec![Button::callback(t::button::catalog(&l), Callback::Catalog { cat: 0, page: 0 })]],
             ));
         }
-        conv.focus = Some(page[0].0.id.clone());
+        // The first is the one in focus ("да" buys it) unless another shown matches more of
+        // the request's words, or it is another edition than the one asked for; then "да"
+        // asks which one.
+        let words = crate::search::names::content_words(query);
+        let named = |p: &Product| crate::search::names::share_named(&words, p.title_in(en));
+        let first = named(&page[0].0);
+        let clear = page[1..].iter().all(|(p, _)| named(p) <= first)
+            && !crate::search::names::edition_conflict(query, page[0].0.title_in(en));
+        conv.focus = (page.len() == 1 || clear).then(|| page[0].0.id.clone());
         conv.shown.extend(page.iter().map(|(p, _)| p.id.clone()));
         let mut text = t::found(&l, page.len());
         let mut rows = Vec::new();

@@ -275,6 +275,7 @@ impl Shop {
                 Reply { text: t::no_cheaper(&l).para(card.text), ..card }
             }
             Action::AskWhat => Reply::text(t::ask_what(&l)),
+            Action::AskWhich => Reply::text(t::ask_which(&l)),
             Action::Say => Reply::default(),
         })
     }
@@ -306,7 +307,7 @@ fn kept(asked: &Action, r: &Reply) -> bool {
         Action::Show { hits, .. } => {
             !hits.is_empty() && r.callbacks().any(|cb| matches!(cb, Callback::Product(p) if hits.contains(p)))
         }
-        Action::AskWhat => false,
+        Action::AskWhat | Action::AskWhich => false,
         Action::Unavailable(_) | Action::NoCheaper(_) => true,
         Action::Card(_)
         | Action::Greeting

@@ -259,6 +259,13 @@ pub fn ask_what(l: &Loc) -> Rich {
     ))
 }
 
+pub fn ask_which(l: &Loc) -> Rich {
+    Rich::from(l.s(
+        "Какой из них? Нажмите «Купить» под нужным или напишите номер, например «второй».",
+        "Which one? Tap “Buy” under it or write its number, for example “the second one”.",
+    ))
+}
+
 pub fn not_found(l: &Loc) -> Rich {
     Rich::from(l.s("Не нашёл такого товара в каталоге.", "I couldn't find that product in the catalogue."))
 }
