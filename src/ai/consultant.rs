@@ -568,6 +568,8 @@ const ENGLISH: &[&str] = &[
     "rub",
     "edition",
     "version",
+    "personal",
+    "family",
     "ll",
 ];
 
