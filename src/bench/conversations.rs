@@ -3,9 +3,9 @@
 //! after every message: the right product reserved or pre-ordered, the right products
 //! shown, the price stated, an honest "we don't sell that", the shop's categories on a
 //! greeting, the customer's orders. It counts the goals met within three messages, the
-//! messages it took, wrong offers (anything reserved that was not asked for, products
-//! pushed on a customer the shop has nothing for) and replies in the wrong language, and
-//! prints the transcripts that failed.
+//! messages it took, wrong offers (a product reserved or pre-ordered that was not asked
+//! for), products shown to a customer the shop has nothing for, and replies in the wrong
+//! language, and prints the transcripts that failed.
 //!
 //! Runs through [`crate::shop::Shop`], the use-case layer every door calls, on a
 //! temporary data directory per catalogue; offline, or with the consultant's model
@@ -209,7 +209,10 @@ struct Outcome {
     kind: &'static str,
     /// The message (1-based) after which the goal was met.
     met_at: Option<usize>,
+    /// Products ordered (reserved or pre-ordered) that the customer did not ask for.
     wrong_offers: Vec<String>,
+    /// Products shown to a customer the shop has nothing for.
+    unrelated_shown: Vec<String>,
     wrong_language: usize,
     failure: Option<String>,
     transcript: Vec<Value>,
@@ -232,6 +235,7 @@ async fn converse(shop: &Shop, user: i64, s: &Scripted) -> anyhow::Result<Outcom
         kind: s.goal.kind(),
         met_at: None,
         wrong_offers: Vec::new(),
+        unrelated_shown: Vec::new(),
         wrong_language: 0,
         failure: None,
         transcript: Vec::new(),
@@ -267,8 +271,8 @@ async fn converse(shop: &Shop, user: i64, s: &Scripted) -> anyhow::Result<Outcom
         if matches!(s.goal, Goal::Nothing(_)) {
             for p in &presented {
                 let p = p.to_string();
-                if !out.wrong_offers.contains(&p) {
-                    out.wrong_offers.push(p);
+                if !out.unrelated_shown.contains(&p) {
+                    out.unrelated_shown.push(p);
                 }
             }
         }
@@ -510,6 +514,7 @@ fn report(brain: Brain, results: &[Outcome]) -> Value {
             ((turns.iter().sum::<usize>() as f64 / turns.len() as f64) * 100.0).round() / 100.0
         },
         "wrong_offers": results.iter().map(|o| o.wrong_offers.len()).sum::<usize>(),
+        "unrelated_products_shown": results.iter().map(|o| o.unrelated_shown.len()).sum::<usize>(),
         "wrong_language_replies": results.iter().map(|o| o.wrong_language).sum::<usize>(),
         "by_goal": by_kind.iter().map(|(k, (all, ok))| (k.to_string(), json!({"customers": all, "met": ok}))).collect::<serde_json::Map<_, _>>(),
         "failed": results.iter().filter(|o| o.failure.is_some()).map(|o| json!({

@@ -950,3 +950,44 @@ async fn the_models_offer_for_a_customer_at_the_reservation_limit_reserves_nothi
     let orders = callbacks(&r).into_iter().filter(|c| matches!(c, Callback::Order(_))).count();
     assert_eq!(orders, 3);
 }
+
+/// The shipped scripted customers (`lavka bench conversations`), with the embedding model
+/// loaded as in a shop.
+async fn scripted(brain: lavka::bench::conversations::Brain) -> serde_json::Value {
+    use lavka::bench::conversations as c;
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let scripts: c::Scripts = serde_json::from_str(c::SHIPPED).unwrap();
+    assert!(scripts.customers.len() >= 80);
+    let langs: std::collections::HashSet<(Option<String>, String)> =
+        scripts.customers.iter().map(|s| (s.client.clone(), s.lang.clone())).collect();
+    assert!(langs.contains(&(Some("ru".into()), "en".into())), "English speakers with a Russian client");
+    c::run(&scripts, &root.join("assets/bench"), brain, Some(&root.join("models")), true).await.unwrap()
+}
+
+fn failures(r: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(&r["failed"]).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripted_customers_meet_their_goals_offline_in_their_language_without_wrong_offers() {
+    let r = scripted(lavka::bench::conversations::Brain::Offline).await;
+    let share = r["share_met_within_3"].as_f64().unwrap();
+    assert!(share >= 0.95, "{share}: {}", failures(&r));
+    assert_eq!(r["wrong_language_replies"], 0, "{}", failures(&r));
+    assert_eq!(r["wrong_offers"], 0, "{}", failures(&r));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_naive_model_the_same_rules_hold_nothing_unasked_is_reserved() {
+    // The stand-in sells the first search result on "купить" and writes prices and "order
+    // placed" into its words: the shop's state and checks keep the outcome right.
+    let r = scripted(lavka::bench::conversations::Brain::StandIn).await;
+    let share = r["share_met_within_3"].as_f64().unwrap();
+    assert!(share >= 0.85, "{share}: {}", failures(&r));
+    assert_eq!(r["wrong_language_replies"], 0, "{}", failures(&r));
+    assert_eq!(r["wrong_offers"], 0, "{}", failures(&r));
+    let shown = r["failed"].to_string();
+    for claim in ["заказ оформлен", "order is placed", "Он стоит", "It costs"] {
+        assert!(!shown.contains(claim), "the model's claim {claim:?} reached a customer: {shown}");
+    }
+}
