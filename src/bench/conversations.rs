@@ -410,9 +410,9 @@ impl Facts {
                 .texts
                 .iter()
                 .filter_map(|t| {
-                    (1..=head.len()).rev().filter(|i| head.is_char_boundary(head.len() - i)).find_map(|i| {
+                    (1..=head.len()).rev().filter(|i| head.is_char_boundary(head.len() - i)).find(|i| {
                         let tail = &head[head.len() - i..];
-                        (tail.chars().count() >= 8 && t.starts_with(tail.trim_start())).then_some(i)
+                        tail.chars().count() >= 8 && t.starts_with(tail.trim_start())
                     })
                 })
                 .max()
