@@ -96,8 +96,12 @@ impl Consultant {
         if text.is_empty() {
             return Ok(offline(Action::Greeting));
         }
-        let i = intent(&normalize(text), conv);
-        if let Some(a) = self.follow_up(&i, conv).await? {
+        let norm = normalize(text);
+        let i = intent(&norm, conv);
+        // A bare "привет" is the model's to answer when there is one (it greets in its own
+        // words); "what can you do?" is answered by the shop, with its categories.
+        let model_greets = self.inner.llm.is_some() && i == Intent::Greeting && !asks_help(&norm);
+        if !model_greets && let Some(a) = self.follow_up(&i, conv).await? {
             return Ok(offline(a));
         }
         let Some(llm) = &self.inner.llm else { return Ok(offline(self.offline(conv, text).await?)) };
@@ -271,22 +275,28 @@ impl Consultant {
     }
 
     /// A purchase of `id` stands when the customer picked it (it is the product in focus or
-    /// on screen) or named it and nothing else on sale; a product they named that is off
-    /// sale is said to be so; otherwise they are shown `id` and what else matches, and
-    /// nothing is reserved.
+    /// on screen), is one of the products they named, or they named no product at all; a product
+    /// they named that is off sale is said to be so; when they named others, they are shown
+    /// `id` and what else matches, and nothing is reserved.
     pub async fn check_buy(&self, conv: &Conversation, text: &str, id: ProductId) -> Result<Action> {
         if conv.focus.as_ref() == Some(&id) || conv.shown.contains(&id) {
             return Ok(Action::Buy(id));
         }
         let named = self.inner.search.named(text)?;
         let on_sale: Vec<&ProductId> = named.iter().filter(|(_, a)| *a).map(|(p, _)| p).collect();
-        if on_sale.len() == 1 && on_sale[0] == &id {
+        if on_sale.contains(&&id) {
+            // One of the products the customer named.
             return Ok(Action::Buy(id));
         }
         if on_sale.is_empty()
             && let Some((off, _)) = named.first()
         {
             return Ok(Action::Unavailable(off.clone()));
+        }
+        if named.is_empty() {
+            // The customer named no product ("нужен ключ для винды, оформи"): the choice
+            // is the consultant's to make, and the customer sees it before paying.
+            return Ok(Action::Buy(id));
         }
         let mut hits = vec![id];
         for h in self.inner.search.relevant(text, 12).await? {
@@ -346,9 +356,16 @@ impl Consultant {
                 let on_sale: Vec<ProductId> =
                     named.iter().filter(|(_, a)| *a).map(|(p, _)| p.clone()).collect();
                 let hits = self.inner.search.relevant(&rest, 12).await?;
+                // Nothing named ("купить ключ"): the top match when it is clearly ahead.
+                let clear = match hits.as_slice() {
+                    [_] => true,
+                    [a, b, ..] => a.score - b.score >= 0.03,
+                    [] => false,
+                };
                 match on_sale.as_slice() {
                     [one] => Action::Buy(one.clone()),
                     [] if !named.is_empty() => Action::Unavailable(named[0].0.clone()),
+                    [] if clear => Action::Buy(hits[0].id.clone()),
                     _ if let Some(off) = self.unavailable_named(&rest, &[]).await? => {
                         Action::Unavailable(off)
                     }
@@ -993,6 +1010,12 @@ fn price_question(norm: &str) -> Option<String> {
     None
 }
 
+/// Whether a greeting asks what the shop does ("привет, что умеешь?"), not only hello.
+fn asks_help(norm: &str) -> bool {
+    let words: Vec<&str> = norm.split(' ').collect();
+    (0..words.len()).any(|i| phrase_at_start(&words[i..].join(" "), HELP).is_some())
+}
+
 /// A greeting and/or "what can you do?", with nothing asked for besides.
 fn is_greeting(norm: &str) -> bool {
     let mut rest = norm.trim();
@@ -1347,8 +1370,8 @@ mod tests {
         assert_eq!(i("sure"), Intent::Agree);
         assert_eq!(i("ещё"), Intent::More);
         assert_eq!(i("Купить ключ Windows 11"), Intent::Buy("ключ windows 11".into()));
-        assert_eq!(i("buy"), Intent::Buy(String::new()));
-        assert_eq!(i("хочу ключ винды подешевле"), Intent::Cheaper("хочу ключ винды".into()));
+        assert_eq!(i("buy"), Intent::Agree, "buy what is in focus");
+        assert_eq!(i("хочу ключ винды подешевле"), Intent::Cheaper("ключ винды".into()));
         assert_eq!(i("а есть под заказ?"), Intent::PreOrder(String::new()));
         assert_eq!(i("нужны шаблоны для презентации"), Intent::Search);
         assert_eq!(i("привет, нужны шаблоны для презентации и резюме"), Intent::Search);

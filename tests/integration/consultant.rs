@@ -186,12 +186,15 @@ async fn offline_english_more_cheaper_balance_and_nonsense() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_model_loaded_an_unrelated_request_is_told_nothing_was_found_not_shown_products() {
     let s = shop_with(AiConfig::default(), true).await;
-    for (lang, q, says) in [
+    for (i, (lang, q, says)) in [
         (Lang::Ru, "zzzxxqq непонятное", "Ничего подходящего не нашлось"),
         (Lang::Ru, "ремонт холодильника", "Ничего подходящего не нашлось"),
         (Lang::En, "qwertyuiop123", "couldn't find"),
-    ] {
-        let me = Customer { lang, ..customer(30) };
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let me = Customer { lang, ..customer(30 + i as i64) };
         let r = s.c.answer(&me, q).await.unwrap();
         assert!(r.text.contains(says), "{q}: {}", r.text);
         let offers: Vec<Callback> = callbacks(&r)
@@ -641,7 +644,7 @@ const CASES: &[Case] = &[
         must: &["Steam"],
     },
     Case {
-        says: "мой баланс",
+        says: "покажи, что у меня в кошельке",
         model: "На вашем балансе 100000 ₽, можете тратить!",
         action: "show_balance",
         product: None,
