@@ -733,35 +733,6 @@ const HELP: &[&str] = &[
     "покажи что есть",
     "what have you",
 ];
-const AGREE: &[&str] = &[
-    "да",
-    "давай",
-    "давайте",
-    "ок",
-    "окей",
-    "ok",
-    "okay",
-    "согласен",
-    "согласна",
-    "хорошо",
-    "конечно",
-    "оформляй",
-    "оформить",
-    "оформляем",
-    "беру",
-    "да беру",
-    "да давай",
-    "yes",
-    "yeah",
-    "yep",
-    "sure",
-    "agree",
-    "i agree",
-    "go ahead",
-    "confirm",
-    "да конечно",
-    "подтверждаю",
-];
 const MORE: &[&str] = &[
     "another",
     "another one",
@@ -1221,7 +1192,7 @@ pub fn intent(norm: &str, conv: &Conversation) -> Intent {
     {
         return Intent::Balance;
     }
-    if AGREE.contains(&norm) || agrees(norm) {
+    if agrees(norm) {
         return Intent::Agree;
     }
     if MORE.contains(&norm) {
@@ -1368,6 +1339,11 @@ mod tests {
         assert_eq!(i("пополнить стим на 500"), Intent::Search, "a Steam wallet code is a product");
         assert_eq!(i("Да"), Intent::Agree);
         assert_eq!(i("sure"), Intent::Agree);
+        for yes in
+            ["да беру", "i agree", "go ahead", "да конечно", "подтверждаю", "оформляем", "yep", "хорошо"]
+        {
+            assert_eq!(i(yes), Intent::Agree, "{yes}");
+        }
         assert_eq!(i("ещё"), Intent::More);
         assert_eq!(i("Купить ключ Windows 11"), Intent::Buy("ключ windows 11".into()));
         assert_eq!(i("buy"), Intent::Agree, "buy what is in focus");
